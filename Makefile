@@ -1,0 +1,44 @@
+# ImaLink: `make run` starts everything, `make test` runs the whole suite. Both set themselves up first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.PHONY: run test test-sqlite test-postgres setup migrate clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
+		{ echo "ImaLink needs Python 3.11 or newer; set PYTHON=/path/to/python3.11"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+migrate: setup
+	$(PY) manage.py migrate --noinput
+
+run: migrate
+	$(PY) manage.py serve
+
+# The suite runs once on SQLite and once on PostgreSQL. Under CI=true a missing PostgreSQL is a failure.
+test: setup
+	$(PY) manage.py makemigrations --check --dry-run
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: setup
+	env -u DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: setup
+	@if [ "$$CI" = "true" ] || $(PY) -c 'import psycopg,sys; psycopg.connect("$(PG_TEST_URL)", connect_timeout=2).close()' 2>/dev/null; then \
+		echo "== PostgreSQL pass ($(PG_TEST_URL)) =="; \
+		DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest $(PYTEST_ARGS); \
+	else \
+		echo "PostgreSQL at $(PG_TEST_URL) does not answer: the PostgreSQL pass is skipped (it is required under CI=true)."; \
+	fi
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ImalinkConfig(AppConfig):
+    name = "imalink"
+    verbose_name = "ImaLink access"

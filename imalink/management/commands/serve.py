@@ -1,0 +1,62 @@
+"""Start ImaLink's web server, a Celery worker and Celery beat in one foreground process group.
+
+This is the last step of `make run`. Ctrl-C (or SIGTERM) stops all three cleanly, through honcho.
+"""
+
+import os
+import shlex
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from honcho.manager import Manager
+
+from imalink.first_run import admin_password_file, choose_broker, ensure_admin_user
+
+
+class Command(BaseCommand):
+    help = "Run the web server, a Celery worker and Celery beat together (what `make run` starts)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("IMALINK_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("IMALINK_PORT", "8000")))
+        parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes.")
+
+    def handle(self, *args, host, port, web_workers, concurrency, **options):
+        password = ensure_admin_user()
+        if password:
+            self.stdout.write(self.style.SUCCESS(
+                f"Created the admin user. Username: admin  Password: {password}\n"
+                f"(shown once; also kept in {admin_password_file()}, readable only by you)"
+            ))
+        broker_url, broker_line = choose_broker()
+        self.stdout.write(broker_line)
+        self.stdout.write(f"ImaLink on http://localhost:{port}/ (admin at /admin/, API docs at /api/v1/docs)")
+        self.stdout.flush()
+
+        python = shlex.quote(sys.executable)
+        env = {**os.environ, "CELERY_BROKER_URL": broker_url, "PYTHONUNBUFFERED": "1"}
+        queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        manager = Manager()
+        manager.add_process(
+            "web",
+            f"{python} -m gunicorn imalink.wsgi:application --bind {shlex.quote(host)}:{port} "
+            f"--workers {web_workers} --threads 8 --timeout 120 --graceful-timeout 10 --access-logfile -",
+            env=env,
+            cwd=str(settings.BASE_DIR),
+        )
+        manager.add_process(
+            "worker",
+            f"{python} -m celery -A imalink worker --loglevel INFO --queues {shlex.quote(queue)} --concurrency {concurrency}",
+            env=env,
+            cwd=str(settings.BASE_DIR),
+        )
+        manager.add_process(
+            "beat",
+            f"{python} -m celery -A imalink beat --loglevel INFO",
+            env=env,
+            cwd=str(settings.BASE_DIR),
+        )
+        manager.loop()
+        sys.exit(manager.returncode or 0)

@@ -1,0 +1,69 @@
+"""Routes under /api/v1/import-sessions/ and /api/v1/authors/: thin doors into imports.services."""
+
+from uuid import UUID
+
+from django.core.paginator import Paginator
+from ninja import Router
+from pydantic import Field
+
+from imalink.schemas import ok, responses
+
+from . import services
+from .models import Author
+from .schemas import AuthorIn, AuthorList, AuthorOut, AuthorUpdateIn, SessionCreateIn, SessionList, SessionOut
+
+sessions_router = Router(tags=["import-sessions"])
+authors_router = Router(tags=["authors"])
+
+
+@sessions_router.post("/create", response=responses(SessionOut), summary="Create an import session on a storage")
+def create_session(request, payload: SessionCreateIn):
+    session = services.session_create(**payload.dict())
+    return ok(SessionOut.from_session(session))
+
+
+@sessions_router.get("/", response=responses(SessionList), summary="List import sessions, newest first")
+def list_sessions(request, storage_uuid: UUID | None = None, page: int = Field(1, ge=1), page_size: int = Field(100, ge=1, le=1000)):
+    paginator = Paginator(services.sessions_list(storage_uuid=storage_uuid), page_size)
+    current = paginator.get_page(page)
+    items = [SessionOut.from_session(s) for s in current.object_list]
+    return ok({"import_sessions": items, "count": paginator.count, "page": current.number, "pages": paginator.num_pages})
+
+
+@sessions_router.get("/{session_id}", response=responses(SessionOut), summary="One import session")
+def get_session(request, session_id: int):
+    return ok(SessionOut.from_session(services.session_get(session_id)))
+
+
+def _author(author: Author) -> dict:
+    return {"id": author.id, "name": author.name, "email": author.email, "created_at": author.created_at}
+
+
+@authors_router.get("/", response=responses(AuthorList), summary="List authors")
+def list_authors(request):
+    authors = [_author(a) for a in Author.objects.all()]
+    return ok({"authors": authors, "count": len(authors)})
+
+
+@authors_router.post("/", response=responses(AuthorOut), summary="Create an author")
+def create_author(request, payload: AuthorIn):
+    return ok(_author(services.author_create(name=payload.name, email=payload.email or "")))
+
+
+@authors_router.get("/{author_id}", response=responses(AuthorOut), summary="One author")
+def get_author(request, author_id: int):
+    return ok(_author(services.author_get(author_id)))
+
+
+@authors_router.put("/{author_id}", response=responses(AuthorOut), summary="Change an author")
+def update_author(request, author_id: int, payload: AuthorUpdateIn):
+    author = services.author_update(services.author_get(author_id), **payload.dict(exclude_unset=True))
+    return ok(_author(author))
+
+
+@authors_router.delete("/{author_id}", response=responses(AuthorOut), summary="Delete an author nobody refers to")
+def delete_author(request, author_id: int):
+    author = services.author_get(author_id)
+    data = _author(author)
+    services.author_delete(author)
+    return ok(data)

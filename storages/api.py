@@ -1,0 +1,66 @@
+"""Routes under /api/v1/file-storage/: thin doors into storages.services."""
+
+from uuid import UUID
+
+from ninja import Router
+
+from imalink.schemas import ok, responses
+
+from . import services
+from .models import FileStorage
+from .schemas import (
+    AccessibilityOut,
+    StatisticsOut,
+    StorageCreateIn,
+    StorageList,
+    StorageOut,
+    StorageUpdateIn,
+)
+
+router = Router(tags=["file-storage"])
+
+
+@router.post("/create", response=responses(StorageOut), summary="Create a storage folder on a drive")
+def create_storage(request, payload: StorageCreateIn):
+    storage = services.storage_create(**payload.dict())
+    return ok(StorageOut.from_storage(storage))
+
+
+@router.get("/", response=responses(StorageList), summary="List storages")
+def list_storages(request, include_inactive: bool = True):
+    storages = FileStorage.objects.all()
+    if not include_inactive:
+        storages = storages.filter(is_active=True)
+    items = [StorageOut.from_storage(s) for s in storages]
+    return ok({"storages": items, "count": len(items)})
+
+
+@router.get("/{uuid}", response=responses(StorageOut), summary="One storage")
+def get_storage(request, uuid: UUID):
+    return ok(StorageOut.from_storage(services.storage_get(uuid)))
+
+
+@router.put("/{uuid}", response=responses(StorageOut), summary="Change a storage's name or description")
+def update_storage(request, uuid: UUID, payload: StorageUpdateIn):
+    storage = services.storage_update(services.storage_get(uuid), **payload.dict(exclude_unset=True))
+    return ok(StorageOut.from_storage(storage))
+
+
+@router.post("/{uuid}/deactivate", response=responses(StorageOut), summary="Mark a storage inactive")
+def deactivate_storage(request, uuid: UUID):
+    return ok(StorageOut.from_storage(services.storage_set_active(services.storage_get(uuid), active=False)))
+
+
+@router.post("/{uuid}/reactivate", response=responses(StorageOut), summary="Mark a storage active again")
+def reactivate_storage(request, uuid: UUID):
+    return ok(StorageOut.from_storage(services.storage_set_active(services.storage_get(uuid), active=True)))
+
+
+@router.post("/{uuid}/accessibility", response=responses(AccessibilityOut), summary="Check that the storage's drive is there and writable")
+def check_accessibility(request, uuid: UUID):
+    return ok(services.storage_check_accessibility(services.storage_get(uuid)).as_dict())
+
+
+@router.get("/{uuid}/statistics", response=responses(StatisticsOut), summary="File, size and session figures")
+def storage_statistics(request, uuid: UUID):
+    return ok(services.storage_statistics(services.storage_get(uuid)))

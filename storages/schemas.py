@@ -1,0 +1,107 @@
+"""Request and response shapes of the file-storage routes, with the seed's field names."""
+
+from datetime import datetime
+from uuid import UUID
+
+from ninja import Schema
+from pydantic import ConfigDict, Field
+
+
+class StorageCreateIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    base_path: str = Field(..., max_length=4096, examples=["/external/photos"])
+    display_name: str = Field(..., min_length=1, max_length=200)
+    description: str = Field("", max_length=10_000)
+
+
+class StorageUpdateIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    display_name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=10_000)
+
+
+class StorageOut(Schema):
+    id: int
+    uuid: UUID
+    storage_uuid: UUID
+    directory_name: str
+    base_path: str
+    full_path: str
+    display_name: str
+    description: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    last_scan_at: datetime | None
+    last_index_at: datetime | None
+    is_accessible: bool | None
+    is_writable: bool | None
+    free_space_gb: float | None
+    total_space_gb: float | None
+    accessibility_checked_at: datetime | None
+    accessibility_reason: str
+
+    @staticmethod
+    def from_storage(storage) -> dict:
+        gb = 1024**3
+        return {
+            "id": storage.id,
+            "uuid": storage.storage_uuid,
+            "storage_uuid": storage.storage_uuid,
+            "directory_name": storage.directory_name,
+            "base_path": storage.base_path,
+            "full_path": str(storage.full_path),
+            "display_name": storage.display_name,
+            "description": storage.description,
+            "is_active": storage.is_active,
+            "created_at": storage.created_at,
+            "updated_at": storage.updated_at,
+            "last_scan_at": storage.last_scan_at,
+            "last_index_at": storage.last_index_at,
+            "is_accessible": storage.is_accessible,
+            "is_writable": storage.is_writable,
+            "free_space_gb": round(storage.free_bytes / gb, 3) if storage.free_bytes is not None else None,
+            "total_space_gb": round(storage.total_bytes / gb, 3) if storage.total_bytes is not None else None,
+            "accessibility_checked_at": storage.accessibility_checked_at,
+            "accessibility_reason": storage.accessibility_reason,
+        }
+
+
+class StorageList(Schema):
+    storages: list[StorageOut]
+    count: int
+
+
+class AccessibilityOut(Schema):
+    storage_uuid: UUID
+    full_path: str
+    is_accessible: bool
+    is_writable: bool
+    free_space_gb: float | None
+    total_space_gb: float | None
+    free_bytes: int | None
+    total_bytes: int | None
+    checked_at: datetime
+    reason: str | None
+    reason_code: str | None
+
+
+class StatisticsFigures(Schema):
+    total_files: int
+    total_size_mb: float
+    total_size_bytes: int
+    photos: int
+    missing_files: int
+
+
+class SessionSummary(Schema):
+    id: int
+    title: str
+    imported_at: datetime
+    images_count: int
+
+
+class StatisticsOut(Schema):
+    storage_uuid: UUID
+    statistics: StatisticsFigures
+    import_sessions: list[SessionSummary]

@@ -1,0 +1,259 @@
+"""Shared fixtures: real files, the real database, and on demand a real Redis, Celery worker and web server.
+
+Under CI=true a test that needs Redis or PostgreSQL fails when it is unreachable; elsewhere it is skipped.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = Path(os.environ.get("IMALINK_CORPUS", REPO.parent / "shared" / "corpus"))
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip when a real service is missing on a developer's machine; fail under CI, where it must be there."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI=true but is unreachable.")
+    pytest.skip(f"{what} is unreachable.")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """Keep the SQLite test database in a file, so worker and server subprocesses can share it."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "imalink-test.sqlite3")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database_reachable(django_db_blocker):
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        return
+    import psycopg
+
+    try:
+        psycopg.connect(host=db["HOST"] or "localhost", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"], connect_timeout=3).close()
+        reachable = True
+    except psycopg.Error:
+        reachable = False
+    require(reachable, f"PostgreSQL at {db['HOST']}:{db['PORT']}")
+
+
+@pytest.fixture
+def corpus() -> Path:
+    require(CORPUS.is_dir(), f"the shared corpus at {CORPUS}")
+    return CORPUS
+
+
+@pytest.fixture
+def allowed_root(tmp_path, settings) -> Path:
+    """A folder inside IMALINK_ALLOWED_ROOTS for this test (and nothing else is allowed)."""
+    root = tmp_path / "allowed"
+    root.mkdir()
+    settings.IMALINK_ALLOWED_ROOTS = [root]
+    return root
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser("admin", "", "admin-password-for-tests")
+
+
+@pytest.fixture
+def api_token(admin_user) -> str:
+    from imalink.models import ApiToken
+
+    return ApiToken.issue(user=admin_user, name="tests")[1]
+
+
+class ApiClient:
+    """Django's test client with a bearer token, JSON bodies, and the envelope unpacked on request."""
+
+    def __init__(self, client, token):
+        self.client, self.headers = client, {"Authorization": f"Bearer {token}"}
+
+    def _send(self, method, path, body=None, raw=None, **kwargs):
+        import json
+
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        extra = {"content_type": "application/json"} if data is not None else {}
+        return getattr(self.client, method)(path, data=data, headers=self.headers, **extra, **kwargs)
+
+    def get(self, path, **kw):
+        return self._send("get", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self._send("post", path, body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self._send("put", path, body, **kw)
+
+    def delete(self, path, **kw):
+        return self._send("delete", path, **kw)
+
+
+@pytest.fixture
+def api(client, api_token) -> ApiClient:
+    return ApiClient(client, api_token)
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    """The response is the one error shape, with this status (and code)."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["success"] is False
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["message"]
+    if code:
+        assert body["error"]["code"] == code, body
+    return body["error"]
+
+
+@pytest.fixture
+def make_storage(api, allowed_root):
+    """Create a storage through the API and return its JSON."""
+
+    def _make(name="Test storage", base=None):
+        base = base or allowed_root
+        response = api.post("/api/v1/file-storage/create", {"base_path": str(base), "display_name": name})
+        assert response.status_code == 200, response.content
+        return response.json()["data"]
+
+    return _make
+
+
+# --- real services --------------------------------------------------------------------------------
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_available() -> str:
+    import redis
+
+    try:
+        ok = redis.Redis.from_url(redis_url(), socket_connect_timeout=2).ping()
+    except (redis.RedisError, OSError):
+        ok = False
+    require(ok, f"Redis at {redis_url()}")
+    return redis_url()
+
+
+def subprocess_database_url() -> str:
+    """A DATABASE_URL that points a subprocess at this test run's database."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def subprocess_env(tmp_path: Path, **extra) -> dict:
+    from django.conf import settings
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
+    env.update(
+        DATABASE_URL=subprocess_database_url(),
+        IMALINK_VAR_DIR=str(tmp_path / "var"),
+        IMALINK_ALLOWED_ROOTS=os.pathsep.join(str(p) for p in settings.IMALINK_ALLOWED_ROOTS),
+        IMALINK_CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_line(log: Path, needle: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and needle in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise AssertionError(f"{needle!r} never appeared (exit {proc.poll()}):\n{log.read_text(errors='replace')[-4000:] if log.exists() else ''}")
+
+
+def stop_process(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 20) -> int:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    return proc.returncode
+
+
+@pytest.fixture
+def test_queue(settings) -> str:
+    """A queue of this test's own, so no other worker on the machine takes its tasks."""
+    settings.CELERY_TASK_DEFAULT_QUEUE = f"imalink-test-{uuid.uuid4().hex[:12]}"
+    return settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+@pytest.fixture
+def celery_worker(transactional_db, redis_available, test_queue, allowed_root, tmp_path):
+    """A real `celery worker` process on the real Redis, sharing this test's database.
+
+    Yields a handle with .start() / .kill() so tests can crash and restart it.
+    """
+
+    class Worker:
+        def __init__(self):
+            self.proc, self.runs = None, 0
+
+        def start(self, concurrency: int = 1):
+            self.runs += 1
+            self.log = tmp_path / f"worker-{self.runs}.log"
+            env = subprocess_env(tmp_path, CELERY_BROKER_URL=redis_available)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "imalink", "worker", "--loglevel", "INFO",
+                 "--queues", test_queue, "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
+                 "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"],
+                cwd=REPO, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            wait_for_line(self.log, "ready.", self.proc)
+            return self
+
+        def kill(self):
+            return stop_process(self.proc, signal.SIGKILL)
+
+        def stop(self):
+            return stop_process(self.proc)
+
+    worker = Worker().start()
+    yield worker
+    if worker.proc.poll() is None:
+        worker.stop()
+
+
+@pytest.fixture
+def have_curl():
+    require(shutil.which("curl") is not None, "curl")
