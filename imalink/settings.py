@@ -73,6 +73,7 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
 
 VAR_DIR = Path(_env("IMALINK_VAR_DIR") or BASE_DIR / "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+(VAR_DIR / "static").mkdir(exist_ok=True)
 
 
 def _secret_key() -> str:
@@ -191,12 +192,13 @@ REDIS_URL = env_url("REDIS_URL", "redis://localhost:6379/0", schemes=("redis", "
 CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", REDIS_URL, schemes=("redis", "rediss", "unix", "filesystem"))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
     }
 CELERY_TASK_DEFAULT_QUEUE = _env("IMALINK_CELERY_QUEUE") or "imalink"
 CELERY_TASK_IGNORE_RESULT = True  # jobs keep their own state in the database (indexing.Job)

@@ -3,8 +3,7 @@
 from uuid import UUID
 
 from django.core.paginator import Paginator
-from ninja import Router
-from pydantic import Field
+from ninja import Query, Router
 
 from imalink.schemas import ok, responses
 
@@ -23,7 +22,7 @@ def create_session(request, payload: SessionCreateIn):
 
 
 @sessions_router.get("/", response=responses(SessionList), summary="List import sessions, newest first")
-def list_sessions(request, storage_uuid: UUID | None = None, page: int = Field(1, ge=1), page_size: int = Field(100, ge=1, le=1000)):
+def list_sessions(request, storage_uuid: UUID | None = None, page: int = Query(1, ge=1), page_size: int = Query(100, ge=1, le=1000)):
     paginator = Paginator(services.sessions_list(storage_uuid=storage_uuid), page_size)
     current = paginator.get_page(page)
     items = [SessionOut.from_session(s) for s in current.object_list]

@@ -1,8 +1,7 @@
 """Routes under /api/v1/jobs/: see a job's progress and result, and cancel it."""
 
 from django.core.paginator import Paginator
-from ninja import Router
-from pydantic import Field
+from ninja import Query, Router
 
 from imalink.schemas import ok, responses
 
@@ -14,7 +13,7 @@ jobs_router = Router(tags=["jobs"])
 
 
 @jobs_router.get("/", response=responses(JobList), summary="Recent jobs, newest first")
-def list_jobs(request, status: str | None = None, page: int = Field(1, ge=1), page_size: int = Field(50, ge=1, le=500)):
+def list_jobs(request, status: str | None = None, page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=500)):
     queryset = Job.objects.select_related("storage")
     if status:
         queryset = queryset.filter(status=status)
