@@ -76,8 +76,11 @@ def session_create(
 
 
 def sessions_list(*, storage_uuid=None):
-    sessions = ImportSession.objects.select_related("file_storage", "default_author").annotate(
-        images_count_annotated=Count("image_files")
+    # An aggregate query drops Meta.ordering, so newest-first is spelled out for the paginator.
+    sessions = (
+        ImportSession.objects.select_related("file_storage", "default_author")
+        .annotate(images_count_annotated=Count("image_files"))
+        .order_by("-imported_at", "-id")
     )
     if storage_uuid is not None:
         sessions = sessions.filter(file_storage__storage_uuid=storage_uuid)
