@@ -141,7 +141,7 @@ def test_the_seed_workflows_1_and_4_run_as_written_against_the_real_server(serve
 
     # Ctrl-C stops web, worker and beat cleanly, and a second start prints no new password.
     os.killpg(server.proc.pid, signal.SIGINT)
-    server.proc.wait(30)
+    assert server.proc.wait(30) == 0
     assert "web stopped" in server.output() and "worker stopped" in server.output() and "beat stopped" in server.output()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{server.url}/admin/login/", timeout=2)

@@ -59,4 +59,5 @@ class Command(BaseCommand):
             cwd=str(settings.BASE_DIR),
         )
         manager.loop()
-        sys.exit(manager.returncode or 0)
+        # Stopped by Ctrl-C or SIGTERM (130, 143) is a clean stop, not a failure for make to report.
+        sys.exit(0 if manager.returncode in (None, 0, 130, 143) else manager.returncode)
