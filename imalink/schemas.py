@@ -36,3 +36,12 @@ def responses(schema, **extra) -> dict:
 
 def ok(data) -> dict:
     return {"success": True, "data": data}
+
+
+class JobAccepted(Schema):
+    """What a long operation answers with when it is still running: where to follow it."""
+
+    job_id: int
+    status: str
+    status_url: str
+    result: Any = None

@@ -211,6 +211,11 @@ CELERY_TIMEZONE = TIME_ZONE
 # --- ImaLink ------------------------------------------------------------------------------------
 IMALINK_ALLOWED_ROOTS = env_paths("IMALINK_ALLOWED_ROOTS", [Path.home()])
 IMALINK_SYNC_WAIT = env_number("IMALINK_SYNC_WAIT", 30.0)
+# Pixel limit per image: above it, or implausibly many pixels for the file's size, an image is a decompression bomb.
+IMALINK_MAX_PIXELS = env_number("IMALINK_MAX_PIXELS", 250_000_000, minimum=1, integer=True)
+IMALINK_IMPORT_THREADS = env_number("IMALINK_IMPORT_THREADS", max(2, os.cpu_count() or 2), minimum=1, integer=True)
+# How long a job waits for another job's lock on the same storage before it gives up with 409.
+IMALINK_LOCK_WAIT = env_number("IMALINK_LOCK_WAIT", 600.0)
 IMALINK_VERSION = "0.1.0"
 
 LOG_LEVEL = (_env("LOG_LEVEL") or "INFO").upper()

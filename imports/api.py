@@ -3,13 +3,15 @@
 from uuid import UUID
 
 from django.core.paginator import Paginator
-from ninja import Query, Router
+from ninja import Query, Router, Status
 
-from imalink.schemas import ok, responses
+from imalink.schemas import JobAccepted, ok, responses
+from indexing.jobs import job_response, job_start
 
 from . import services
 from .models import Author
-from .schemas import AuthorIn, AuthorList, AuthorOut, AuthorUpdateIn, SessionCreateIn, SessionList, SessionOut
+from .pipeline import import_validate
+from .schemas import AuthorIn, AuthorList, AuthorOut, AuthorUpdateIn, ImportIn, ImportResultOut, SessionCreateIn, SessionList, SessionOut
 
 sessions_router = Router(tags=["import-sessions"])
 authors_router = Router(tags=["authors"])
@@ -32,6 +34,21 @@ def list_sessions(request, storage_uuid: UUID | None = None, page: int = Query(1
 @sessions_router.get("/{session_id}", response=responses(SessionOut), summary="One import session")
 def get_session(request, session_id: int):
     return ok(SessionOut.from_session(services.session_get(session_id)))
+
+
+@sessions_router.post(
+    "/{session_id}/import",
+    response=responses(ImportResultOut, _202=JobAccepted),
+    summary="Import a folder into the session's storage (a job; waits up to IMALINK_SYNC_WAIT s, ?wait=0 for 202 at once)",
+)
+def import_into_session(request, session_id: int, payload: ImportIn, wait: float | None = Query(None, ge=0)):
+    session = services.session_get(session_id)
+    import_validate(session, payload.source_path, payload.target_subdirectory)
+    job = job_start(
+        kind="import", storage=session.file_storage, session=session, params=payload.dict(), user=request.auth
+    )
+    status, data = job_response(job, wait=wait)
+    return Status(status, ok(data))
 
 
 def _author(author: Author) -> dict:

@@ -79,3 +79,37 @@ class SessionList(Schema):
     count: int
     page: int
     pages: int
+
+
+class ImportIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    source_path: str = Field(..., max_length=4096, examples=["/media/card/DCIM"])
+    target_subdirectory: str | None = Field("", max_length=1024, examples=["2024/italy"])
+    recursive: bool = True
+
+
+class ImportFailure(Schema):
+    path: str
+    code: str
+    reason: str
+
+
+class ImportResultOut(Schema):
+    job_id: int
+    status: str
+    session_id: int
+    storage_uuid: UUID
+    source_path: str
+    target_subdirectory: str
+    total: int
+    done: int
+    imported: int
+    duplicates: int
+    failed: int
+    photos_created: int
+    bytes_copied: int
+    failures: list[ImportFailure]
+    cancelled: bool
+    duration_s: float
+    files_per_s: float
+    images_count: int

@@ -21,26 +21,34 @@ logger = logging.getLogger("imalink.jobs")
 # kind -> dotted path of `runner(job, ctx) -> dict`; resolved lazily so apps need not import each other early.
 RUNNERS = {
     "accessibility_check": "storages.services.run_accessibility_check_job",
+    "import": "imports.pipeline.run_import_job",
 }
 
 PROGRESS_INTERVAL_S = 0.5
 
 
 class JobCancelled(Exception):
-    """Raised inside a runner at a safe point when the job has been asked to stop."""
+    """Raised inside a runner at a safe point when the job has been asked to stop; may carry a partial result."""
+
+    def __init__(self, result: dict | None = None):
+        super().__init__("cancelled")
+        self.result = result
 
 
 class JobContext:
     """What a runner gets: a progress callback (throttled writes to the row) and a cancel check."""
 
-    def __init__(self, job: Job):
+    def __init__(self, job: Job, on_progress=None):
         self.job = job
+        self.on_progress = on_progress
         self.progress_data = dict(job.progress or {})
         self._last_write = 0.0
         self._last_cancel_check = 0.0
 
     def progress(self, *, force: bool = False, **values) -> None:
         self.progress_data.update(values)
+        if self.on_progress:
+            self.on_progress(self.progress_data)
         now = time.monotonic()
         if force or now - self._last_write >= PROGRESS_INTERVAL_S:
             self._last_write = now
@@ -65,8 +73,11 @@ def job_get(job_id: int) -> Job:
     return job
 
 
-def job_start(*, kind: str, storage=None, session=None, params: dict | None = None, user=None) -> Job:
-    """Create a queued job and send it to a worker once the surrounding transaction commits."""
+def job_start(*, kind: str, storage=None, session=None, params: dict | None = None, user=None, enqueue: bool = True) -> Job:
+    """Create a queued job and send it to a worker once the surrounding transaction commits.
+
+    With enqueue=False the caller runs it itself (job_run), as the management commands do.
+    """
     if kind not in RUNNERS:
         raise ValueError(f"unknown job kind {kind!r}")
     job = Job.objects.create(
@@ -77,7 +88,8 @@ def job_start(*, kind: str, storage=None, session=None, params: dict | None = No
         created_by=user if getattr(user, "is_authenticated", False) else None,
         progress={"total": None, "done": 0},
     )
-    transaction.on_commit(lambda: _enqueue(job.pk))
+    if enqueue:
+        transaction.on_commit(lambda: _enqueue(job.pk))
     return job
 
 
@@ -108,27 +120,29 @@ def _finish(job: Job, status: str, *, result=None, errors=None, progress=None) -
     Job.objects.filter(pk=job.pk).update(**fields)
 
 
-def job_run(job_id: int) -> Job | None:
-    """Claim and run one job to its end. Returns None when there is nothing for this caller to do."""
+def job_run(job_id: int, *, on_progress=None) -> Job | None:
+    """Claim and run one job to its end. Returns None when there is nothing for this caller to do.
+
+    `on_progress(progress_dict)` is called on every progress report: the CLI draws its bar from it.
+    """
     if not _claim(job_id):
         logger.info("job %s not claimed: already taken, finished or deleted", job_id)
         return None
     job = Job.objects.select_related("storage", "session").get(pk=job_id)
-    ctx = JobContext(job)
+    ctx = JobContext(job, on_progress=on_progress)
     runner = import_string(RUNNERS[job.kind])
     try:
         result = runner(job, ctx)
-    except JobCancelled:
-        _finish(job, Job.Status.CANCELLED, progress=ctx.progress_data, result={"cancelled": True, **ctx.progress_data})
+    except JobCancelled as exc:
+        result = exc.result if exc.result is not None else {"cancelled": True, **ctx.progress_data}
+        _finish(job, Job.Status.CANCELLED, progress=ctx.progress_data, result=result)
     except Exception as exc:
         logger.exception("job %s (%s) failed", job.pk, job.kind)
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        _finish(
-            job,
-            Job.Status.FAILED,
-            progress=ctx.progress_data,
-            errors=[*(job.errors or []), {"error": message, "type": type(exc).__name__, "trace": traceback.format_exc(limit=5)}],
-        )
+        error = {"error": message, "type": type(exc).__name__, "trace": traceback.format_exc(limit=5)}
+        if hasattr(exc, "code") and hasattr(exc, "status"):
+            error.update(code=exc.code, status=exc.status)  # an ImalinkError keeps its meaning for the API
+        _finish(job, Job.Status.FAILED, progress=ctx.progress_data, errors=[*(job.errors or []), error])
     else:
         _finish(job, Job.Status.SUCCEEDED, result=result, progress=ctx.progress_data)
     job.refresh_from_db()
@@ -165,3 +179,29 @@ def job_eta_seconds(job: Job) -> float | None:
         return None
     elapsed = (timezone.now() - job.started_at).total_seconds()
     return round(elapsed / done * max(total - done, 0), 1)
+
+
+def job_response(job: Job, *, wait: float | None):
+    """The sync/async rule of DESIGN §5: wait up to IMALINK_SYNC_WAIT (or `wait`) seconds for the job.
+
+    Finished in time: (200, the job's result with its job_id). Otherwise: (202, where to follow it).
+    A failed job answers with its error in the one error shape.
+    """
+    from django.conf import settings
+
+    from imalink.errors import ImalinkError
+
+    timeout = settings.IMALINK_SYNC_WAIT if wait is None else max(0.0, min(wait, settings.IMALINK_SYNC_WAIT))
+    if timeout > 0:
+        job = job_wait(job, timeout)
+    if job.status == Job.Status.SUCCEEDED:
+        return 200, {**(job.result or {}), "job_id": job.pk, "status": job.status}
+    if job.status == Job.Status.FAILED:
+        last = (job.errors or [{}])[-1]
+        raise ImalinkError(
+            f"Job {job.pk} failed: {last.get('error', 'unknown error')}",
+            code=last.get("code") or "job_failed",
+            status=last.get("status") or 500,
+            details={"job_id": job.pk},
+        )
+    return 202, {"job_id": job.pk, "status": job.status, "status_url": f"/api/v1/jobs/{job.pk}", "result": job.result}

@@ -48,3 +48,10 @@ class JobList(Schema):
     count: int
     page: int
     pages: int
+
+
+class IndexWritten(Schema):
+    storage_uuid: UUID
+    session_ids: list[int]
+    index_files: list[str]
+    written: int

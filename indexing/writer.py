@@ -120,3 +120,94 @@ def write_master_index(storage) -> bool:
 
 def index_file_exists(storage) -> bool:
     return os.path.isfile(storage.full_path / "index.json")
+
+
+def _file_entry(image_file) -> dict:
+    relative_to_photos = image_file.relative_path.removeprefix("photos/")
+    return {
+        "filename": relative_to_photos,
+        "path": image_file.relative_path,
+        "original_filename": image_file.original_filename,
+        "file_size": image_file.file_size,
+        "checksum": f"xxh3_128:{image_file.checksum}",
+        "mtime_ns": image_file.mtime_ns,
+        "file_format": image_file.file_format,
+        "is_primary": image_file.is_primary,
+        "status": image_file.status,
+    }
+
+
+def build_session_index(session) -> dict:
+    """The session's files keyed by hothash: each photo's primary file, with its other files as companions."""
+    from imports.media import HOTHASH_VERSION
+    from imports.models import ImageFile
+    from imports.pipeline import hotpreview_relative_path
+
+    storage = session.file_storage
+    files = (
+        ImageFile.objects.filter(import_session=session)
+        .select_related("photo", "photo__author")
+        .order_by("photo_id", "-is_primary", "id")
+    )
+    entries: dict[str, dict] = {}
+    total_size = missing = count = 0
+    for image_file in files.iterator(chunk_size=2000):
+        count += 1
+        total_size += image_file.file_size
+        missing += image_file.status == ImageFile.Status.MISSING
+        photo = image_file.photo
+        entry = entries.get(photo.hothash)
+        if entry is not None:
+            entry["companions"].append(_file_entry(image_file))
+            continue
+        entries[photo.hothash] = {
+            **_file_entry(image_file),
+            "taken_at": _iso(photo.taken_at),
+            "created_at": _iso(image_file.created_at),
+            "width": photo.width,
+            "height": photo.height,
+            "has_hotpreview": photo.has_hotpreview,
+            "hotpreview": hotpreview_relative_path(photo.hothash) if photo.has_hotpreview else None,
+            "hothash_version": photo.hothash_version or HOTHASH_VERSION,
+            "camera_make": photo.camera_make,
+            "camera_model": photo.camera_model,
+            "gps_latitude": photo.gps_latitude,
+            "gps_longitude": photo.gps_longitude,
+            "photo": {
+                "title": photo.title,
+                "description": photo.description,
+                "rating": photo.rating,
+                "tags": photo.tags,
+                "author": {"id": photo.author_id, "name": photo.author.name, "email": photo.author.email} if photo.author else None,
+            },
+            "companions": [],
+        }
+    author = session.default_author
+    return {
+        "import_session": {
+            "id": session.id,
+            "title": session.title,
+            "description": session.description,
+            "imported_at": _iso(session.imported_at),
+            "default_author_id": session.default_author_id,
+            "default_author": {"id": author.id, "name": author.name, "email": author.email} if author else None,
+            "file_storage_id": storage.id,
+            "storage_uuid": str(storage.storage_uuid),
+            "storage_directory": storage.directory_name,
+            "source_path": session.source_path,
+            "target_subdirectory": session.target_subdirectory,
+        },
+        "files": entries,
+        "statistics": {
+            "total_files": count,
+            "total_size_bytes": total_size,
+            "missing_files": missing,
+            "index_generated": _iso(timezone.now()),
+            "imalink_version": settings.IMALINK_VERSION,
+            "format_version": FORMAT_VERSION,
+        },
+    }
+
+
+def write_session_index(session) -> bool:
+    return write_index(session.file_storage.full_path, f"imports/session_{session.id}.json", build_session_index(session))

@@ -249,3 +249,22 @@ def run_accessibility_check_job(job, ctx) -> dict:
         ctx.progress(done=done)
     ctx.progress(current=None, force=True)
     return {"storages": results, "accessible": ctx.progress_data["accessible"], "unavailable": ctx.progress_data["unavailable"]}
+
+
+def storage_require_available(storage: FileStorage, *, writable: bool = False) -> None:
+    """Refuse (409) to touch a storage whose drive is unplugged, unmounted, another storage's, or read-only.
+
+    This is the guard that keeps an unplugged drive from being taken for deleted files.
+    """
+    from imalink.errors import StorageUnavailable
+
+    reason_code, reason = _diagnose(storage)
+    if reason_code is None and writable:
+        ok, problem = storage_is_writable(storage.full_path)
+        if not ok:
+            reason_code, reason = "read_only", problem
+    if reason_code is not None:
+        raise StorageUnavailable(
+            f"Storage {storage.display_name!r} is unavailable: {reason}",
+            details={"storage_uuid": str(storage.storage_uuid), "reason_code": reason_code},
+        )

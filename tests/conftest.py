@@ -73,7 +73,11 @@ def allowed_root(tmp_path, settings) -> Path:
 
 @pytest.fixture
 def admin_user(django_user_model):
-    return django_user_model.objects.create_superuser("admin", "", "admin-password-for-tests")
+    """The `admin` superuser (the one `make run` creates; a live server in this test may have made it already)."""
+    user = django_user_model.objects.filter(username="admin").first()
+    if user is None:
+        return django_user_model.objects.create_superuser("admin", "", "admin-password-for-tests")
+    return user
 
 
 @pytest.fixture
@@ -257,3 +261,47 @@ def celery_worker(transactional_db, redis_available, test_queue, allowed_root, t
 @pytest.fixture
 def have_curl():
     require(shutil.which("curl") is not None, "curl")
+
+
+def http_status(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+class Server:
+    """`manage.py serve` (what `make run` starts: web, worker and beat) as a subprocess on a free port."""
+
+    def __init__(self, tmp_path: Path, env: dict):
+        self.port, self.tmp_path, self.env, self.runs = free_port(), tmp_path, env, 0
+        self.url = f"http://localhost:{self.port}"
+
+    def start(self):
+        self.runs += 1
+        self.log = self.tmp_path / f"serve-{self.runs}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(self.port), "--web-workers", "1", "--concurrency", "1"],
+            cwd=REPO, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_for_line(self.log, "Listening at", self.proc)
+        wait_for_line(self.log, "ready.", self.proc)  # the Celery worker
+        wait_for_line(self.log, "beat: Starting", self.proc)
+        return self
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+
+@pytest.fixture
+def imalink_server(transactional_db, redis_available, test_queue, allowed_root, tmp_path):
+    env = subprocess_env(tmp_path, REDIS_URL=redis_available)
+    env.pop("CELERY_BROKER_URL", None)
+    srv = Server(tmp_path, env).start()
+    yield srv
+    stop_process(srv.proc)

@@ -9,14 +9,11 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, require, stop_process, subprocess_env, wait_for_line
+from tests.conftest import REPO, http_status, require
 
 SEED = REPO.parent / "shared" / "seed" / "STORAGE_WORKFLOW.md"
 
@@ -40,43 +37,10 @@ def run_seed_block(block: str, *, url: str, token: str, substitutions: dict[str,
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
-def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-class Server:
-    def __init__(self, tmp_path: Path, env: dict):
-        self.port, self.tmp_path, self.env, self.runs = free_port(), tmp_path, env, 0
-        self.url = f"http://localhost:{self.port}"
-
-    def start(self):
-        self.runs += 1
-        self.log = self.tmp_path / f"serve-{self.runs}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(self.port), "--web-workers", "1", "--concurrency", "1"],
-            cwd=REPO, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        wait_for_line(self.log, "Listening at", self.proc)
-        wait_for_line(self.log, "ready.", self.proc)  # the Celery worker
-        wait_for_line(self.log, "beat: Starting", self.proc)
-        return self
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture
-def server(transactional_db, redis_available, test_queue, allowed_root, tmp_path, have_curl):
+def server(imalink_server, have_curl):
     require(SEED.exists(), f"the seed document at {SEED}")
-    env = subprocess_env(tmp_path, REDIS_URL=redis_available)
-    env.pop("CELERY_BROKER_URL", None)
-    srv = Server(tmp_path, env).start()
-    yield srv
-    stop_process(srv.proc)
+    return imalink_server
 
 
 @pytest.mark.django_db(transaction=True, reset_sequences=True)

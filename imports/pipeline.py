@@ -1,0 +1,362 @@
+"""The import of a folder into a storage (DESIGN §6): walk and pair, then per file checksum, metadata and
+hothash, a verified copy, and only then the rows. Bad files are recorded and the import goes on.
+
+Worker threads do the reading, hashing, decoding and copying (all of which release the GIL); the calling
+thread alone writes rows, in one short transaction per photo, so a crash loses at most the photo in hand and
+a re-run finishes the rest without duplicates.
+"""
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from imalink.errors import ImalinkError, PathRejected
+from storages.atomic import write_atomic
+from storages.locks import storage_lock
+from storages.paths import is_inside, resolve_client_dir
+from storages.services import storage_require_available
+
+from . import media
+from .checksums import file_checksum
+from .copying import CopyVerificationFailed, clean_tmp, copy_verified
+from .models import ImageFile, ImportSession, Photo
+from .sources import SourceFile, Unit, group_units, walk_source
+
+logger = logging.getLogger("imalink.imports")
+
+MAX_FAILURES_LISTED = 1000
+STORAGE_ERRNOS = {28, 30, 122, 5}  # ENOSPC, EROFS, EDQUOT, EIO: the storage itself is in trouble
+
+
+class ImportAborted(ImalinkError):
+    """The storage cannot take more files (full, gone, read-only): the whole import stops."""
+
+    status = 409
+    code = "import_aborted"
+
+
+def hotpreview_relative_path(hothash: str) -> str:
+    return f".imalink/hotpreviews/{hothash[0:2]}/{hothash[2:4]}/{hothash}.jpg"
+
+
+def validate_target_subdirectory(raw) -> PurePosixPath:
+    details = {"field": "target_subdirectory", "value": str(raw)[:200]}
+    if raw is None or raw == "":
+        return PurePosixPath()
+    if not isinstance(raw, str) or len(raw) > 1024 or "\x00" in raw or "\\" in raw:
+        raise PathRejected("target_subdirectory must be a relative folder like 2024/italy, without NUL or backslashes.", details=details)
+    if raw.startswith("/"):
+        raise PathRejected("target_subdirectory must be relative (like 2024/italy), not absolute.", details=details)
+    parts = raw.strip("/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise PathRejected("target_subdirectory must not contain '.', '..' or empty parts.", details=details)
+    return PurePosixPath(*parts)
+
+
+def import_validate(session: ImportSession, source_path: str, target_subdirectory) -> tuple[Path, PurePosixPath]:
+    """Check everything a client sent before any work starts: bad input changes nothing."""
+    source = resolve_client_dir(source_path, field="source_path")
+    target = validate_target_subdirectory(target_subdirectory)
+    storage = session.file_storage
+    if not storage.is_active:
+        raise ImalinkError(f"Storage {storage.display_name!r} is deactivated.", code="storage_inactive", status=409)
+    storage_require_available(storage, writable=True)
+    root = Path(os.path.realpath(storage.full_path))
+    if is_inside(source, root) or is_inside(root, source):
+        raise PathRejected("source_path must not be the storage itself or inside it (or contain it).", details={"field": "source_path"})
+    return source, target
+
+
+@dataclass
+class ImportReport:
+    session_id: int
+    storage_uuid: str
+    source_path: str
+    target_subdirectory: str
+    total: int = 0
+    done: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    photos_created: int = 0
+    bytes_copied: int = 0
+    failures: list = field(default_factory=list)
+    cancelled: bool = False
+    duration_s: float = 0.0
+    files_per_s: float = 0.0
+    images_count: int = 0
+
+    def fail(self, relative: str, code: str, reason: str) -> None:
+        self.failed += 1
+        if len(self.failures) < MAX_FAILURES_LISTED:
+            self.failures.append({"path": relative, "code": code, "reason": reason})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Prepared:
+    """What a worker thread learned about one source file; rows are written from this by the main thread."""
+
+    src: SourceFile
+    checksum: str | None = None
+    info: "media.MediaInfo | None" = None
+    failure: tuple[str, str] | None = None
+    duplicate: bool = False
+    stored_path: str | None = None
+    copied: bool = False
+
+
+class _Claims:
+    """Checksums and paths already in the storage or taken by this run, shared by the worker threads.
+
+    A file is a duplicate only of a file that made it into the storage: when two threads meet the same bytes,
+    the second waits for the first's outcome, and carries on by itself if the first failed.
+    """
+
+    def __init__(self, storage):
+        rows = ImageFile.objects.filter(file_storage=storage).exclude(status=ImageFile.Status.MISSING)
+        self.checksums = set(rows.values_list("checksum", flat=True))
+        self.paths = set(rows.values_list("relative_path", flat=True))
+        self.in_flight: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+
+    def claim(self, checksum: str) -> bool:
+        """True if this caller now owns these bytes; False if they are already in the storage."""
+        while True:
+            with self.lock:
+                if checksum in self.checksums:
+                    return False
+                pending = self.in_flight.get(checksum)
+                if pending is None:
+                    self.in_flight[checksum] = threading.Event()
+                    return True
+            pending.wait()
+
+    def settle(self, checksum: str, *, stored: bool) -> None:
+        with self.lock:
+            if stored:
+                self.checksums.add(checksum)
+            event = self.in_flight.pop(checksum, None)
+        if event is not None:
+            event.set()
+
+
+class _Worker:
+    def __init__(self, *, root: Path, target: PurePosixPath, claims: _Claims, max_pixels: int):
+        self.root, self.target, self.claims, self.max_pixels = root, target, claims, max_pixels
+
+    def prepare_unit(self, unit: Unit) -> list[Prepared]:
+        return [self.prepare(f) for f in unit.files]
+
+    def prepare(self, src: SourceFile) -> Prepared:
+        p = Prepared(src)
+        try:
+            p.checksum = file_checksum(src.path)
+        except OSError as exc:
+            p.failure = ("unreadable", f"unreadable: {exc.strerror}")
+            return p
+        if not self.claims.claim(p.checksum):
+            p.duplicate = True
+            return p
+        try:
+            p.info = media.inspect_file(src.path, checksum=p.checksum, mtime_ns=src.mtime_ns, max_pixels=self.max_pixels)
+            if p.info.hotpreview:
+                self._store_hotpreview(p.info)
+            relative = PurePosixPath("photos") / self.target / src.relative
+            p.stored_path, p.copied = copy_verified(
+                src.path, checksum=p.checksum, size=src.size, root=self.root, relative=relative, taken_paths=self.claims.paths
+            )
+            with self.claims.lock:
+                self.claims.paths.add(p.stored_path)
+            self.claims.settle(p.checksum, stored=True)
+        except media.MediaRejected as exc:
+            p.failure = (exc.code, str(exc))
+        except CopyVerificationFailed as exc:
+            p.failure = ("copy_failed", f"copy failed verification: {exc}")
+        except OSError as exc:
+            if exc.errno in STORAGE_ERRNOS or not self.root.is_dir():
+                self.claims.settle(p.checksum, stored=False)
+                raise ImportAborted(f"The storage cannot take more files: {exc.strerror} ({exc.filename or self.root}).") from exc
+            p.failure = ("unreadable", f"could not be copied: {exc.strerror}")
+        except BaseException:
+            self.claims.settle(p.checksum, stored=False)
+            raise
+        if p.failure:
+            self.claims.settle(p.checksum, stored=False)
+        return p
+
+    def _store_hotpreview(self, info) -> None:
+        path = self.root / hotpreview_relative_path(info.hothash)
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, info.hotpreview)
+
+
+def _photo_defaults(info, session) -> dict:
+    return {
+        "hothash_version": media.HOTHASH_VERSION,
+        "width": info.width,
+        "height": info.height,
+        "taken_at": info.taken_at,
+        "gps_latitude": info.gps_latitude,
+        "gps_longitude": info.gps_longitude,
+        "camera_make": info.camera_make[:200],
+        "camera_model": info.camera_model[:200],
+        "has_hotpreview": info.has_hotpreview,
+        "hotpreview": info.hotpreview,
+        "author": session.default_author,
+    }
+
+
+def _record_unit(results: list[Prepared], *, session: ImportSession, report: ImportReport) -> None:
+    """Write the rows of one unit (one photo) in one transaction."""
+    storage = session.file_storage
+    now = timezone.now()
+    with transaction.atomic():
+        photo = None
+        for p in results:
+            relative = p.src.relative.as_posix()
+            if p.failure:
+                report.fail(relative, *p.failure)
+                continue
+            if p.duplicate:
+                report.duplicates += 1
+                if photo is None:
+                    existing = ImageFile.objects.filter(file_storage=storage, checksum=p.checksum).exclude(status=ImageFile.Status.MISSING).select_related("photo").first()
+                    photo = existing.photo if existing else None
+                continue
+            is_primary = False
+            if photo is None:
+                photo, created = Photo.objects.get_or_create(hothash=p.info.hothash, defaults=_photo_defaults(p.info, session))
+                report.photos_created += int(created)
+                is_primary = created or not photo.files.filter(is_primary=True).exists()
+            st = os.stat(storage.full_path / p.stored_path)
+            ImageFile.objects.create(
+                photo=photo,
+                import_session=session,
+                file_storage=storage,
+                relative_path=p.stored_path,
+                original_filename=p.src.path.name[:1024],
+                file_format=p.info.file_format,
+                file_size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                checksum=p.checksum,
+                is_primary=is_primary,
+                status=ImageFile.Status.PRESENT,
+                last_seen_at=now,
+            )
+            report.imported += 1
+            report.bytes_copied += st.st_size if p.copied else 0
+    report.done += len(results)
+
+
+def import_folder(
+    *,
+    session_id: int,
+    source_path: str,
+    target_subdirectory: str = "",
+    recursive: bool = True,
+    progress=None,
+    should_stop=None,
+    threads: int | None = None,
+) -> ImportReport:
+    """Import every file under source_path into the session's storage. Safe to re-run after a crash."""
+    progress = progress or (lambda **kw: None)
+    session = ImportSession.objects.select_related("file_storage", "default_author").get(pk=session_id)
+    storage = session.file_storage
+    source, target = import_validate(session, source_path, target_subdirectory)
+    report = ImportReport(session_id=session.pk, storage_uuid=str(storage.storage_uuid), source_path=str(source), target_subdirectory=target.as_posix() if target.parts else "")
+    started = time.monotonic()
+    threads = threads or settings.IMALINK_IMPORT_THREADS
+
+    with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT, should_stop=should_stop):
+        storage_require_available(storage, writable=True)
+        root = storage.full_path
+        removed = clean_tmp(root)
+        if removed:
+            logger.info("removed %d partial copies left in %s by an interrupted run", removed, root / ".imalink/tmp")
+        ImportSession.objects.filter(pk=session.pk).update(source_path=str(source), target_subdirectory=report.target_subdirectory)
+
+        files, skipped = walk_source(source, recursive=recursive)
+        for s in skipped:
+            report.fail(s.relative, s.code, s.reason)
+        units = group_units(files, media.RAW_EXTENSIONS)
+        report.total = len(files)
+        progress(total=report.total, done=0, imported=0, duplicates=0, failed=report.failed, current=None, force=True)
+
+        worker = _Worker(root=root, target=target, claims=_Claims(storage), max_pixels=settings.IMALINK_MAX_PIXELS)
+        pending = iter(units)
+        in_flight = {}
+        try:
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="import") as pool:
+                def submit_next() -> bool:
+                    unit = next(pending, None)
+                    if unit is None:
+                        return False
+                    in_flight[pool.submit(worker.prepare_unit, unit)] = unit
+                    return True
+
+                for _ in range(threads * 2):
+                    if not submit_next():
+                        break
+                while in_flight:
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        unit = in_flight.pop(future)
+                        _record_unit(future.result(), session=session, report=report)
+                        if not report.cancelled:
+                            submit_next()
+                        progress(done=report.done, imported=report.imported, duplicates=report.duplicates, failed=report.failed, current=unit.files[0].relative.as_posix())
+                    if not report.cancelled and should_stop is not None:
+                        try:
+                            should_stop()
+                        except Exception:
+                            # Stop taking new files; the ones in hand are finished and recorded first.
+                            report.cancelled = True
+        finally:
+            _write_indexes(session)
+            report.images_count = ImageFile.objects.filter(import_session=session).count()
+            report.duration_s = round(time.monotonic() - started, 3)
+            report.files_per_s = round(report.done / report.duration_s, 2) if report.duration_s else 0.0
+            progress(done=report.done, imported=report.imported, duplicates=report.duplicates, failed=report.failed, current=None, force=True)
+    logger.info("import into session %s: %d imported, %d duplicates, %d failed in %.1fs", session.pk, report.imported, report.duplicates, report.failed, report.duration_s)
+    return report
+
+
+def _write_indexes(session: ImportSession) -> None:
+    from indexing.writer import write_master_index, write_session_index
+
+    try:
+        write_session_index(session)
+        write_master_index(session.file_storage)
+    except OSError:
+        logger.exception("could not write the indexes of session %s", session.pk)
+
+
+def run_import_job(job, ctx) -> dict:
+    """Job runner for kind 'import'."""
+    from indexing.jobs import JobCancelled
+
+    params = job.params
+    report = import_folder(
+        session_id=job.session_id,
+        source_path=params["source_path"],
+        target_subdirectory=params.get("target_subdirectory") or "",
+        recursive=params.get("recursive", True),
+        progress=ctx.progress,
+        should_stop=ctx.check_cancelled,
+    )
+    if report.cancelled:
+        raise JobCancelled(result=report.as_dict())
+    return report.as_dict()

@@ -1,0 +1,48 @@
+"""One mutating job per storage at a time: an flock on `.imalink/lock` inside the storage itself.
+
+The lock lives on the drive, so every process on every host that mounts the storage sees it, and the
+kernel drops it when its holder dies (a SIGKILLed worker never leaves a stale lock behind).
+"""
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+
+from imalink.errors import Conflict
+
+LOCK_FILE = ".imalink/lock"
+
+
+class StorageBusy(Conflict):
+    code = "storage_busy"
+
+
+@contextmanager
+def storage_lock(storage, *, wait: float = 0.0, should_stop=None, poll: float = 0.2):
+    """Hold the storage's lock for the block. Waits up to `wait` seconds, then raises StorageBusy.
+
+    `should_stop` is called while waiting, so a cancelled job stops waiting too.
+    """
+    path = storage.full_path / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StorageBusy(
+                        f"Storage {storage.display_name!r} is busy with another import, scan or index job; try again when it finishes.",
+                        details={"storage_uuid": str(storage.storage_uuid)},
+                    ) from None
+                if should_stop:
+                    should_stop()
+                time.sleep(poll)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.uname().nodename} {os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
