@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres setup migrate clean
+.PHONY: run test test-sqlite test-postgres setup migrate clean bench-import
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -42,3 +42,7 @@ test-postgres: setup
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# Benchmarks print a table and write their figures to benchmarks/results/ (not part of make test).
+bench-import: migrate
+	$(PY) benchmarks/import_benchmark.py

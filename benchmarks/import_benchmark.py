@@ -43,7 +43,7 @@ def _make_one(args):
 def make_source(count: int, processes: int) -> Path:
     """N distinct 12 MP camera JPEGs (different pixels, so different checksums and hothashes), cached."""
     folder = REPO / "var" / "bench" / f"import-source-{count}"
-    done = folder / ".complete"
+    done = folder.with_name(folder.name + ".complete")
     if done.exists():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
@@ -181,7 +181,7 @@ def run_end_to_end(source: Path, processes: int, scratch: Path) -> dict | None:
         user = get_user_model().objects.create_superuser("bench", "", "bench-password-123")
         token = ApiToken.issue(user=user)[1]
         session = new_session(scratch, "endtoend")
-        client = Client(headers={"Authorization": f"Bearer {token}"})
+        client = Client(headers={"Authorization": f"Bearer {token}"}, SERVER_NAME="localhost")
         started = time.perf_counter()
         response = client.post(f"/api/v1/import-sessions/{session.pk}/import?wait=0", {"source_path": str(source)}, content_type="application/json")
         job_id = response.json()["data"]["job_id"]
