@@ -93,6 +93,7 @@ class ImportReport:
     duration_s: float = 0.0
     files_per_s: float = 0.0
     images_count: int = 0
+    files: list = field(default_factory=list)  # paths adopted in place (scan --adopt-new only)
 
     def fail(self, relative: str, code: str, reason: str) -> None:
         self.failed += 1
@@ -193,6 +194,22 @@ class _Worker:
             raise
         if p.failure:
             self.claims.settle(p.checksum, stored=False)
+        return p
+
+    def adopt(self, src: SourceFile, checksum: str | None) -> Prepared:
+        """Learn a file that is already in photos/ (found by a scan): the import's steps without the copy."""
+        p = Prepared(src, checksum=checksum)
+        try:
+            if p.checksum is None:
+                p.checksum = file_checksum(src.path)
+            p.info = media.inspect_file(src.path, checksum=p.checksum, mtime_ns=src.mtime_ns, max_pixels=self.max_pixels)
+            if p.info.hotpreview:
+                self._store_hotpreview(p.info)
+            p.stored_path = src.relative.as_posix()
+        except media.MediaRejected as exc:
+            p.failure = (exc.code, str(exc))
+        except OSError as exc:
+            p.failure = ("unreadable", f"unreadable: {exc.strerror}")
         return p
 
     def _store_hotpreview(self, info) -> None:
@@ -342,6 +359,39 @@ def _write_indexes(session: ImportSession) -> None:
         write_master_index(session.file_storage)
     except OSError:
         logger.exception("could not write the indexes of session %s", session.pk)
+
+
+ADOPTED_SESSION_TITLE = "Adopted files"
+
+
+def adopt_in_place(*, storage, files, should_stop=None) -> ImportReport:
+    """Record files a scan found in photos/ where they lie, in the storage's "Adopted files" session.
+
+    The caller holds the storage lock. A file with bytes the storage already has becomes another file of
+    that photo (it is really there, so it is tracked); a file that is not an image is reported, not adopted.
+    """
+    session = ImportSession.objects.filter(file_storage=storage, title=ADOPTED_SESSION_TITLE).order_by("id").first()
+    if session is None:
+        session = ImportSession.objects.create(
+            file_storage=storage, title=ADOPTED_SESSION_TITLE, description="Files found in photos/ by a scan and adopted where they lie."
+        )
+    session = ImportSession.objects.select_related("file_storage", "default_author").get(pk=session.pk)
+    report = ImportReport(session_id=session.pk, storage_uuid=str(storage.storage_uuid), source_path=str(storage.full_path / "photos"), target_subdirectory="")
+    root = storage.full_path
+    worker = _Worker(root=root, target=PurePosixPath(), claims=None, max_pixels=settings.IMALINK_MAX_PIXELS)
+    sources = [SourceFile(root / d.path, PurePosixPath(d.path), d.size, d.mtime_ns) for d in files]
+    known = {d.path: d.checksum for d in files}
+    report.total = len(sources)
+    for unit in group_units(sources, media.RAW_EXTENSIONS):
+        if should_stop:
+            should_stop()
+        results = [worker.adopt(f, known.get(f.relative.as_posix())) for f in unit.files]
+        before = report.imported
+        _record_unit(results, session=session, report=report)
+        if report.imported > before:
+            report.files.extend(p.stored_path for p in results if not p.failure)
+    report.images_count = ImageFile.objects.filter(import_session=session).count()
+    return report
 
 
 def run_import_job(job, ctx) -> dict:

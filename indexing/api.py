@@ -1,24 +1,23 @@
 """Routes under /api/v1/jobs/ and /api/v1/storage-index/: jobs' progress and results, and the indexes."""
 
-from django.core.paginator import Paginator
-from django.db.models import Count
-from ninja import Query, Router
+from typing import Any
 
-from imalink.schemas import ok, responses
+from django.core.paginator import Paginator
+from ninja import Query, Router, Status
+
+from imalink.errors import Conflict, NotFound
+from imalink.schemas import JobAccepted, ok, responses
 from imports.services import session_get
-from storages.locks import storage_lock
 from storages.services import storage_get, storage_require_available
 
 from . import jobs
 from .models import Job
-from .schemas import IndexWritten, JobList, JobOut
-from .writer import write_master_index, write_session_index
+from .reader import read_index
+from .schemas import IndexStatusOut, IndexWritten, JobList, JobOut, ScanOut
+from .writer import index_status
 
 jobs_router = Router(tags=["jobs"])
 index_router = Router(tags=["storage-index"])
-
-INDEX_LOCK_WAIT = 10.0
-
 
 @jobs_router.get("/", response=responses(JobList), summary="Recent jobs, newest first")
 def list_jobs(request, status: str | None = None, page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=500)):
@@ -40,25 +39,70 @@ def cancel_job(request, job_id: int):
     return ok(JobOut.from_job(jobs.job_cancel(jobs.job_get(job_id))))
 
 
-@index_router.post("/session/{session_id}", response=responses(IndexWritten), summary="Write one session's index file")
-def generate_session_index(request, session_id: int):
+def _job_answer(request, *, kind, storage, session=None, params=None, wait=None):
+    job = jobs.job_start(kind=kind, storage=storage, session=session, params=params or {}, user=request.auth)
+    status, data = jobs.job_response(job, wait=wait)
+    return Status(status, ok(data))
+
+
+@index_router.post(
+    "/session/{session_id}",
+    response=responses(IndexWritten, _202=JobAccepted),
+    summary="Write one session's index file (imports/session_<id>.json)",
+)
+def generate_session_index(request, session_id: int, wait: float | None = Query(None, ge=0)):
     session = session_get(session_id)
-    storage = session.file_storage
-    storage_require_available(storage, writable=True)
-    with storage_lock(storage, wait=INDEX_LOCK_WAIT):
-        written = write_session_index(session)
-    return ok({"storage_uuid": storage.storage_uuid, "session_ids": [session.id], "index_files": [f"imports/session_{session.id}.json"], "written": int(written)})
+    storage_require_available(session.file_storage, writable=True)
+    return _job_answer(request, kind="index_session", storage=session.file_storage, session=session, wait=wait)
 
 
-@index_router.post("/generate/{storage_uuid}", response=responses(IndexWritten), summary="Write every session index and the master index")
-def generate_storage_indexes(request, storage_uuid: str):
+@index_router.post(
+    "/generate/{storage_uuid}",
+    response=responses(IndexWritten, _202=JobAccepted),
+    summary="Write every session index and the master index of a storage",
+)
+def generate_storage_indexes(request, storage_uuid: str, wait: float | None = Query(None, ge=0)):
     storage = storage_get(storage_uuid)
     storage_require_available(storage, writable=True)
-    sessions = list(storage.import_sessions.select_related("file_storage", "default_author").annotate(n=Count("image_files")).order_by("id"))
-    written = 0
-    with storage_lock(storage, wait=INDEX_LOCK_WAIT):
-        for session in sessions:
-            written += write_session_index(session)
-        written += write_master_index(storage)
-    files = [f"imports/session_{s.id}.json" for s in sessions] + ["index.json"]
-    return ok({"storage_uuid": storage.storage_uuid, "session_ids": [s.id for s in sessions], "index_files": files, "written": written})
+    return _job_answer(request, kind="index_storage", storage=storage, wait=wait)
+
+
+@index_router.post(
+    "/scan/{storage_uuid}",
+    response=responses(ScanOut, _202=JobAccepted),
+    summary="Find moved, missing, modified and new files under photos/ (409 if the storage is unavailable)",
+)
+def scan(request, storage_uuid: str, dry_run: bool = False, adopt_new: bool = False, wait: float | None = Query(None, ge=0)):
+    storage = storage_get(storage_uuid)
+    storage_require_available(storage)
+    return _job_answer(request, kind="scan", storage=storage, params={"dry_run": dry_run, "adopt_new": adopt_new}, wait=wait)
+
+
+@index_router.get("/status/{storage_uuid}", response=responses(IndexStatusOut), summary="Whether each index exists, parses and is current")
+def status(request, storage_uuid: str):
+    storage = storage_get(storage_uuid)
+    storage_require_available(storage)
+    return ok(index_status(storage))
+
+
+def _read_from_disk(path, what: str):
+    reading = read_index(path)
+    if reading.problem == "missing":
+        raise NotFound(f"{what} does not exist on disk: regenerate it.", code="index_missing", details={"path": str(path)})
+    if reading.data is None:
+        raise Conflict(f"{what} cannot be used: {reading.problem}.", code="index_corrupt", details={"path": str(path), "problem": reading.problem})
+    return ok(reading.data)
+
+
+@index_router.get("/master/{storage_uuid}", response=responses(dict[str, Any]), summary="index.json as it is on disk")
+def master(request, storage_uuid: str):
+    storage = storage_get(storage_uuid)
+    storage_require_available(storage)
+    return _read_from_disk(storage.full_path / "index.json", f"The master index of {storage.display_name!r}")
+
+
+@index_router.get("/session/{session_id}", response=responses(dict[str, Any]), summary="imports/session_<id>.json as it is on disk")
+def session_index(request, session_id: int):
+    session = session_get(session_id)
+    storage_require_available(session.file_storage)
+    return _read_from_disk(session.file_storage.full_path / f"imports/session_{session.id}.json", f"The index of session {session.id}")

@@ -22,6 +22,9 @@ logger = logging.getLogger("imalink.jobs")
 RUNNERS = {
     "accessibility_check": "storages.services.run_accessibility_check_job",
     "import": "imports.pipeline.run_import_job",
+    "scan": "indexing.scanner.run_scan_job",
+    "index_session": "indexing.writer.run_index_session_job",
+    "index_storage": "indexing.writer.run_index_storage_job",
 }
 
 PROGRESS_INTERVAL_S = 0.5

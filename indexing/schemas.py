@@ -51,7 +51,81 @@ class JobList(Schema):
 
 
 class IndexWritten(Schema):
+    job_id: int | None = None
+    status: str | None = None
     storage_uuid: UUID
     session_ids: list[int]
     index_files: list[str]
     written: int
+
+
+class MovedFile(Schema):
+    hothash: str
+    old_path: str
+    new_path: str
+    session_id: int
+
+
+class KnownFile(Schema):
+    hothash: str
+    path: str
+    session_id: int
+
+
+class NewFile(Schema):
+    path: str
+    file_size: int
+    adopted: bool
+
+
+class ScanOut(Schema):
+    job_id: int | None = None
+    status: str | None = None
+    storage_uuid: UUID
+    dry_run: bool
+    adopt_new: bool
+    changes_detected: bool
+    moved_files: list[MovedFile]
+    missing_files: list[KnownFile]
+    new_files: list[NewFile]
+    modified_files: list[KnownFile]
+    restored_files: list[KnownFile]
+    skipped: list[dict[str, Any]]
+    unchanged_count: int
+    files_on_disk: int
+    bytes_read: int
+    duration_s: float
+    affected_sessions: list[int]
+    adopted: dict[str, Any] | None
+
+
+class IndexState(Schema):
+    exists: bool
+    readable: bool
+    current: bool
+    status: str
+    problem: str | None
+    generated_at: str | None
+
+
+class SessionIndexState(IndexState):
+    session_id: int
+    title: str
+    index_file: str
+
+
+class IndexBackup(Schema):
+    name: str
+    size: int
+    modified_at: str
+
+
+class IndexStatusOut(Schema):
+    storage_uuid: UUID
+    master_index_exists: bool
+    master_index: IndexState
+    sessions: list[SessionIndexState]
+    healthy: bool
+    last_generated: str | None
+    last_scan: str | None
+    backups: list[IndexBackup]

@@ -7,6 +7,8 @@ and is skipped when nothing but the generation time would change.
 import json
 import logging
 import os
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
 from django.conf import settings
@@ -211,3 +213,91 @@ def build_session_index(session) -> dict:
 
 def write_session_index(session) -> bool:
     return write_index(session.file_storage.full_path, f"imports/session_{session.id}.json", build_session_index(session))
+
+
+# --- jobs and status --------------------------------------------------------------------------------
+
+def run_index_session_job(job, ctx) -> dict:
+    from storages.locks import storage_lock
+    from storages.services import storage_require_available
+
+    session = job.session
+    storage = session.file_storage
+    storage_require_available(storage, writable=True)
+    ctx.progress(total=1, done=0, current=f"imports/session_{session.id}.json", force=True)
+    with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT, should_stop=ctx.check_cancelled):
+        written = write_session_index(session)
+    ctx.progress(done=1, current=None, force=True)
+    return {"storage_uuid": str(storage.storage_uuid), "session_ids": [session.id], "index_files": [f"imports/session_{session.id}.json"], "written": int(written)}
+
+
+def write_storage_indexes(storage, *, progress=None, should_stop=None) -> dict:
+    """Every session index and then the master index of one storage, under its lock."""
+    from imports.models import ImportSession
+    from storages.locks import storage_lock
+    from storages.services import storage_require_available
+
+    progress = progress or (lambda **kw: None)
+    storage_require_available(storage, writable=True)
+    sessions = list(ImportSession.objects.filter(file_storage=storage).select_related("file_storage", "default_author").order_by("id"))
+    written = 0
+    with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT, should_stop=should_stop):
+        progress(total=len(sessions) + 1, done=0, force=True)
+        for done, session in enumerate(sessions, start=1):
+            if should_stop:
+                should_stop()
+            progress(current=f"imports/session_{session.id}.json")
+            written += write_session_index(session)
+            progress(done=done)
+        written += write_master_index(storage)
+        progress(done=len(sessions) + 1, current=None, force=True)
+    files = [f"imports/session_{s.id}.json" for s in sessions] + ["index.json"]
+    return {"storage_uuid": str(storage.storage_uuid), "session_ids": [s.id for s in sessions], "index_files": files, "written": written}
+
+
+def run_index_storage_job(job, ctx) -> dict:
+    return write_storage_indexes(job.storage, progress=ctx.progress, should_stop=ctx.check_cancelled)
+
+
+def _index_state(path: Path, expected: dict) -> dict:
+    from .reader import read_index
+
+    reading = read_index(path)
+    state = {"exists": reading.problem != "missing", "readable": reading.data is not None, "current": False, "problem": reading.problem, "generated_at": None}
+    if reading.data is not None:
+        data = reading.data
+        statistics = data.get("statistics") if isinstance(data.get("statistics"), dict) else {}
+        state["current"] = _without_volatile(data) == _without_volatile(expected)
+        state["generated_at"] = data.get("generated_at") or statistics.get("index_generated")
+    state["status"] = "missing" if not state["exists"] else "corrupt" if not state["readable"] else "current" if state["current"] else "stale"
+    return state
+
+
+def index_status(storage) -> dict:
+    """Whether each index exists, parses, and says what the database says (current) or not (stale)."""
+    from imports.models import ImportSession
+
+    root = storage.full_path
+    master = _index_state(root / "index.json", build_master_index(storage))
+    sessions = []
+    for session in ImportSession.objects.filter(file_storage=storage).select_related("file_storage", "default_author").order_by("id"):
+        relative = f"imports/session_{session.id}.json"
+        sessions.append({"session_id": session.id, "title": session.title, "index_file": relative, **_index_state(root / relative, build_session_index(session))})
+    backups_dir = root / BACKUP_DIR
+    backups = []
+    if backups_dir.is_dir():
+        for entry in sorted(os.scandir(backups_dir), key=lambda e: e.name):
+            if entry.is_file():
+                st = entry.stat()
+                backups.append({"name": entry.name, "size": st.st_size, "modified_at": datetime.fromtimestamp(st.st_mtime, tz=dt_timezone.utc).isoformat()})
+    healthy = master["current"] and all(s["current"] for s in sessions)
+    return {
+        "storage_uuid": str(storage.storage_uuid),
+        "master_index_exists": master["exists"],
+        "master_index": master,
+        "sessions": sessions,
+        "healthy": healthy,
+        "last_generated": _iso(storage.last_index_at),
+        "last_scan": _iso(storage.last_scan_at),
+        "backups": backups,
+    }

@@ -5,12 +5,12 @@ dashboard too and the bar comes from the job's own progress reports.
 """
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from imalink.errors import ImalinkError
 from imports.pipeline import import_validate
 from imports.services import session_get
-from indexing.jobs import job_run, job_start
+from indexing.cli import run_job_with_bar
+from indexing.jobs import job_start
 
 
 class Command(BaseCommand):
@@ -31,21 +31,14 @@ class Command(BaseCommand):
         params = {"source_path": source_path, "target_subdirectory": target_subdirectory, "recursive": not no_recursive}
         # The job row is kept for the record (it shows on the dashboard); it runs here, never on a worker.
         job = job_start(kind="import", storage=session.file_storage, session=session, params=params, enqueue=False)
-        with tqdm(total=None, unit="file", desc=f"Import #{session.pk}", disable=options.get("verbosity", 1) == 0) as bar:
-            def show(progress):
-                if progress.get("total") is not None and bar.total != progress["total"]:
-                    bar.total = progress["total"]
-                bar.n = progress.get("done") or 0
-                bar.set_postfix(imported=progress.get("imported", 0), duplicates=progress.get("duplicates", 0), failed=progress.get("failed", 0), refresh=False)
-                bar.refresh()
-
-            finished = job_run(job.pk, on_progress=show)
-        result = finished.result or {}
-        for failure in result.get("failures", []):
-            self.stderr.write(f"failed: {failure['path']}: {failure['reason']}")
-        if finished.status != "succeeded":
-            message = (finished.errors or [{}])[-1].get("error", finished.status)
-            raise CommandError(f"Import {finished.status}: {message}")
+        self.verbosity = options.get("verbosity", 1)
+        try:
+            finished = run_job_with_bar(self, job, desc=f"Import #{session.pk}")
+        finally:
+            job.refresh_from_db()
+            for failure in (job.result or {}).get("failures", []):
+                self.stderr.write(f"failed: {failure['path']}: {failure['reason']}")
+        result = finished.result
         self.stdout.write(
             f"Imported {result['imported']}, duplicates {result['duplicates']}, failed {result['failed']} "
             f"of {result['total']} files in {result['duration_s']}s (job {finished.pk})."
