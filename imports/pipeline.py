@@ -303,7 +303,8 @@ def import_folder(
         removed = clean_tmp(root)
         if removed:
             logger.info("removed %d partial copies left in %s by an interrupted run", removed, root / ".imalink/tmp")
-        ImportSession.objects.filter(pk=session.pk).update(source_path=str(source), target_subdirectory=report.target_subdirectory)
+        session.source_path, session.target_subdirectory = str(source), report.target_subdirectory
+        ImportSession.objects.filter(pk=session.pk).update(source_path=session.source_path, target_subdirectory=session.target_subdirectory)
 
         files, skipped = walk_source(source, recursive=recursive)
         for s in skipped:

@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from imports.checksums import file_checksum
@@ -69,46 +69,77 @@ class ScanReport:
         return asdict(self)
 
 
-def walk_photos(root) -> tuple[list[DiskFile], list[dict]]:
-    """Every regular file under photos/, by os.scandir; junk is ignored and symlinks are not followed."""
-    found: list[DiskFile] = []
+def walk_photos(root) -> tuple[set[tuple[str, int, int]], list[dict]]:
+    """(path, size, mtime_ns) of every regular file under photos/, by os.scandir, symlinks not followed.
+
+    Junk folders are skipped here; junk files are filtered later, and only among files no row knows,
+    which keeps this loop as close to a bare walk as Python allows.
+    """
+    found: set[tuple[str, int, int]] = set()
     skipped: list[dict] = []
-    stack = [(os.path.join(root, PHOTOS), PHOTOS)]
+    add = found.add
+    stack = [(os.path.join(root, PHOTOS), PHOTOS + "/")]
     while stack:
-        folder, relative = stack.pop()
+        folder, prefix = stack.pop()
         try:
             iterator = os.scandir(folder)
         except OSError as exc:
-            skipped.append({"path": relative, "reason": f"folder cannot be read: {exc.strerror}"})
+            skipped.append({"path": prefix.rstrip("/"), "reason": f"folder cannot be read: {exc.strerror}"})
             continue
         with iterator:
             for entry in iterator:
-                name = entry.name
-                rel = f"{relative}/{name}"
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        if not is_junk_dir(name):
-                            stack.append((entry.path, rel))
-                        continue
-                    if is_junk(name) or not entry.is_file(follow_symlinks=False):
-                        continue
-                    rel.encode("utf-8")
-                    st = entry.stat(follow_symlinks=False)
-                except UnicodeEncodeError:
-                    skipped.append({"path": rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), "reason": "the name is not valid UTF-8; rename it to import it"})
-                    continue
+                        if not is_junk_dir(entry.name):
+                            stack.append((entry.path, prefix + entry.name + "/"))
+                    elif entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        add((prefix + entry.name, st.st_size, st.st_mtime_ns))
                 except OSError as exc:
-                    skipped.append({"path": rel, "reason": f"cannot be read: {exc.strerror}"})
-                    continue
-                found.append(DiskFile(rel, st.st_size, st.st_mtime_ns))
+                    skipped.append({"path": prefix + entry.name, "reason": f"cannot be read: {exc.strerror}"})
     return found, skipped
 
 
-def _load_rows(storage) -> list[RowInfo]:
-    rows = ImageFile.objects.filter(file_storage=storage).values_list(
-        "id", "relative_path", "file_size", "mtime_ns", "checksum", "status", "photo__hothash", "import_session_id"
-    )
-    return [RowInfo(*row) for row in rows.iterator(chunk_size=5000)]
+def _usable(path: str, skipped: list[dict]) -> bool:
+    """Whether a file no row knows is worth reporting: not OS junk, and a name the database can hold."""
+    if is_junk(path.rsplit("/", 1)[1]):
+        return False
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        skipped.append({"path": shown, "reason": "the name is not valid UTF-8; rename the file to track it"})
+        return False
+    return True
+
+
+FULL_ROW = ("id", "relative_path", "file_size", "mtime_ns", "checksum", "status", "photo__hothash", "import_session_id")
+
+
+def _fetch(queryset) -> list[tuple]:
+    """Run a values_list query straight through the cursor: at 100,000 rows, Django's per-row iterator costs
+    more than the query."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _present_keys(storage) -> set[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of every present row: all the fast path needs."""
+    rows = ImageFile.objects.filter(file_storage=storage, status=ImageFile.Status.PRESENT)
+    return set(_fetch(rows.values_list("relative_path", "file_size", "mtime_ns")))
+
+
+def _full_rows(storage, *, paths=None, not_present=False) -> list[RowInfo]:
+    queryset = ImageFile.objects.filter(file_storage=storage)
+    if not_present:
+        return [RowInfo(*r) for r in _fetch(queryset.exclude(status=ImageFile.Status.PRESENT).values_list(*FULL_ROW))]
+    paths, found = sorted(paths), []
+    for start in range(0, len(paths), 500):
+        chunk = queryset.filter(status=ImageFile.Status.PRESENT, relative_path__in=paths[start:start + 500])
+        found.extend(RowInfo(*r) for r in _fetch(chunk.values_list(*FULL_ROW)))
+    return found
 
 
 class _Reader:
@@ -138,11 +169,10 @@ def scan_storage(storage, *, dry_run: bool = False, adopt_new: bool = False, pro
         storage_require_available(storage)  # checked again under the lock: the drive may have gone meanwhile
         root = str(storage.full_path)
         progress(stage="walking", total=None, done=0, force=True)
-        disk_files, report.skipped = walk_photos(root)
-        report.files_on_disk = len(disk_files)
-        rows = _load_rows(storage)
-        progress(stage="comparing", total=len(disk_files), done=0, force=True)
-        plan = _classify(disk_files, rows, _Reader(root, should_stop), report, progress)
+        disk, report.skipped = walk_photos(root)
+        present = _present_keys(storage)
+        progress(stage="comparing", total=len(disk), done=0, force=True)
+        plan = _classify(storage, disk, present, _Reader(root, should_stop), report, progress)
         # The drive must still be there before anything is marked missing: an unplug during the walk
         # looks exactly like every file having been deleted.
         storage_require_available(storage)
@@ -159,7 +189,8 @@ def scan_storage(storage, *, dry_run: bool = False, adopt_new: bool = False, pro
                 if report.adopted.get("session_id"):
                     plan["sessions"].add(report.adopted["session_id"])
             report.affected_sessions = sorted(plan["sessions"])
-            _rewrite_indexes(storage, plan["sessions"])
+            if report.changes_detected or report.adopted:
+                _rewrite_indexes(storage, plan["sessions"])
         else:
             report.affected_sessions = sorted(plan["sessions"])
     report.duration_s = round(time.monotonic() - started, 3)
@@ -178,7 +209,16 @@ def _lock_wait() -> float:
     return settings.IMALINK_LOCK_WAIT
 
 
-def _classify(disk_files, rows, reader: _Reader, report: ScanReport, progress) -> dict:
+def _classify(storage, disk: set, present: set, reader: _Reader, report: ScanReport, progress) -> dict:
+    # The common case in one C-level step: a present row whose (path, size, mtime_ns) is on disk is trusted.
+    unchanged = present & disk
+    report.unchanged_count = len(unchanged)
+    # Tuple hashes are not cached, so each set operation costs a pass; skip the ones a count already answers.
+    gone_keys = present - unchanged if len(unchanged) < len(present) else ()
+    new_keys = disk - unchanged if len(unchanged) < len(disk) else ()
+    rows = _full_rows(storage, paths={key[0] for key in gone_keys}) + _full_rows(storage, not_present=True)
+    disk_files = [DiskFile(*d) for d in sorted(new_keys) if _usable(d[0], report.skipped)]
+    report.files_on_disk = len(unchanged) + len(disk_files)
     disk_by_path = {d.path: d for d in disk_files}
     live_at_path: dict[str, RowInfo] = {}
     gone: list[RowInfo] = []  # rows whose file is not at their path (any more)
@@ -203,9 +243,6 @@ def _classify(disk_files, rows, reader: _Reader, report: ScanReport, progress) -
             gone.append(row)
             continue
         live_at_path[row.path] = row
-        if disk.size == row.size and disk.mtime_ns == row.mtime_ns and row.status == ImageFile.Status.PRESENT:
-            report.unchanged_count += 1  # trusted without reading a byte
-            continue
         if disk.size == row.size and reader.checksum(disk) == row.checksum:
             report.unchanged_count += 1
             if disk.mtime_ns != row.mtime_ns:

@@ -22,7 +22,8 @@ logger = logging.getLogger("imalink.indexing")
 
 BACKUPS_KEPT = 5
 BACKUP_DIR = Path(".imalink") / "index-backups"
-VOLATILE_KEYS = ("generated_at", "index_generated")
+# Timestamps, not content: an index differing only in these is current, and is not rewritten for them.
+VOLATILE_KEYS = ("generated_at", "index_generated", "last_scan")
 HASH_ALGORITHMS = {"checksum": "xxh3_128", "hothash": "imalink-hothash-v1"}
 
 
@@ -60,6 +61,7 @@ def _backup(root: Path, path: Path) -> None:
 def write_index(root: Path, relative: str, payload: dict) -> bool:
     """Write one index file atomically. Returns False when the file already held the same content."""
     path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)  # imports/ may have been deleted by hand
     current = _current_content(path) if path.exists() else None
     if current is not None and _without_volatile(current) == _without_volatile(payload):
         return False
@@ -268,7 +270,8 @@ def _index_state(path: Path, expected: dict) -> dict:
         data = reading.data
         statistics = data.get("statistics") if isinstance(data.get("statistics"), dict) else {}
         state["current"] = _without_volatile(data) == _without_volatile(expected)
-        state["generated_at"] = data.get("generated_at") or statistics.get("index_generated")
+        generated = data.get("generated_at") or statistics.get("index_generated")
+        state["generated_at"] = generated if isinstance(generated, str) else None  # the file is untrusted
     state["status"] = "missing" if not state["exists"] else "corrupt" if not state["readable"] else "current" if state["current"] else "stale"
     return state
 
