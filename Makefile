@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres setup migrate clean bench-import
+.PHONY: run test test-sqlite test-postgres setup migrate clean bench-import bench-scan
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -46,3 +46,6 @@ clean:
 # Benchmarks print a table and write their figures to benchmarks/results/ (not part of make test).
 bench-import: migrate
 	$(PY) benchmarks/import_benchmark.py
+
+bench-scan: setup
+	$(PY) benchmarks/scan_benchmark.py

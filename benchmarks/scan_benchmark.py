@@ -104,6 +104,13 @@ def run_measure(args):
     from storages.models import FileStorage
 
     storage = FileStorage.objects.get(storage_uuid=args.uuid)
+    cold = None
+    if args.measure == "scan-steady":
+        # A worker process is long-lived: time the second of two scans, and report the first (cold) beside it.
+        t = time.perf_counter()
+        scan_storage(storage)
+        cold = time.perf_counter() - t
+        args.measure = "scan"
     started = time.perf_counter()
     if args.measure == "scan":
         report = scan_storage(storage)
@@ -114,6 +121,8 @@ def run_measure(args):
         result = write_storage_indexes(storage)
         result = {"written": result["written"]}
     result["seconds"] = time.perf_counter() - started
+    if cold is not None:
+        result["cold_seconds"] = cold
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
@@ -147,8 +156,8 @@ def main():
             count = bare_walk(photos)
             walks.append(time.perf_counter() - t)
         walk = min(walks)
-        measure(work, uuid, "scan")  # the first scan also records last_scan; measure the steady state
-        nochange = measure(work, uuid, "scan")
+        measure(work, uuid, "scan")  # the first scan ever records last_scan
+        nochange = measure(work, uuid, "scan-steady")
         moved_bytes = 0
         target = root / "photos" / "reorganised"
         target.mkdir()
@@ -160,7 +169,8 @@ def main():
 
     rows = [
         ("bare os.scandir walk + stat", walk, None, "-", "-"),
-        ("scan, no change", nochange["seconds"], nochange["peak_rss_mb"], nochange["bytes_read"], f"{nochange['seconds'] / walk:.2f}x walk"),
+        ("scan, no change (fresh process)", nochange["cold_seconds"], None, "-", f"{nochange['cold_seconds'] / walk:.2f}x walk"),
+        ("scan, no change (steady state)", nochange["seconds"], nochange["peak_rss_mb"], nochange["bytes_read"], f"{nochange['seconds'] / walk:.2f}x walk"),
         (f"scan, 1% moved ({moved['moved']:,} files)", moved["seconds"], moved["peak_rss_mb"], moved["bytes_read"], f"moved bytes {moved_bytes:,}"),
         ("write every index", indexes["seconds"], indexes["peak_rss_mb"], "-", f"{indexes['written']} files"),
     ]
