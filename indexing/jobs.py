@@ -25,6 +25,9 @@ RUNNERS = {
     "scan": "indexing.scanner.run_scan_job",
     "index_session": "indexing.writer.run_index_session_job",
     "index_storage": "indexing.writer.run_index_storage_job",
+    "validate": "indexing.validation.run_validate_job",
+    "recover": "indexing.recovery.run_recover_job",
+    "recovery_drill": "indexing.drill.run_drill_job",
 }
 
 PROGRESS_INTERVAL_S = 0.5
