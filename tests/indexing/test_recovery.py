@@ -169,3 +169,28 @@ def test_the_recover_command_and_a_dry_run(allowed_root, corpus, capsys):
     assert "restored; 2 sessions" in out and FileStorage.objects.count() == 2
     call_command("recovery_drill", *map(str, roots))
     assert "0 differences" in capsys.readouterr().out
+
+
+def test_recover_and_drill_through_the_api(celery_worker, api, allowed_root, corpus):
+    from django.contrib.auth import get_user_model
+
+    from imalink.models import ApiToken
+    from tests.conftest import assert_error
+
+    roots = build_archive(allowed_root, corpus)
+    before = snapshot()
+    drill = api.post("/api/v1/storage-index/recovery-drill", {"search_roots": [str(r) for r in roots]})
+    assert drill.status_code == 200, drill.content
+    assert drill.json()["data"]["passed"] is True and drill.json()["data"]["difference_count"] == 0
+    wipe_database()
+    user = get_user_model().objects.create_superuser("admin", "", "pw-for-tests-123")
+    api.headers["Authorization"] = f"Bearer {ApiToken.issue(user=user)[1]}"
+    dry = api.post("/api/v1/storage-index/recover", {"search_roots": [str(r) for r in roots], "dry_run": True}).json()["data"]
+    assert dry["found"] == 2 and not FileStorage.objects.exists()
+    response = api.post("/api/v1/storage-index/recover", {"search_roots": [str(r) for r in roots]})
+    assert response.status_code == 200, response.content
+    assert [s["outcome"] for s in response.json()["data"]["storages"]] == ["restored", "restored"]
+    assert snapshot() == before
+    assert_error(api.post("/api/v1/storage-index/recover", {"search_roots": ["relative/path"]}), 400, "path_rejected")
+    assert_error(api.post("/api/v1/storage-index/recover", {"search_roots": ["/etc"]}), 400, "path_not_allowed")
+    assert_error(api.post("/api/v1/storage-index/recover", {"search_roots": []}), 422, "validation_error")
