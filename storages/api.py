@@ -15,6 +15,7 @@ from .schemas import (
     StorageList,
     StorageOut,
     StorageUpdateIn,
+    StorageUpdateOut,
 )
 
 router = Router(tags=["file-storage"])
@@ -40,10 +41,12 @@ def get_storage(request, uuid: UUID):
     return ok(StorageOut.from_storage(services.storage_get(uuid)))
 
 
-@router.put("/{uuid}", response=responses(StorageOut), summary="Change a storage's name or description")
+@router.put("/{uuid}", response=responses(StorageUpdateOut), summary="Change a storage's name or description, or move it to another drive")
 def update_storage(request, uuid: UUID, payload: StorageUpdateIn):
-    storage = services.storage_update(services.storage_get(uuid), **payload.dict(exclude_unset=True))
-    return ok(StorageOut.from_storage(storage))
+    """A base_path moves the storage to a copy on another drive (seed Workflow 5): it is accepted only when
+    `{base_path}/{directory_name}/.imalink/storage.json` holds this storage's uuid; otherwise 400 migration_refused."""
+    storage, migration = services.storage_update_and_migrate(services.storage_get(uuid), **payload.dict(exclude_unset=True))
+    return ok({**StorageOut.from_storage(storage), "migration": migration.as_dict() if migration else None})
 
 
 @router.post("/{uuid}/deactivate", response=responses(StorageOut), summary="Mark a storage inactive")

@@ -18,6 +18,12 @@ class StorageUpdateIn(Schema):
     model_config = ConfigDict(extra="forbid")
     display_name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=10_000)
+    base_path: str | None = Field(
+        None,
+        max_length=4096,
+        examples=["/new/larger/drive"],
+        description="Drive migration: accepted only if {base_path}/{directory_name}/.imalink/storage.json holds this storage's uuid.",
+    )
 
 
 class StorageOut(Schema):
@@ -67,6 +73,31 @@ class StorageOut(Schema):
         }
 
 
+class IndexStatusSummary(Schema):
+    healthy: bool
+    master_index_exists: bool
+    master_index_status: str
+    stale_session_ids: list[int]
+    missing_session_ids: list[int]
+    corrupt_session_ids: list[int]
+
+
+class MigrationOut(Schema):
+    storage_uuid: UUID
+    old_base_path: str
+    new_base_path: str
+    changed: bool
+    master_index_rewritten: bool
+    accessibility: "AccessibilityOut"
+    index_status: IndexStatusSummary | None
+
+
+class StorageUpdateOut(StorageOut):
+    """StorageOut, plus what the drive migration did when base_path was sent."""
+
+    migration: MigrationOut | None = None
+
+
 class StorageList(Schema):
     storages: list[StorageOut]
     count: int
@@ -105,3 +136,7 @@ class StatisticsOut(Schema):
     storage_uuid: UUID
     statistics: StatisticsFigures
     import_sessions: list[SessionSummary]
+
+
+MigrationOut.model_rebuild()
+StorageUpdateOut.model_rebuild()

@@ -19,7 +19,7 @@ from imalink.errors import ImalinkError, NotFound, PathRejected
 
 from . import layout
 from .models import FileStorage
-from .paths import resolve_client_dir
+from .paths import allowed_roots, is_inside, resolve_client_dir
 
 logger = logging.getLogger("imalink.storages")
 
@@ -96,6 +96,18 @@ def storage_update(storage: FileStorage, *, display_name: str | None = None, des
         storage.description = description
     storage.save()
     return storage
+
+
+def storage_update_and_migrate(
+    storage: FileStorage, *, display_name: str | None = None, description: str | None = None, base_path: str | None = None
+) -> tuple[FileStorage, "MigrationReport | None"]:
+    """storage_update, plus the verified migration when base_path is given. All of it, or nothing in the database."""
+    with transaction.atomic():
+        if base_path is not None:
+            storage_check_migration(storage, base_path)  # refuse before the name or description changes
+        storage = storage_update(storage, display_name=display_name, description=description)
+        report = storage_migrate(storage, new_base_path=base_path) if base_path is not None else None
+    return storage, report
 
 
 def storage_set_active(storage: FileStorage, *, active: bool) -> FileStorage:
@@ -268,3 +280,134 @@ def storage_require_available(storage: FileStorage, *, writable: bool = False) -
             f"Storage {storage.display_name!r} is unavailable: {reason}",
             details={"storage_uuid": str(storage.storage_uuid), "reason_code": reason_code},
         )
+
+
+# --- drive migration (DESIGN §6, seed Workflow 5) ----------------------------------------------------
+
+class MigrationRefused(ImalinkError):
+    code = "migration_refused"
+
+
+@dataclass
+class MigrationReport:
+    storage_uuid: str
+    old_base_path: str
+    new_base_path: str
+    changed: bool
+    master_index_rewritten: bool
+    accessibility: dict
+    index_status: dict | None  # None when the storage is not accessible, so its indexes cannot be read
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def storage_check_migration(storage: FileStorage, new_base_path: str) -> Path:
+    """The real base path that `new_base_path` names, if it holds a copy of this storage; else why not.
+
+    The only proof accepted is the storage's own marker at {new base}/{directory_name}/.imalink/storage.json.
+    Reads only: nothing is written here, at the old place or the new one.
+    """
+    if new_base_path == storage.base_path:
+        return Path(storage.base_path)
+    base = resolve_client_dir(new_base_path, field="base_path")
+    if str(base) == storage.base_path:
+        return base
+    root = base / storage.directory_name
+    uuid = str(storage.storage_uuid)
+    details = {"field": "base_path", "path": str(base), "storage_folder": str(root), "storage_uuid": uuid}
+
+    def refuse(reason_code: str, message: str):
+        raise MigrationRefused(message, details={**details, "reason_code": reason_code})
+
+    copy_hint = f"e.g. rsync -a {storage.full_path}/ {root}/"
+    if not os.path.lexists(root):
+        refuse("storage_folder_missing", f"{base} has no folder {storage.directory_name}: copy the storage there first, {copy_hint}")
+    real_root = Path(os.path.realpath(root))
+    if not any(is_inside(real_root, allowed) for allowed in allowed_roots()):
+        refuse("storage_folder_not_allowed", f"{root} leads through a symlink to {real_root}, outside the folders ImaLink may use.")
+    if not real_root.is_dir():
+        refuse("storage_folder_missing", f"{root} is not a folder: copy the storage there first, {copy_hint}")
+    marker = layout.read_marker(root)
+    if marker.problem == "missing":
+        refuse(
+            "marker_missing",
+            f"{root} has no {layout.MARKER}, so it cannot be confirmed as this storage: the copy is incomplete. "
+            f"Copy the whole folder, .imalink included, {copy_hint}",
+        )
+    if marker.storage_uuid is None:
+        refuse("marker_unreadable", f"{root / layout.MARKER} is {marker.problem}, so {root} cannot be confirmed as this storage. Copy it again, {copy_hint}")
+    if marker.storage_uuid != uuid:
+        refuse(
+            "marker_mismatch",
+            f"{root} belongs to another storage ({marker.storage_uuid}), not to this one ({uuid}). "
+            "Point base_path at the drive that holds the copy of this storage.",
+        )
+    return base
+
+
+def _index_summary(status: dict) -> dict:
+    def ids(state: str) -> list[int]:
+        return [s["session_id"] for s in status["sessions"] if s["status"] == state]
+
+    return {
+        "healthy": status["healthy"],
+        "master_index_exists": status["master_index_exists"],
+        "master_index_status": status["master_index"]["status"],
+        "stale_session_ids": ids("stale"),
+        "missing_session_ids": ids("missing"),
+        "corrupt_session_ids": ids("corrupt"),
+    }
+
+
+def storage_migrate(storage: FileStorage, *, new_base_path: str) -> MigrationReport:
+    """Point the storage at a verified copy on another drive, then re-check it and rewrite its master index.
+
+    Refused (400, nothing changed) unless storage_check_migration accepts the new place. The old place is
+    never written to: the old drive may be failing, or be kept as a backup copy.
+    """
+    from django.conf import settings
+
+    from indexing.writer import index_status, write_master_index
+
+    from .locks import storage_lock
+
+    old = storage.base_path
+    with transaction.atomic():
+        base = storage_check_migration(storage, new_base_path)
+        changed = str(base) != old
+        if changed:
+            storage.base_path = str(base)
+            storage.save(update_fields=["base_path", "updated_at"])
+        accessibility = storage_check_accessibility(storage)
+        rewritten = False
+        if changed and accessibility.is_writable:
+            # A read-only copy is still this storage (its marker says so); its index is rewritten once it is writable.
+            new_root = storage.full_path
+            try:
+                with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT):
+                    write_master_index(storage)
+                rewritten = True
+            except OSError as exc:
+                storage.base_path = old  # the transaction puts the row back; keep the object in step with it
+                raise ImalinkError(
+                    f"Could not write the master index at {new_root}: {exc.strerror}. The storage still points at {old}.",
+                    code="migration_failed",
+                    status=500,
+                    details={"storage_uuid": str(storage.storage_uuid), "path": str(new_root)},
+                ) from None
+            except BaseException:
+                storage.base_path = old
+                raise
+    if changed:
+        logger.info("migrated storage %s from %s to %s", storage.storage_uuid, old, storage.base_path)
+    status = index_status(storage) if accessibility.is_accessible else None
+    return MigrationReport(
+        storage_uuid=str(storage.storage_uuid),
+        old_base_path=old,
+        new_base_path=storage.base_path,
+        changed=changed,
+        master_index_rewritten=rewritten,
+        accessibility=accessibility.as_dict(),
+        index_status=_index_summary(status) if status else None,
+    )

@@ -81,14 +81,15 @@ def test_it_refuses_an_empty_display_name(api, make_storage, name):
     assert FileStorage.objects.get(storage_uuid=made["storage_uuid"]).display_name == "Named"
 
 
-def test_it_refuses_to_change_base_path(api, make_storage, allowed_root):
+def test_it_refuses_a_base_path_without_a_copy_of_the_storage(api, make_storage, allowed_root):
+    # base_path changes only through the verified migration (tests/storages/test_migration.py).
     made = make_storage("Pinned")
     other = allowed_root / "other"
     other.mkdir()
 
     response = api.put(f"{BASE}/{made['storage_uuid']}", {"display_name": "Renamed", "base_path": str(other)})
 
-    assert_error(response, 422, "validation_error")
+    assert_error(response, 400, "migration_refused")
     storage = FileStorage.objects.get(storage_uuid=made["storage_uuid"])
     assert storage.base_path == made["base_path"] == str(allowed_root)
     assert storage.display_name == "Pinned"
