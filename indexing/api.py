@@ -1,6 +1,6 @@
 """Routes under /api/v1/jobs/ and /api/v1/storage-index/: jobs' progress and results, and the indexes."""
 
-from typing import Any
+from typing import Any, Literal
 
 from django.core.paginator import Paginator
 from ninja import Query, Router, Status
@@ -13,7 +13,8 @@ from storages.services import storage_get, storage_require_available
 from . import jobs
 from .models import Job
 from .reader import read_index
-from .schemas import IndexStatusOut, IndexWritten, JobList, JobOut, ScanOut
+from .schemas import AcceptChecksumIn, AcceptChecksumOut, IndexStatusOut, IndexWritten, JobList, JobOut, ScanOut, ValidationOut
+from .validation import accept_checksums
 from .writer import index_status
 
 jobs_router = Router(tags=["jobs"])
@@ -106,3 +107,23 @@ def session_index(request, session_id: int):
     session = session_get(session_id)
     storage_require_available(session.file_storage)
     return _read_from_disk(session.file_storage.full_path / f"imports/session_{session.id}.json", f"The index of session {session.id}")
+
+
+@index_router.post(
+    "/validate/{storage_uuid}",
+    response=responses(ValidationOut, _202=JobAccepted),
+    summary="Check every file against the database: quick (size and mtime) or full (re-hash every file)",
+)
+def validate(request, storage_uuid: str, mode: Literal["quick", "full"] = "quick", wait: float | None = Query(None, ge=0)):
+    storage = storage_get(storage_uuid)
+    storage_require_available(storage)
+    return _job_answer(request, kind="validate", storage=storage, params={"mode": mode}, wait=wait)
+
+
+@index_router.post(
+    "/accept-checksum",
+    response=responses(AcceptChecksumOut),
+    summary="Take files' current bytes as their known-good bytes (after a validation reported them corrupted)",
+)
+def accept_checksum(request, body: AcceptChecksumIn):
+    return ok(accept_checksums(body.file_ids))

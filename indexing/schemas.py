@@ -1,10 +1,11 @@
 """Response shapes of the job routes."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from ninja import Schema
+from pydantic import ConfigDict, Field
 
 
 class JobOut(Schema):
@@ -129,3 +130,59 @@ class IndexStatusOut(Schema):
     last_generated: str | None
     last_scan: str | None
     backups: list[IndexBackup]
+
+
+class KnownFileRow(Schema):
+    file_id: int
+    hothash: str
+    path: str
+    session_id: int
+
+
+class ExtraFile(Schema):
+    path: str
+    file_size: int
+
+
+class CorruptedFile(KnownFileRow):
+    expected: str
+    actual: str | None
+    reason: str
+
+
+class ValidationOut(Schema):
+    job_id: int | None = None
+    status: str | None = None
+    storage_uuid: UUID
+    mode: Literal["quick", "full"]
+    validated_files: int
+    files_checked: int
+    missing_files: list[KnownFileRow]
+    extra_files: list[ExtraFile]
+    corrupted_files: list[CorruptedFile]
+    flagged_files: int
+    skipped: list[dict[str, Any]]
+    bytes_read: int
+    duration_s: float
+
+
+class AcceptChecksumIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    file_ids: list[int] = Field(..., min_length=1, max_length=10_000)
+
+
+class AcceptedChecksum(Schema):
+    file_id: int
+    path: str
+    old_checksum: str
+    new_checksum: str
+
+
+class RefusedChecksum(Schema):
+    file_id: int
+    reason: str
+
+
+class AcceptChecksumOut(Schema):
+    accepted: list[AcceptedChecksum]
+    refused: list[RefusedChecksum]

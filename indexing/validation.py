@@ -1,0 +1,277 @@
+"""Validating a storage (DESIGN §6): prove that the files under photos/ are still the bytes the database knows.
+
+`quick` compares size and mtime_ns; `full` re-hashes every file. Files are only ever opened read-only; the one
+write is to the database, where a file found corrupted is flagged `modified` until its checksum is accepted.
+"""
+
+import logging
+import os
+import stat
+import time
+from dataclasses import asdict, dataclass, field
+
+import xxhash
+from django.conf import settings
+from django.db import transaction
+
+from imports.checksums import index_checksum
+from imports.models import ImageFile
+from imports.sources import is_junk
+from storages.locks import storage_lock
+from storages.services import storage_require_available
+
+from .scanner import walk_photos
+
+logger = logging.getLogger("imalink.indexing")
+
+MODES = ("quick", "full")
+# 1 MiB as in DESIGN §2, read into one reused buffer: a fresh 1 MiB bytes per read() can cost a new mmap'ed
+# allocation each time. Larger chunks were no faster warm and slower cold (benchmarks/validate_benchmark.py).
+CHUNK = 1024 * 1024
+_NOATIME = getattr(os, "O_NOATIME", 0)
+_ROW = ("id", "relative_path", "file_size", "mtime_ns", "checksum", "status", "photo__hothash", "import_session_id")
+REASON_CHECKSUM = "checksum mismatch"
+REASON_SIZE = "size changed"
+REASON_MTIME = "mtime changed (contents not compared: run a full validation)"
+REASON_FLAGGED = "flagged modified earlier (contents not compared: run a full validation, or accept its checksum)"
+
+
+@dataclass
+class ValidationReport:
+    storage_uuid: str
+    mode: str
+    validated_files: int = 0
+    files_checked: int = 0
+    missing_files: list = field(default_factory=list)
+    extra_files: list = field(default_factory=list)
+    corrupted_files: list = field(default_factory=list)
+    flagged_files: int = 0  # rows this run newly set to status "modified"
+    skipped: list = field(default_factory=list)  # folders or files the walk could not read
+    bytes_read: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def is_clean(self) -> bool:
+        return not (self.missing_files or self.corrupted_files)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _open_read_only(path) -> int:
+    # O_NOATIME keeps even the access time as it was; the kernel allows it only to the file's owner (or root).
+    try:
+        return os.open(path, os.O_RDONLY | _NOATIME)
+    except PermissionError:
+        if not _NOATIME:
+            raise
+        return os.open(path, os.O_RDONLY)
+
+
+def hash_file(path, buffer: bytearray, *, from_drive: bool = True) -> tuple[str, int, os.stat_result]:
+    """(xxh3-128 hex, bytes read, stat) of one file, read into `buffer` without allocating per chunk.
+
+    With from_drive, the file's clean pages are dropped from the page cache first, so the bytes hashed are the
+    drive's and not a copy in memory, which would hide bit rot. (Dropping them again afterwards, to spare the
+    cache, and POSIX_FADV_SEQUENTIAL both made cold reads slower here, so neither is done.)
+    """
+    fd = _open_read_only(path)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IsADirectoryError(f"{path} is not a regular file")
+        if from_drive:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        digest, view, total, size = xxhash.xxh3_128(), memoryview(buffer), 0, len(buffer)
+        readv, update = os.readv, digest.update
+        while n := readv(fd, [buffer]):
+            update(buffer if n == size else view[:n])
+            total += n
+        return digest.hexdigest(), total, st
+    finally:
+        os.close(fd)
+
+
+def _shown(path: str) -> str:
+    """A path fit for JSON, also when its name is not valid UTF-8."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _on_disk(root: str, path: str, disk: dict) -> tuple[int, int] | None:
+    """(size, mtime_ns) of the row's file, or None. The walk answers nearly always; a path it did not see is
+    looked up directly, since the walk skips junk folders and folders it cannot read."""
+    found = disk.get(path)
+    if found is not None:
+        return found
+    try:
+        st = os.lstat(os.path.join(root, path))
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
+
+
+def validate_storage(storage, *, mode: str = "quick", progress=None, should_stop=None, from_drive: bool = True) -> ValidationReport:
+    """Compare every row of the storage that is not `missing` with its file under photos/.
+
+    Rows are never moved or marked missing here (that is the scan's job); a corrupted file's row is flagged
+    `modified` and stays so until accept_checksums() or a scan finds its known bytes again.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    progress = progress or (lambda **kw: None)
+    started = time.monotonic()
+    report = ValidationReport(storage_uuid=str(storage.storage_uuid), mode=mode)
+    storage_require_available(storage)
+    with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT, should_stop=should_stop):
+        storage_require_available(storage)  # again under the lock: the drive may have gone while we waited
+        root = str(storage.full_path)
+        progress(stage="walking", total=None, done=0, force=True)
+        found, report.skipped = walk_photos(root)
+        disk = {path: (size, mtime_ns) for path, size, mtime_ns in found}
+        rows = sorted(
+            ImageFile.objects.filter(file_storage=storage).exclude(status=ImageFile.Status.MISSING).values_list(*_ROW),
+            key=lambda r: r[1],
+        )
+        to_flag = _compare(root, rows, disk, mode, report, progress, should_stop, from_drive)
+        known = {r[1] for r in rows}
+        report.extra_files = [
+            {"path": _shown(path), "file_size": disk[path][0]}
+            for path in sorted(disk.keys() - known)
+            if not is_junk(path.rsplit("/", 1)[1])
+        ]
+        # An unplugged drive reads as every file missing or unreadable: flag nothing unless it is still here.
+        storage_require_available(storage)
+        report.flagged_files = _flag_modified(to_flag)
+    report.duration_s = round(time.monotonic() - started, 3)
+    progress(stage="done", done=report.files_checked, current=None, bytes_read=report.bytes_read, force=True)
+    logger.info(
+        "%s validation of %s: %d validated, %d missing, %d corrupted, %d extra, %d bytes read in %.2fs",
+        mode, storage.storage_uuid, report.validated_files, len(report.missing_files), len(report.corrupted_files),
+        len(report.extra_files), report.bytes_read, report.duration_s,
+    )
+    return report
+
+
+def _compare(root, rows, disk, mode, report, progress, should_stop, from_drive) -> list[int]:
+    """Check each row against its file; fill the report; return the ids of rows to flag `modified`."""
+    full = mode == "full"
+    buffer = bytearray(CHUNK) if full else None
+    to_flag: list[int] = []
+    total_bytes = sum(r[2] for r in rows) if full else None
+    progress(stage="checking", total=len(rows), done=0, bytes_total=total_bytes, bytes_read=0, force=True)
+    for done, (file_id, path, size, mtime_ns, checksum, status, hothash, session_id) in enumerate(rows, start=1):
+        if should_stop and (full or done % 1000 == 0):
+            should_stop()
+        known = {"file_id": file_id, "hothash": hothash, "path": path, "session_id": session_id}
+        on_disk = _on_disk(root, path, disk)
+        report.files_checked += 1
+        if on_disk is None:
+            report.missing_files.append(known)
+        elif full:
+            progress(done=done - 1, current=path)
+            try:
+                actual, read, _ = hash_file(os.path.join(root, path), buffer, from_drive=from_drive)
+            except OSError as exc:
+                # A read error on a drive that is there is what a failing sector looks like; it is reported,
+                # not flagged, since it is just as often a permission problem.
+                report.corrupted_files.append({**known, "expected": index_checksum(checksum), "actual": None, "reason": f"read error: {exc.strerror or exc}"})
+            else:
+                report.bytes_read += read
+                if actual == checksum:
+                    report.validated_files += 1
+                else:
+                    report.corrupted_files.append({**known, "expected": index_checksum(checksum), "actual": index_checksum(actual), "reason": REASON_CHECKSUM})
+                    if status == ImageFile.Status.PRESENT:
+                        to_flag.append(file_id)
+            progress(done=done, bytes_read=report.bytes_read)
+        else:
+            reason = None
+            if on_disk[0] != size:
+                reason = REASON_SIZE
+                if status == ImageFile.Status.PRESENT:
+                    to_flag.append(file_id)  # other bytes for certain
+            elif on_disk[1] != mtime_ns:
+                reason = REASON_MTIME  # maybe only touched: a scan or a full validation will tell
+            elif status == ImageFile.Status.MODIFIED:
+                reason = REASON_FLAGGED
+            if reason:
+                report.corrupted_files.append({**known, "expected": index_checksum(checksum), "actual": None, "reason": reason})
+            else:
+                report.validated_files += 1
+            if done % 500 == 0:
+                progress(done=done)
+    return to_flag
+
+
+def _flag_modified(file_ids: list[int]) -> int:
+    flagged = 0
+    with transaction.atomic():
+        for start in range(0, len(file_ids), 500):
+            flagged += ImageFile.objects.filter(pk__in=file_ids[start:start + 500], status=ImageFile.Status.PRESENT).update(status=ImageFile.Status.MODIFIED)
+    return flagged
+
+
+def accept_checksums(file_ids: list[int]) -> dict:
+    """Take each file's bytes as they are now as its known-good bytes: re-hash it, store checksum, size and
+    mtime_ns, and set it `present`. The affected session indexes and the master index are rewritten.
+
+    Every storage involved must be available and writable (else 409, and nothing is changed).
+    """
+    from .writer import write_master_index, write_session_index
+
+    wanted = list(dict.fromkeys(file_ids))
+    rows = {f.pk: f for f in ImageFile.objects.filter(pk__in=wanted).select_related("file_storage", "import_session__file_storage", "import_session__default_author")}
+    refused = [{"file_id": i, "reason": "no such file"} for i in wanted if i not in rows]
+    by_storage: dict[int, list[ImageFile]] = {}
+    for file_id in wanted:
+        if file_id in rows:
+            by_storage.setdefault(rows[file_id].file_storage_id, []).append(rows[file_id])
+    storages = {files[0].file_storage_id: files[0].file_storage for files in by_storage.values()}
+    for storage in storages.values():
+        storage_require_available(storage, writable=True)
+
+    accepted = []
+    buffer = bytearray(CHUNK)
+    for storage_id, files in by_storage.items():
+        storage = storages[storage_id]
+        with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT):
+            storage_require_available(storage, writable=True)
+            sessions = {}
+            for image_file in files:
+                entry = _accept_one(storage, image_file, buffer)
+                if "reason" in entry:
+                    refused.append(entry)
+                else:
+                    accepted.append(entry)
+                    sessions[image_file.import_session_id] = image_file.import_session
+            for session in sessions.values():
+                write_session_index(session)
+            if sessions:
+                write_master_index(storage)
+    refused.sort(key=lambda e: e["file_id"])
+    logger.info("accepted the checksums of %d files, refused %d", len(accepted), len(refused))
+    return {"accepted": accepted, "refused": refused}
+
+
+def _accept_one(storage, image_file: ImageFile, buffer: bytearray) -> dict:
+    file_id, path = image_file.pk, image_file.relative_path
+    if image_file.status == ImageFile.Status.MISSING:
+        return {"file_id": file_id, "reason": "the file is marked missing: a scan decides where it is"}
+    full = os.path.join(str(storage.full_path), path)
+    try:
+        checksum, _, before = hash_file(full, buffer, from_drive=True)
+        after = os.stat(full)
+    except FileNotFoundError:
+        return {"file_id": file_id, "reason": f"the file is missing on disk at {path}"}
+    except OSError as exc:
+        return {"file_id": file_id, "reason": f"the file cannot be read: {exc.strerror or exc}"}
+    if (before.st_size, before.st_mtime_ns, before.st_ino) != (after.st_size, after.st_mtime_ns, after.st_ino):
+        return {"file_id": file_id, "reason": "the file changed while it was read; try again"}
+    ImageFile.objects.filter(pk=file_id).update(
+        checksum=checksum, file_size=after.st_size, mtime_ns=after.st_mtime_ns, status=ImageFile.Status.PRESENT
+    )
+    return {"file_id": file_id, "path": path, "old_checksum": index_checksum(image_file.checksum), "new_checksum": index_checksum(checksum)}
+
+
+def run_validate_job(job, ctx) -> dict:
+    return validate_storage(job.storage, mode=job.params.get("mode", "quick"), progress=ctx.progress, should_stop=ctx.check_cancelled).as_dict()
