@@ -4,6 +4,7 @@ The lock lives on the drive, so every process on every host that mounts the stor
 kernel drops it when its holder dies (a SIGKILLed worker never leaves a stale lock behind).
 """
 
+import errno
 import fcntl
 import os
 import time
@@ -25,7 +26,18 @@ def storage_lock(storage, *, wait: float = 0.0, should_stop=None, poll: float = 
     `should_stop` is called while waiting, so a cancelled job stops waiting too.
     """
     path = storage.full_path / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        # A read-only drive: flock works on a read-only descriptor, and if the lock file cannot exist there,
+        # nothing can write to the drive either, so reading it (scan, validate) needs no lock.
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            yield
+            return
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -41,8 +53,11 @@ def storage_lock(storage, *, wait: float = 0.0, should_stop=None, poll: float = 
                 if should_stop:
                     should_stop()
                 time.sleep(poll)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.uname().nodename} {os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.uname().nodename} {os.getpid()}\n".encode())
+        except OSError:
+            pass  # who holds the lock is a courtesy note; a read-only descriptor cannot write it
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock

@@ -338,3 +338,30 @@ def test_the_scan_command_reports_changes(storage, imported, capsys):
     call_command("scan_storage", str(storage.storage_uuid))
     assert "5 moved, 0 missing" in capsys.readouterr().out
     assert row("photos/Vacations/Italy_2024/Rome/IMG_001.jpg")
+
+
+@pytest.mark.django_db
+def test_a_read_only_drive_can_be_scanned_and_validated(allowed_root, corpus, api):
+    import subprocess
+
+    from indexing.validation import validate_storage
+    from tests.conftest import require
+
+    drive = allowed_root / "ro-drive"
+    drive.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(drive)]).returncode == 0
+    require(mounted, "a tmpfs mount (as root)")
+    try:
+        response = api.post("/api/v1/file-storage/create", {"base_path": str(drive), "display_name": "RO"})
+        storage = FileStorage.objects.get(storage_uuid=response.json()["data"]["uuid"])
+        card = allowed_root / "card"
+        card.mkdir()
+        shutil.copy(corpus / "jpeg/camera/DSCN0010.jpg", card)
+        session = ImportSession.objects.create(title="RO", file_storage=storage)
+        import_folder(session_id=session.pk, source_path=str(card))
+        subprocess.run(["mount", "-o", "remount,ro", str(drive)], check=True)
+        report = scan_storage(storage, dry_run=True)
+        assert report.changes_detected is False and report.unchanged_count == 1
+        assert validate_storage(storage, mode="full").validated_files == 1
+    finally:
+        subprocess.run(["umount", str(drive)], check=True)
