@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres setup migrate clean bench-import bench-scan
+.PHONY: run test test-sqlite test-postgres setup migrate clean browser bench-import bench-scan bench-validate
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -17,6 +17,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Browser tests drive Debian's Chromium through Playwright (no browser download). As root it is installed
+# here; elsewhere install the chromium package yourself, or the browser tests are skipped (not under CI=true).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "Installing Debian's chromium for the browser tests ..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "Chromium is not installed: the browser tests will be skipped (apt-get install chromium)."; fi; }
+
 migrate: setup
 	$(PY) manage.py migrate --noinput
 
@@ -24,7 +33,7 @@ run: migrate
 	$(PY) manage.py serve
 
 # The suite runs once on SQLite and once on PostgreSQL. Under CI=true a missing PostgreSQL is a failure.
-test: setup
+test: setup browser
 	$(PY) manage.py makemigrations --check --dry-run
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
@@ -49,3 +58,6 @@ bench-import: migrate
 
 bench-scan: setup
 	$(PY) benchmarks/scan_benchmark.py
+
+bench-validate: setup
+	$(PY) benchmarks/validate_benchmark.py

@@ -184,7 +184,9 @@ STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Celery -------------------------------------------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", "redis://localhost:6379/0", schemes=("redis", "rediss", "unix"))
@@ -214,6 +216,10 @@ IMALINK_SYNC_WAIT = env_number("IMALINK_SYNC_WAIT", 30.0)
 # Pixel limit per image: above it, or implausibly many pixels for the file's size, an image is a decompression bomb.
 IMALINK_MAX_PIXELS = env_number("IMALINK_MAX_PIXELS", 250_000_000, minimum=1, integer=True)
 IMALINK_IMPORT_THREADS = env_number("IMALINK_IMPORT_THREADS", max(2, os.cpu_count() or 2), minimum=1, integer=True)
+# Health check: a storage with less free space than this is "low on space" (the seed's threshold is 1 GB);
+# photos kept in fewer storages than IMALINK_MIN_COPIES are reported (1: never).
+IMALINK_LOW_SPACE_GB = env_number("IMALINK_LOW_SPACE_GB", 1.0)
+IMALINK_MIN_COPIES = env_number("IMALINK_MIN_COPIES", 1, minimum=1, integer=True)
 # How long a job waits for another job's lock on the same storage before it gives up with 409.
 IMALINK_LOCK_WAIT = env_number("IMALINK_LOCK_WAIT", 600.0)
 IMALINK_VERSION = "0.1.0"

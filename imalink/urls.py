@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from .api import api, api_not_found
 
@@ -7,4 +7,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     re_path(r"^api/v1/(?P<rest>.*)$", api_not_found),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("storages.urls")),
+    path("", include("imports.urls")),
+    path("", include("indexing.urls")),
 ]

@@ -335,7 +335,8 @@ def import_folder(
                         _record_unit(future.result(), session=session, report=report)
                         if not report.cancelled:
                             submit_next()
-                        progress(done=report.done, imported=report.imported, duplicates=report.duplicates, failed=report.failed, current=unit.files[0].relative.as_posix())
+                        progress(done=report.done, imported=report.imported, duplicates=report.duplicates, failed=report.failed,
+                                 current=unit.files[0].relative.as_posix(), recent_failures=report.failures[-10:])
                     if not report.cancelled and should_stop is not None:
                         try:
                             should_stop()
@@ -347,7 +348,8 @@ def import_folder(
             report.images_count = ImageFile.objects.filter(import_session=session).count()
             report.duration_s = round(time.monotonic() - started, 3)
             report.files_per_s = round(report.done / report.duration_s, 2) if report.duration_s else 0.0
-            progress(done=report.done, imported=report.imported, duplicates=report.duplicates, failed=report.failed, current=None, force=True)
+            progress(done=report.done, imported=report.imported, duplicates=report.duplicates, failed=report.failed, current=None,
+                     recent_failures=report.failures[-10:], force=True)
     logger.info("import into session %s: %d imported, %d duplicates, %d failed in %.1fs", session.pk, report.imported, report.duplicates, report.failed, report.duration_s)
     return report
 

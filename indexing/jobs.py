@@ -28,6 +28,7 @@ RUNNERS = {
     "validate": "indexing.validation.run_validate_job",
     "recover": "indexing.recovery.run_recover_job",
     "recovery_drill": "indexing.drill.run_drill_job",
+    "health_check": "indexing.health.run_health_job",
 }
 
 PROGRESS_INTERVAL_S = 0.5
@@ -106,6 +107,19 @@ def _enqueue(job_id: int) -> None:
 
     result = run_job.apply_async((job_id,), queue=settings.CELERY_TASK_DEFAULT_QUEUE)
     Job.objects.filter(pk=job_id).update(celery_task_id=result.id)
+
+
+def job_enqueue_quietly(job_id: int) -> bool:
+    """Send a queued job to the broker; a broker that is down costs a warning, not the user's request.
+
+    The job row stays queued, so it can be sent again later; nothing the user asked for is lost.
+    """
+    try:
+        _enqueue(job_id)
+    except Exception as exc:  # kombu and redis raise many types when the broker is unreachable
+        logger.warning("job %s stays queued: the task broker could not be reached (%s: %s)", job_id, type(exc).__name__, exc)
+        return False
+    return True
 
 
 def _claim(job_id: int) -> bool:

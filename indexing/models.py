@@ -42,3 +42,24 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+
+class HealthReport(models.Model):
+    """One run of the health check: the seed's per-storage figures, the issues found, and growth."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    summary = models.JSONField(default=dict)
+    storages = models.JSONField(default=list)
+    issues = models.JSONField(default=list)  # [{"key", "severity", "message", "storage_uuid"}]
+    growth = models.JSONField(default=dict)
+    alerts = models.JSONField(default=dict, blank=True)  # what was sent: {"opened": [...], "cleared": [...], "email": bool, "webhook": ...}
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Health report {self.created_at:%Y-%m-%d %H:%M} ({len(self.issues)} issues)"
+
+    @property
+    def healthy(self) -> bool:
+        return not self.issues

@@ -308,3 +308,39 @@ def imalink_server(transactional_db, redis_available, test_queue, allowed_root, 
     srv = Server(tmp_path, env).start()
     yield srv
     stop_process(srv.proc)
+
+
+# --- a real browser ----------------------------------------------------------------------------------
+
+CHROMIUM_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+    "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    require(path is not None, "Chromium (Debian's chromium package, which `make test` installs)")
+    return path
+
+
+@pytest.fixture
+def browser_page(chromium_path, request):
+    """A Playwright page in headless Chromium; page.shot(name) saves a screenshot under test-output/<test>/."""
+    from playwright.sync_api import sync_playwright
+
+    out = REPO / "test-output" / request.node.name.replace("/", "_")
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_FLAGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.shot = lambda name: page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+        page.output_dir = out
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
