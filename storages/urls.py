@@ -1,0 +1,12 @@
+"""Pages of the storages app (server-rendered, login required)."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("storages/new/", views.storage_new, name="storage-new"),
+    path("storages/<uuid:storage_uuid>/", views.storage_detail, name="storage-detail"),
+    path("storages/<uuid:storage_uuid>/actions/<slug:action>/", views.storage_action, name="storage-action"),
+]
