@@ -89,7 +89,7 @@ def api_not_found(request, rest=""):
 
 
 from storages.api import router as storages_router  # noqa: E402
-from imports.api import authors_router, sessions_router  # noqa: E402
+from imports.api import authors_router, photos_router, sessions_router  # noqa: E402
 from indexing.api import index_router, jobs_router  # noqa: E402
 from indexing.recovery_api import adopt_router, recovery_router  # noqa: E402
 
@@ -97,6 +97,7 @@ api.add_router("/file-storage/", adopt_router)
 api.add_router("/file-storage/", storages_router)
 api.add_router("/import-sessions/", sessions_router)
 api.add_router("/authors/", authors_router)
+api.add_router("/photos/", photos_router)
 api.add_router("/jobs/", jobs_router)
 api.add_router("/storage-index/", index_router)
 api.add_router("/storage-index/", recovery_router)

@@ -1,20 +1,27 @@
-"""Routes under /api/v1/import-sessions/ and /api/v1/authors/: thin doors into imports.services."""
+"""Routes under /api/v1/import-sessions/, /api/v1/authors/ and /api/v1/photos/: thin doors into imports.services."""
 
 from uuid import UUID
 
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from ninja import Query, Router, Status
+from ninja.responses import codes_4xx, codes_5xx
 
-from imalink.schemas import JobAccepted, ok, responses
+from imalink.errors import NotFound
+from imalink.schemas import ErrorResponse, JobAccepted, ok, responses
 from indexing.jobs import job_response, job_start
 
 from . import services
 from .models import Author
 from .pipeline import import_validate
-from .schemas import AuthorIn, AuthorList, AuthorOut, AuthorUpdateIn, ImportIn, ImportResultOut, SessionCreateIn, SessionList, SessionOut
+from .schemas import (
+    AuthorIn, AuthorList, AuthorOut, AuthorUpdateIn, ImportIn, ImportResultOut, PhotoDetailOut, PhotoFileOut, PhotoList,
+    PhotoOut, PhotoUpdateIn, SessionCreateIn, SessionList, SessionOut,
+)
 
 sessions_router = Router(tags=["import-sessions"])
 authors_router = Router(tags=["authors"])
+photos_router = Router(tags=["photos"])
 
 
 @sessions_router.post("/create", response=responses(SessionOut), summary="Create an import session on a storage")
@@ -83,3 +90,49 @@ def delete_author(request, author_id: int):
     data = _author(author)
     services.author_delete(author)
     return ok(data)
+
+
+def _photo_detail(photo) -> dict:
+    return {**PhotoOut.from_photo(photo), "files": [PhotoFileOut.from_file(f) for f in services.photo_files(photo)]}
+
+
+@photos_router.get("/", response=responses(PhotoList), summary="List photos, newest first")
+def list_photos(
+    request,
+    storage_uuid: UUID | None = None,
+    session_id: int | None = Query(None, ge=1),
+    q: str | None = Query(None, max_length=300, description="Part of the title"),
+    page: int = Query(1, ge=1),
+    page_size: int = Query(100, ge=1, le=500),
+):
+    paginator = Paginator(services.photos_list(storage_uuid=storage_uuid, session_id=session_id, q=q), page_size)
+    current = paginator.get_page(page)
+    items = [PhotoOut.from_photo(p) for p in current.object_list]
+    return ok({"photos": items, "count": paginator.count, "page": current.number, "pages": paginator.num_pages})
+
+
+# Hothashes are hex, or "raw:<hex>" for a RAW without a readable preview; the str converter lets ":" through.
+@photos_router.get("/{hothash}", response=responses(PhotoDetailOut), summary="One photo with its files")
+def get_photo(request, hothash: str):
+    return ok(_photo_detail(services.photo_get(hothash)))
+
+
+@photos_router.get(
+    "/{hothash}/hotpreview",
+    response={codes_4xx: ErrorResponse, codes_5xx: ErrorResponse},
+    summary="The photo's hotpreview JPEG (from the database, so it works while the drive is unplugged)",
+    openapi_extra={"responses": {200: {"description": "The hotpreview", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}}},
+)
+def get_photo_hotpreview(request, hothash: str):
+    photo = services.photo_get(hothash)
+    if not photo.hotpreview:
+        raise NotFound(f"Photo {hothash!r} has no hotpreview.", code="no_hotpreview", details={"hothash": hothash})
+    response = HttpResponse(bytes(photo.hotpreview), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@photos_router.put("/{hothash}", response=responses(PhotoDetailOut), summary="Change a photo's title, description, rating, tags or author")
+def update_photo(request, hothash: str, payload: PhotoUpdateIn):
+    photo = services.photo_update(services.photo_get(hothash), **payload.dict(exclude_unset=True))
+    return ok(_photo_detail(photo))

@@ -113,3 +113,103 @@ class ImportResultOut(Schema):
     duration_s: float
     files_per_s: float
     images_count: int
+
+
+class PhotoFileOut(Schema):
+    id: int
+    path: str
+    original_filename: str
+    checksum: str
+    file_format: str
+    file_size: int
+    mtime_ns: int
+    status: str
+    is_primary: bool
+    storage_uuid: UUID
+    session_id: int
+    last_seen_at: datetime | None
+
+    @staticmethod
+    def from_file(image_file) -> dict:
+        return {
+            "id": image_file.id,
+            "path": image_file.relative_path,
+            "original_filename": image_file.original_filename,
+            "checksum": image_file.checksum,
+            "file_format": image_file.file_format,
+            "file_size": image_file.file_size,
+            "mtime_ns": image_file.mtime_ns,
+            "status": image_file.status,
+            "is_primary": image_file.is_primary,
+            "storage_uuid": image_file.file_storage.storage_uuid,
+            "session_id": image_file.import_session_id,
+            "last_seen_at": image_file.last_seen_at,
+        }
+
+
+class PhotoOut(Schema):
+    hothash: str
+    hothash_version: str
+    width: int | None
+    height: int | None
+    taken_at: datetime | None
+    gps_latitude: float | None
+    gps_longitude: float | None
+    camera_make: str
+    camera_model: str
+    has_hotpreview: bool
+    hotpreview_url: str | None
+    title: str
+    description: str
+    rating: int
+    tags: list[str]
+    author_id: int | None
+    author: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @staticmethod
+    def from_photo(photo) -> dict:
+        return {
+            "hothash": photo.hothash,
+            "hothash_version": photo.hothash_version,
+            "width": photo.width,
+            "height": photo.height,
+            "taken_at": photo.taken_at,
+            "gps_latitude": photo.gps_latitude,
+            "gps_longitude": photo.gps_longitude,
+            "camera_make": photo.camera_make,
+            "camera_model": photo.camera_model,
+            "has_hotpreview": photo.has_hotpreview,
+            "hotpreview_url": f"/api/v1/photos/{photo.hothash}/hotpreview" if photo.has_hotpreview else None,
+            "title": photo.title,
+            "description": photo.description,
+            "rating": photo.rating,
+            "tags": photo.tags or [],
+            "author_id": photo.author_id,
+            "author": photo.author.name if photo.author else None,
+            "created_at": photo.created_at,
+            "updated_at": photo.updated_at,
+        }
+
+
+class PhotoDetailOut(PhotoOut):
+    files: list[PhotoFileOut]
+
+
+class PhotoList(Schema):
+    photos: list[PhotoOut]
+    count: int
+    page: int
+    pages: int
+
+
+class PhotoUpdateIn(Schema):
+    """Only the fields sent are changed; author_id null clears the author."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(None, max_length=300)
+    description: str | None = Field(None, max_length=10_000)
+    rating: int | None = Field(None, ge=0, le=5)
+    tags: list[str] | None = Field(None, max_length=100)
+    author_id: int | None = Field(None, ge=1)

@@ -1,13 +1,26 @@
 """Import sessions and authors: creating, changing and listing them, with the rules in one place."""
 
+import io
+import logging
+import os
 import uuid as uuid_lib
+from functools import partial
+from pathlib import Path
 
-from django.db.models import Count, ProtectedError
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, ProtectedError
+from PIL import Image, ImageOps
 
-from imalink.errors import Conflict, ImalinkError, NotFound
+from imalink.errors import Conflict, ImalinkError, NotFound, StorageUnavailable
 from storages.models import FileStorage
+from storages.paths import is_inside
+from storages.services import storage_require_available
 
-from .models import Author, ImportSession
+from . import media  # noqa: F401  (registers the HEIF opener with Pillow)
+from .models import Author, ImageFile, ImportSession, Photo
+
+logger = logging.getLogger("imalink.imports")
 
 
 def _storage_for_session(file_storage_id, file_storage_uuid) -> FileStorage:
@@ -114,3 +127,173 @@ def author_delete(author: Author) -> None:
         author.delete()
     except ProtectedError:
         raise Conflict(f"Author {author.name!r} is still referred to.", code="author_in_use") from None
+
+
+# --- photos -----------------------------------------------------------------------------------------
+
+_UNSET = object()
+MAX_TAGS = 100
+MAX_TAG_LENGTH = 100
+PREVIEW_SIDE = 1024
+PREVIEW_QUALITY = 85
+PILLOW_FILE_FORMATS = frozenset({"jpeg", "mpo", "png", "tiff", "webp", "heic"})  # anything else is a RAW
+
+
+def photo_get(hothash: str) -> Photo:
+    photo = Photo.objects.select_related("author").filter(hothash=hothash).first()
+    if photo is None:
+        raise NotFound(f"No photo with hothash {hothash!r}.", details={"hothash": hothash})
+    return photo
+
+
+def photos_list(*, storage_uuid=None, session_id: int | None = None, q: str | None = None):
+    """Photos newest first (undated ones last), without their hotpreview bytes."""
+    photos = Photo.objects.select_related("author").defer("hotpreview")
+    if storage_uuid is not None:
+        photos = photos.filter(files__file_storage__storage_uuid=storage_uuid)
+    if session_id is not None:
+        photos = photos.filter(files__import_session_id=session_id)
+    if q:
+        photos = photos.filter(title__icontains=q.strip())
+    if storage_uuid is not None or session_id is not None:
+        photos = photos.distinct()
+    return photos.order_by(F("taken_at").desc(nulls_last=True), "-id")
+
+
+def photo_files(photo: Photo):
+    return photo.files.select_related("file_storage", "import_session").order_by("-is_primary", "id")
+
+
+def _clean_tags(tags) -> list[str]:
+    def reject(message):
+        raise ImalinkError(message, code="validation_error", status=422, details={"field": "tags"})
+
+    if not isinstance(tags, (list, tuple)):
+        reject("tags must be a list of strings.")
+    cleaned: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip():
+            reject("Every tag must be a non-empty string.")
+        tag = tag.strip()
+        if len(tag) > MAX_TAG_LENGTH:
+            reject(f"A tag may be at most {MAX_TAG_LENGTH} characters long.")
+        if tag not in cleaned:
+            cleaned.append(tag)
+    if len(cleaned) > MAX_TAGS:
+        reject(f"A photo may have at most {MAX_TAGS} tags.")
+    return cleaned
+
+
+def photo_update(photo: Photo, *, title=None, description=None, rating=None, tags=None, author_id=_UNSET) -> Photo:
+    """Change the user's metadata of a photo, then have its session indexes rewritten.
+
+    None leaves a field as it is, except author_id, where None clears the author (leave it out to keep it).
+    """
+    if title is not None:
+        if not isinstance(title, str) or len(title) > 300:
+            raise ImalinkError("title must be text of at most 300 characters.", code="validation_error", status=422, details={"field": "title"})
+        photo.title = title.strip()
+    if description is not None:
+        if not isinstance(description, str):
+            raise ImalinkError("description must be text.", code="validation_error", status=422, details={"field": "description"})
+        photo.description = description
+    if rating is not None:
+        if isinstance(rating, bool) or not isinstance(rating, int) or not 0 <= rating <= 5:
+            raise ImalinkError("rating must be a whole number from 0 to 5.", code="validation_error", status=422, details={"field": "rating"})
+        photo.rating = rating
+    if tags is not None:
+        photo.tags = _clean_tags(tags)
+    if author_id is not _UNSET:
+        photo.author = author_get(author_id) if author_id is not None else None
+    with transaction.atomic():
+        photo.save()
+        _reindex_sessions_of(photo)
+    return photo
+
+
+def _reindex_sessions_of(photo: Photo) -> None:
+    """Queue an index_session job for every session holding a file of this photo on an available storage.
+
+    Recovery rebuilds the user's metadata from the session indexes, so they must soon say what the database
+    says. A session that already has a queued index job is left alone: that job will read the new values.
+    """
+    from indexing import jobs
+    from indexing.jobs import job_start
+    from indexing.models import Job
+
+    sessions = ImportSession.objects.filter(image_files__photo=photo).select_related("file_storage").distinct()
+    for session in sessions:
+        try:
+            storage_require_available(session.file_storage, writable=True)
+        except StorageUnavailable:
+            logger.info("session %s index not queued after editing photo %s: its storage is unavailable", session.pk, photo.hothash)
+            continue
+        if Job.objects.filter(kind="index_session", session=session, status=Job.Status.QUEUED).exists():
+            continue
+        job = job_start(kind="index_session", storage=session.file_storage, session=session, enqueue=False)
+        transaction.on_commit(partial(jobs.job_enqueue_quietly, job.pk))
+
+
+def photo_preview_jpeg(photo: Photo) -> bytes | None:
+    """A ~1024 px JPEG rendered from the primary file when its storage is available, else the hotpreview."""
+    image_file = photo.files.select_related("file_storage").filter(status=ImageFile.Status.PRESENT).order_by("-is_primary", "id").first()
+    if image_file is not None:
+        rendered = _render_from_file(image_file)
+        if rendered is not None:
+            return rendered
+    return bytes(photo.hotpreview) if photo.hotpreview else None
+
+
+def _render_from_file(image_file: ImageFile) -> bytes | None:
+    storage = image_file.file_storage
+    try:
+        storage_require_available(storage)
+    except StorageUnavailable:
+        return None
+    root = Path(os.path.realpath(storage.full_path))
+    path = Path(os.path.realpath(root / image_file.relative_path))
+    if not is_inside(path, root) or not path.is_file():
+        return None
+    try:
+        if image_file.file_format not in PILLOW_FILE_FORMATS:
+            return _render_raw(path)
+        with Image.open(path) as im:
+            return _encode_preview(im, orient=True)
+    except Exception as exc:  # a file changed or damaged on disk falls back to the hotpreview
+        logger.info("no preview rendered from %s: %s: %s", path, type(exc).__name__, exc)
+        return None
+
+
+def _encode_preview(im: Image.Image, *, orient: bool) -> bytes | None:
+    if im.width * im.height > settings.IMALINK_MAX_PIXELS:
+        return None  # the file on disk is no longer the one that passed the import's bomb check
+    if im.format in ("JPEG", "MPO"):
+        im.draft("RGB", (PREVIEW_SIDE, PREVIEW_SIDE))
+    image = (ImageOps.exif_transpose(im) or im) if orient else im
+    image = image.convert("RGB")
+    image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=PREVIEW_QUALITY)
+    return buffer.getvalue()
+
+
+def _render_raw(path: Path) -> bytes | None:
+    """A RAW's embedded preview (never the sensor data), turned the way the RAW says."""
+    import rawpy
+
+    with rawpy.imread(str(path)) as raw:
+        flip = int(raw.sizes.flip)
+        thumb = raw.extract_thumb()
+    if thumb.format == rawpy.ThumbFormat.JPEG:
+        im = Image.open(io.BytesIO(bytes(thumb.data)))
+    elif thumb.format == rawpy.ThumbFormat.BITMAP:
+        im = Image.fromarray(thumb.data)
+    else:
+        return None
+    with im:
+        rotate = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}.get(flip)
+        if rotate is not None:
+            im.load()
+            im = im.transpose(rotate)
+        # The embedded preview is stored as the sensor sees it: the RAW's flip applies, not the preview's EXIF.
+        return _encode_preview(im, orient=False)
