@@ -326,10 +326,12 @@ def chromium_path() -> str:
 
 
 @pytest.fixture
-def browser_page(chromium_path, request):
+def browser_page(chromium_path, request, monkeypatch):
     """A Playwright page in headless Chromium; page.shot(name) saves a screenshot under test-output/<test>/."""
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are still synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     out = REPO / "test-output" / request.node.name.replace("/", "_")
     out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
