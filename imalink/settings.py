@@ -4,9 +4,11 @@ Every value goes through a typed helper that refuses bad input, so a typo stops 
 message instead of surfacing later as odd behaviour.
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -71,6 +73,16 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def env_emails(name: str) -> list[str]:
+    """Comma-separated e-mail addresses; none when unset."""
+    addresses = env_list(name, [])
+    for address in addresses:
+        local, _, domain = address.rpartition("@")
+        if not local or "." not in domain or any(c.isspace() for c in address):
+            raise ImproperlyConfigured(f"{name}: {address!r} is not an e-mail address.")
+    return addresses
+
+
 VAR_DIR = Path(_env("IMALINK_VAR_DIR") or BASE_DIR / "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 (VAR_DIR / "static").mkdir(exist_ok=True)
@@ -115,6 +127,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "imalink.metrics.MetricsMiddleware",  # first, so the response times cover every other middleware
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -220,9 +233,47 @@ IMALINK_IMPORT_THREADS = env_number("IMALINK_IMPORT_THREADS", max(2, os.cpu_coun
 # photos kept in fewer storages than IMALINK_MIN_COPIES are reported (1: never).
 IMALINK_LOW_SPACE_GB = env_number("IMALINK_LOW_SPACE_GB", 1.0)
 IMALINK_MIN_COPIES = env_number("IMALINK_MIN_COPIES", 1, minimum=1, integer=True)
+# The monthly full validation runs in nightly slices of at most this many seconds per storage.
+IMALINK_VALIDATION_BUDGET_S = env_number("IMALINK_VALIDATION_BUDGET_S", 3 * 3600.0, minimum=1)
 # How long a job waits for another job's lock on the same storage before it gives up with 409.
 IMALINK_LOCK_WAIT = env_number("IMALINK_LOCK_WAIT", 600.0)
 IMALINK_VERSION = "0.1.0"
+
+# --- Alerts -------------------------------------------------------------------------------------
+# After each health report, issues that opened or cleared are e-mailed to IMALINK_ALERT_EMAILS (comma list)
+# and posted as JSON to IMALINK_ALERT_WEBHOOK; both are off when unset.
+IMALINK_ALERT_EMAILS = env_emails("IMALINK_ALERT_EMAILS")
+IMALINK_ALERT_WEBHOOK = env_url("IMALINK_ALERT_WEBHOOK", "", schemes=("http", "https")) if _env("IMALINK_ALERT_WEBHOOK") else None
+if IMALINK_ALERT_WEBHOOK and not urlsplit(IMALINK_ALERT_WEBHOOK).hostname:
+    raise ImproperlyConfigured(f"IMALINK_ALERT_WEBHOOK={IMALINK_ALERT_WEBHOOK!r} names no host.")
+# Django's SMTP backend; a timeout so a dead mail server cannot hang the health check.
+EMAIL_HOST = _env("EMAIL_HOST") or "localhost"
+EMAIL_PORT = env_number("EMAIL_PORT", 25, minimum=1, integer=True)
+EMAIL_HOST_USER = _env("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _env("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_number("EMAIL_TIMEOUT", 10.0, minimum=1)
+DEFAULT_FROM_EMAIL = _env("DEFAULT_FROM_EMAIL") or "imalink@localhost"
+
+# /metrics (Prometheus): open to a client that sends "Authorization: Bearer <IMALINK_METRICS_TOKEN>", or whose
+# address is in IMALINK_METRICS_ALLOW ("none": token only). Behind a reverse proxy on this host every client
+# comes from 127.0.0.1, so there set the list to "none" and use the token.
+IMALINK_METRICS_TOKEN = _env("IMALINK_METRICS_TOKEN") or ""
+if IMALINK_METRICS_TOKEN and len(IMALINK_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("IMALINK_METRICS_TOKEN must be at least 16 characters long.")
+
+
+def env_networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    items = env_list(name, default)
+    if [item.lower() for item in items] == ["none"]:
+        return []
+    try:
+        return [ipaddress.ip_network(item) for item in items]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc} (use addresses or networks like 10.0.0.0/8, or none).") from None
+
+
+IMALINK_METRICS_ALLOW = env_networks("IMALINK_METRICS_ALLOW", ["127.0.0.1", "::1"])
 
 LOG_LEVEL = (_env("LOG_LEVEL") or "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

@@ -63,3 +63,18 @@ class HealthReport(models.Model):
     @property
     def healthy(self) -> bool:
         return not self.issues
+
+
+class ValidationCheckpoint(models.Model):
+    """Where the incremental monthly full validation of one storage stands (see validation.validate_incrementally)."""
+
+    storage = models.OneToOneField("storages.FileStorage", on_delete=models.CASCADE, related_name="validation_checkpoint")
+    cursor = models.TextField(blank=True, help_text="The last path checked in the current cycle; the next slice starts after it.")
+    cycle_started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    files_checked_in_cycle = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        state = f"complete {self.completed_at:%Y-%m-%d}" if self.completed_at else f"at {self.cursor or 'the start'}"
+        return f"Validation of {self.storage}: {state}"

@@ -49,6 +49,11 @@ class ValidationReport:
     skipped: list = field(default_factory=list)  # folders or files the walk could not read
     bytes_read: int = 0
     duration_s: float = 0.0
+    # A run with a time budget checks the rows in path order from `started_after` and stops when the budget
+    # is spent; `cursor` is the last path it checked and `complete` says whether it reached the end.
+    started_after: str = ""
+    cursor: str = ""
+    complete: bool = True
 
     @property
     def is_clean(self) -> bool:
@@ -110,7 +115,8 @@ def _on_disk(root: str, path: str, disk: dict) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
 
 
-def validate_storage(storage, *, mode: str = "quick", progress=None, should_stop=None, from_drive: bool = True) -> ValidationReport:
+def validate_storage(storage, *, mode: str = "quick", progress=None, should_stop=None, from_drive: bool = True,
+                     budget_s: float | None = None, start_after: str = "") -> ValidationReport:
     """Compare every row of the storage that is not `missing` with its file under photos/.
 
     Rows are never moved or marked missing here (that is the scan's job); a corrupted file's row is flagged
@@ -120,7 +126,7 @@ def validate_storage(storage, *, mode: str = "quick", progress=None, should_stop
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     progress = progress or (lambda **kw: None)
     started = time.monotonic()
-    report = ValidationReport(storage_uuid=str(storage.storage_uuid), mode=mode)
+    report = ValidationReport(storage_uuid=str(storage.storage_uuid), mode=mode, started_after=start_after)
     storage_require_available(storage)
     with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT, should_stop=should_stop):
         storage_require_available(storage)  # again under the lock: the drive may have gone while we waited
@@ -132,7 +138,24 @@ def validate_storage(storage, *, mode: str = "quick", progress=None, should_stop
             ImageFile.objects.filter(file_storage=storage).exclude(status=ImageFile.Status.MISSING).values_list(*_ROW),
             key=lambda r: r[1],
         )
-        to_flag = _compare(root, rows, disk, mode, report, progress, should_stop, from_drive)
+        if start_after:
+            rows = [r for r in rows if r[1] > start_after]
+        if budget_s is not None:
+            deadline = started + budget_s
+            budgeted_stop = should_stop
+
+            def should_stop():  # noqa: F811 - the budget is one more reason to stop, at a file boundary
+                if budgeted_stop:
+                    budgeted_stop()
+                # At least one file per slice, so a cycle always advances however small the budget.
+                if time.monotonic() >= deadline and report.files_checked > 0:
+                    raise _BudgetSpent()
+
+        to_flag: list[int] = []  # what a run stopped by its budget has found so far is still flagged
+        try:
+            _compare(root, rows, disk, mode, report, progress, should_stop, from_drive, to_flag)
+        except _BudgetSpent:
+            report.complete = False
         known = {r[1] for r in rows}
         report.extra_files = [
             {"path": _shown(path), "file_size": disk[path][0]}
@@ -152,11 +175,17 @@ def validate_storage(storage, *, mode: str = "quick", progress=None, should_stop
     return report
 
 
-def _compare(root, rows, disk, mode, report, progress, should_stop, from_drive) -> list[int]:
-    """Check each row against its file; fill the report; return the ids of rows to flag `modified`."""
+class _BudgetSpent(Exception):
+    pass
+
+
+def _compare(root, rows, disk, mode, report, progress, should_stop, from_drive, to_flag: list[int]) -> None:
+    """Check each row against its file; fill the report, and `to_flag` with the ids of rows to flag `modified`.
+
+    report.cursor is the path of the last row fully checked, so a run stopped between files resumes after it.
+    """
     full = mode == "full"
     buffer = bytearray(CHUNK) if full else None
-    to_flag: list[int] = []
     total_bytes = sum(r[2] for r in rows) if full else None
     progress(stage="checking", total=len(rows), done=0, bytes_total=total_bytes, bytes_read=0, force=True)
     for done, (file_id, path, size, mtime_ns, checksum, status, hothash, session_id) in enumerate(rows, start=1):
@@ -165,6 +194,7 @@ def _compare(root, rows, disk, mode, report, progress, should_stop, from_drive) 
         known = {"file_id": file_id, "hothash": hothash, "path": path, "session_id": session_id}
         on_disk = _on_disk(root, path, disk)
         report.files_checked += 1
+        report.cursor = path  # a budget only ever stops the run at the top of the loop, after this row
         if on_disk is None:
             report.missing_files.append(known)
         elif full:
@@ -200,7 +230,6 @@ def _compare(root, rows, disk, mode, report, progress, should_stop, from_drive) 
                 report.validated_files += 1
             if done % 500 == 0:
                 progress(done=done)
-    return to_flag
 
 
 def _flag_modified(file_ids: list[int]) -> int:
@@ -274,4 +303,35 @@ def _accept_one(storage, image_file: ImageFile, buffer: bytearray) -> dict:
 
 
 def run_validate_job(job, ctx) -> dict:
-    return validate_storage(job.storage, mode=job.params.get("mode", "quick"), progress=ctx.progress, should_stop=ctx.check_cancelled).as_dict()
+    params = job.params
+    if params.get("incremental"):
+        return validate_incrementally(job.storage, budget_s=params.get("budget_s"), progress=ctx.progress, should_stop=ctx.check_cancelled)
+    return validate_storage(job.storage, mode=params.get("mode", "quick"), progress=ctx.progress, should_stop=ctx.check_cancelled).as_dict()
+
+
+def validate_incrementally(storage, *, budget_s: float | None, cycle_days: int = 30, progress=None, should_stop=None) -> dict:
+    """One night's slice of the monthly full validation, as git-annex's `fsck --incremental` does.
+
+    Each run re-hashes files in path order from where the last one stopped, for at most budget_s seconds,
+    and records its place in a ValidationCheckpoint. When a cycle reaches the end it is complete, and the
+    next cycle starts once it is cycle_days old, so a huge storage is validated over several nights without
+    ever blocking a worker for a day.
+    """
+    from django.utils import timezone
+
+    from .models import ValidationCheckpoint
+
+    checkpoint, _ = ValidationCheckpoint.objects.get_or_create(storage=storage)
+    now = timezone.now()
+    if checkpoint.completed_at and (now - checkpoint.cycle_started_at).days < cycle_days:
+        return {"skipped": True, "reason": f"a full validation cycle completed on {checkpoint.completed_at:%Y-%m-%d}", "storage_uuid": str(storage.storage_uuid)}
+    if checkpoint.completed_at or not checkpoint.cycle_started_at:
+        checkpoint.cycle_started_at, checkpoint.completed_at, checkpoint.cursor = now, None, ""
+    report = validate_storage(storage, mode="full", budget_s=budget_s, start_after=checkpoint.cursor, progress=progress, should_stop=should_stop)
+    checkpoint.cursor = report.cursor if not report.complete else ""
+    checkpoint.last_run_at = timezone.now()
+    checkpoint.files_checked_in_cycle = (checkpoint.files_checked_in_cycle if report.started_after else 0) + report.files_checked
+    if report.complete:
+        checkpoint.completed_at = checkpoint.last_run_at
+    checkpoint.save()
+    return {**report.as_dict(), "cycle_started_at": checkpoint.cycle_started_at.isoformat(), "cycle_files_checked": checkpoint.files_checked_in_cycle}
