@@ -3,7 +3,8 @@
 from typing import Any, Literal
 
 from django.core.paginator import Paginator
-from ninja import Query, Router, Status
+from ninja import Query, Router, Schema, Status
+from pydantic import ConfigDict, Field
 
 from imalink.errors import Conflict, NotFound
 from imalink.schemas import JobAccepted, ok, responses
@@ -127,3 +128,37 @@ def validate(request, storage_uuid: str, mode: Literal["quick", "full"] = "quick
 )
 def accept_checksum(request, body: AcceptChecksumIn):
     return ok(accept_checksums(body.file_ids))
+
+
+class BatchIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    session_ids: list[int] = Field(..., min_length=1, max_length=1000)
+
+
+class BatchOut(Schema):
+    job_id: int | None = None
+    status: str | None = None
+    children: list[dict[str, Any]]
+    session_ids: list[int]
+    written: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+@index_router.post(
+    "/batch",
+    response=responses(BatchOut, _202=JobAccepted),
+    summary="Write many session indexes at once, in parallel across the workers (one parent job)",
+)
+def batch_generate(request, payload: BatchIn, wait: float | None = Query(None, ge=0)):
+    from imports.models import ImportSession
+
+    wanted = sorted(set(payload.session_ids))
+    sessions = {s.pk: s for s in ImportSession.objects.filter(pk__in=wanted).select_related("file_storage")}
+    unknown = [i for i in wanted if i not in sessions]
+    if unknown:
+        raise NotFound(f"No import session with id {', '.join(map(str, unknown[:20]))}.", details={"session_ids": unknown[:100]})
+    for storage in {s.file_storage_id: s.file_storage for s in sessions.values()}.values():
+        storage_require_available(storage, writable=True)
+    return _job_answer(request, kind="index_batch", storage=None, params={"session_ids": wanted}, wait=wait)

@@ -29,6 +29,7 @@ RUNNERS = {
     "recover": "indexing.recovery.run_recover_job",
     "recovery_drill": "indexing.drill.run_drill_job",
     "health_check": "indexing.health.run_health_job",
+    "index_batch": "indexing.jobs.run_index_batch_job",
 }
 
 PROGRESS_INTERVAL_S = 0.5
@@ -40,6 +41,10 @@ class JobCancelled(Exception):
     def __init__(self, result: dict | None = None):
         super().__init__("cancelled")
         self.result = result
+
+
+class JobWaitsForChildren(Exception):
+    """Raised by a runner that handed its work to child jobs: it stays running until the last child ends."""
 
 
 class JobContext:
@@ -131,6 +136,14 @@ def _claim(job_id: int) -> bool:
 
 def _finish(job: Job, status: str, *, result=None, errors=None, progress=None) -> None:
     fields = {"status": status, "finished_at": timezone.now()}
+    try:
+        _finish_row(job, fields, result=result, errors=errors, progress=progress)
+    finally:
+        if job.parent_id:
+            _settle_parent(job.parent_id)
+
+
+def _finish_row(job: Job, fields: dict, *, result=None, errors=None, progress=None) -> None:
     if result is not None:
         fields["result"] = result
     if errors is not None:
@@ -153,6 +166,9 @@ def job_run(job_id: int, *, on_progress=None) -> Job | None:
     runner = import_string(RUNNERS[job.kind])
     try:
         result = runner(job, ctx)
+    except JobWaitsForChildren:
+        Job.objects.filter(pk=job.pk).update(progress=ctx.progress_data)
+        _settle_parent(job.pk)  # the children may all have finished already
     except JobCancelled as exc:
         result = exc.result if exc.result is not None else {"cancelled": True, **ctx.progress_data}
         _finish(job, Job.Status.CANCELLED, progress=ctx.progress_data, result=result)
@@ -225,3 +241,53 @@ def job_response(job: Job, *, wait: float | None):
             details={"job_id": job.pk},
         )
     return 202, {"job_id": job.pk, "status": job.status, "status_url": f"/api/v1/jobs/{job.pk}", "result": job.result}
+
+
+def _settle_parent(parent_id: int) -> None:
+    """Bring a parent job's progress up to date from its children, and finish it when the last one has."""
+    from django.db.models import Count, Q
+
+    counts = Job.objects.filter(parent_id=parent_id).aggregate(
+        total=Count("id"),
+        done=Count("id", filter=Q(status__in=Job.FINISHED)),
+        succeeded=Count("id", filter=Q(status=Job.Status.SUCCEEDED)),
+        failed=Count("id", filter=Q(status=Job.Status.FAILED)),
+        cancelled=Count("id", filter=Q(status=Job.Status.CANCELLED)),
+    )
+    parent = Job.objects.filter(pk=parent_id).first()
+    if parent is None or parent.is_finished:
+        return
+    progress = {**(parent.progress or {}), **counts}
+    if counts["total"] and counts["done"] == counts["total"]:
+        children = list(Job.objects.filter(parent_id=parent_id).order_by("id").values("id", "session_id", "status", "result"))
+        result = {
+            "children": [{"job_id": c["id"], "session_id": c["session_id"], "status": c["status"]} for c in children],
+            "written": sum((c["result"] or {}).get("written", 0) for c in children),
+            "session_ids": [c["session_id"] for c in children],
+            **{k: counts[k] for k in ("succeeded", "failed", "cancelled")},
+        }
+        status = Job.Status.SUCCEEDED if counts["succeeded"] == counts["total"] else Job.Status.FAILED
+        # Conditional: two children finishing at once must not both finish the parent.
+        Job.objects.filter(pk=parent_id, status=Job.Status.RUNNING).update(status=status, progress=progress, result=result, finished_at=timezone.now())
+    else:
+        Job.objects.filter(pk=parent_id, status=Job.Status.RUNNING).update(progress=progress)
+
+
+def run_index_batch_job(job, ctx) -> dict:
+    """Write many session indexes at once: one child job per session, sent to the workers as a Celery group.
+
+    Sessions on one storage still take its lock in turn; sessions on different storages run side by side.
+    """
+    from celery import group
+    from django.conf import settings
+
+    from imports.models import ImportSession
+
+    from .tasks import run_job
+
+    sessions = list(ImportSession.objects.filter(pk__in=job.params.get("session_ids", [])).select_related("file_storage").order_by("id"))
+    children = [Job.objects.create(kind="index_session", storage=s.file_storage, session=s, parent=job, created_by=job.created_by) for s in sessions]
+    ctx.progress(total=len(children), done=0, force=True)
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    group(run_job.si(child.pk).set(queue=queue) for child in children).apply_async()
+    raise JobWaitsForChildren()
