@@ -92,6 +92,7 @@ from storages.api import router as storages_router  # noqa: E402
 from imports.api import authors_router, photos_router, sessions_router  # noqa: E402
 from indexing.api import index_router, jobs_router  # noqa: E402
 from indexing.recovery_api import adopt_router, recovery_router  # noqa: E402
+from indexing.health_api import health_router  # noqa: E402
 
 api.add_router("/file-storage/", adopt_router)
 api.add_router("/file-storage/", storages_router)
@@ -101,3 +102,4 @@ api.add_router("/photos/", photos_router)
 api.add_router("/jobs/", jobs_router)
 api.add_router("/storage-index/", index_router)
 api.add_router("/storage-index/", recovery_router)
+api.add_router("/health/", health_router)

@@ -6,7 +6,7 @@ from django.core.paginator import Paginator
 from ninja import Query, Router, Schema, Status
 from pydantic import ConfigDict, Field
 
-from imalink.errors import Conflict, NotFound
+from imalink.errors import Conflict, NotFound, StorageUnavailable
 from imalink.schemas import JobAccepted, ok, responses
 from imports.services import session_get
 from storages.services import storage_get, storage_require_available
@@ -16,7 +16,7 @@ from .models import Job
 from .reader import read_index
 from .schemas import AcceptChecksumIn, AcceptChecksumOut, IndexStatusOut, IndexWritten, JobList, JobOut, ScanOut, ValidationOut
 from .validation import accept_checksums
-from .writer import index_status
+from .writer import index_status, unavailable_index_status
 
 jobs_router = Router(tags=["jobs"])
 index_router = Router(tags=["storage-index"])
@@ -82,8 +82,12 @@ def scan(request, storage_uuid: str, dry_run: bool = False, adopt_new: bool = Fa
 
 @index_router.get("/status/{storage_uuid}", response=responses(IndexStatusOut), summary="Whether each index exists, parses and is current")
 def status(request, storage_uuid: str):
+    """A read: for an unavailable storage it answers 200 saying so (the seed's health script reads `data`)."""
     storage = storage_get(storage_uuid)
-    storage_require_available(storage)
+    try:
+        storage_require_available(storage)
+    except StorageUnavailable as exc:
+        return ok(unavailable_index_status(storage, reason=exc.message))
     return ok(index_status(storage))
 
 

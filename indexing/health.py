@@ -11,6 +11,7 @@ from imports.models import ImageFile, Photo
 from storages.models import FileStorage
 from storages.services import storage_check_accessibility, storage_statistics
 
+from .alerts import send_health_alerts
 from .models import HealthReport
 from .writer import index_status
 
@@ -90,6 +91,7 @@ def run_health_check(*, progress=None) -> HealthReport:
     }
     report = HealthReport.objects.create(summary=summary, storages=rows, issues=issues, growth=growth)
     logger.info("health report %s: %d storages, %d issues", report.pk, len(rows), len(issues))
+    send_health_alerts(report)
     return report
 
 

@@ -123,6 +123,8 @@ class IndexBackup(Schema):
 
 class IndexStatusOut(Schema):
     storage_uuid: UUID
+    available: bool
+    reason: str | None
     master_index_exists: bool
     master_index: IndexState
     sessions: list[SessionIndexState]

@@ -296,6 +296,8 @@ def index_status(storage) -> dict:
     healthy = master["current"] and all(s["current"] for s in sessions)
     return {
         "storage_uuid": str(storage.storage_uuid),
+        "available": True,
+        "reason": None,
         "master_index_exists": master["exists"],
         "master_index": master,
         "sessions": sessions,
@@ -303,4 +305,21 @@ def index_status(storage) -> dict:
         "last_generated": _iso(storage.last_index_at),
         "last_scan": _iso(storage.last_scan_at),
         "backups": backups,
+    }
+
+
+def unavailable_index_status(storage, *, reason: str) -> dict:
+    """Index status of a storage whose drive is not there: nothing on it can be read, so nothing is current."""
+    unknown = {"exists": False, "readable": False, "current": False, "status": "unavailable", "problem": reason, "generated_at": None}
+    return {
+        "storage_uuid": str(storage.storage_uuid),
+        "available": False,
+        "reason": reason,
+        "master_index_exists": False,
+        "master_index": unknown,
+        "sessions": [],
+        "healthy": False,
+        "last_generated": _iso(storage.last_index_at),
+        "last_scan": _iso(storage.last_scan_at),
+        "backups": [],
     }

@@ -59,9 +59,18 @@ def reactivate_storage(request, uuid: UUID):
     return ok(StorageOut.from_storage(services.storage_set_active(services.storage_get(uuid), active=True)))
 
 
-@router.post("/{uuid}/accessibility", response=responses(AccessibilityOut), summary="Check that the storage's drive is there and writable")
+@router.post(
+    "/{uuid}/accessibility", response=responses(AccessibilityOut), exclude_unset=True,
+    summary="Check that the storage's drive is there and writable",
+)
 def check_accessibility(request, uuid: UUID):
-    return ok(services.storage_check_accessibility(services.storage_get(uuid)).as_dict())
+    data = services.storage_check_accessibility(services.storage_get(uuid)).as_dict()
+    # Space that cannot be measured (the drive is not there) is left out rather than sent as null: the seed's
+    # health script reads it with .get("free_space_gb", 0) and compares it with a number.
+    for key in ("free_space_gb", "total_space_gb", "free_bytes", "total_bytes"):
+        if data[key] is None:
+            del data[key]
+    return ok(data)
 
 
 @router.get("/{uuid}/statistics", response=responses(StatisticsOut), summary="File, size and session figures")

@@ -108,13 +108,13 @@ class AccessibilityOut(Schema):
     full_path: str
     is_accessible: bool
     is_writable: bool
-    free_space_gb: float | None
-    total_space_gb: float | None
-    free_bytes: int | None
-    total_bytes: int | None
+    free_space_gb: float | None = None
+    total_space_gb: float | None = None
+    free_bytes: int | None = None
+    total_bytes: int | None = None
     checked_at: datetime
-    reason: str | None
-    reason_code: str | None
+    reason: str | None = None
+    reason_code: str | None = None
 
 
 class StatisticsFigures(Schema):

@@ -216,15 +216,16 @@ def storage_check_accessibility(storage: FileStorage) -> AccessibilityReport:
 
 def storage_statistics(storage: FileStorage) -> dict:
     """File, size and session figures from aggregate queries: a constant number of queries at any size."""
-    from imports.models import ImageFile, ImportSession, Photo
+    from imports.models import ImageFile, ImportSession
 
     missing = Q(status=ImageFile.Status.MISSING)
     totals = ImageFile.objects.filter(file_storage=storage).aggregate(
         total_files=Count("id", filter=~missing),
         total_size=Sum("file_size", filter=~missing),
         missing_files=Count("id", filter=missing),
+        photos=Count("photo_id", distinct=True),
     )
-    photos = Photo.objects.filter(files__file_storage=storage).values("id").distinct().count()
+    photos = totals["photos"]
     size = totals["total_size"] or 0
     sessions = (
         ImportSession.objects.filter(file_storage=storage)

@@ -244,13 +244,18 @@ def test_an_unplugged_storage_is_409_on_every_route_and_nothing_is_written(api, 
         ("post", f"/api/v1/storage-index/session/{first.pk}?wait=0"),
         ("post", f"/api/v1/storage-index/generate/{storage.storage_uuid}"),
         ("post", f"/api/v1/storage-index/generate/{storage.storage_uuid}?wait=0"),
-        ("get", f"/api/v1/storage-index/status/{storage.storage_uuid}"),
         ("get", f"/api/v1/storage-index/master/{storage.storage_uuid}"),
         ("get", f"/api/v1/storage-index/session/{first.pk}"),
     ]
     for method, path in calls:
         error = assert_error(getattr(api, method)(path), 409, "storage_unavailable")
         assert error["details"]["reason_code"] == "storage_folder_missing", (path, error)
+    # Status is a read: it answers 200 and says the storage is unavailable (the seed's health script reads data).
+    status = api.get(f"/api/v1/storage-index/status/{storage.storage_uuid}")
+    assert status.status_code == 200
+    data = status.json()["data"]
+    assert data["available"] is False and data["master_index_exists"] is False and data["healthy"] is False
+    assert "is unavailable" in data["reason"]
     assert tree(allowed_root) == before
     assert not storage.full_path.exists()
     assert Job.objects.count() == 0
