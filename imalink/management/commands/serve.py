@@ -5,7 +5,9 @@ This is the last step of `make run`. Ctrl-C (or SIGTERM) stops all three cleanly
 
 import os
 import shlex
+import shutil
 import sys
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -37,13 +39,17 @@ class Command(BaseCommand):
 
         python = shlex.quote(sys.executable)
         env = {**os.environ, "CELERY_BROKER_URL": broker_url, "PYTHONUNBUFFERED": "1"}
+        # The gunicorn workers share their request metrics through files; last run's figures are not this run's.
+        metrics_dir = Path(settings.VAR_DIR) / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
         queue = settings.CELERY_TASK_DEFAULT_QUEUE
         manager = Manager()
         manager.add_process(
             "web",
             f"{python} -m gunicorn imalink.wsgi:application --bind {shlex.quote(host)}:{port} "
             f"--workers {web_workers} --threads 8 --timeout 120 --graceful-timeout 10 --access-logfile -",
-            env=env,
+            env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
             cwd=str(settings.BASE_DIR),
         )
         manager.add_process(
