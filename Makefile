@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres setup migrate clean browser bench-import bench-scan bench-validate
+.PHONY: run test test-sqlite test-postgres setup migrate clean browser bench-import bench-scan bench-pages bench-validate
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -58,6 +58,9 @@ bench-import: migrate
 
 bench-scan: setup
 	$(PY) benchmarks/scan_benchmark.py
+
+bench-pages: setup
+	$(PY) benchmarks/pages_benchmark.py
 
 bench-validate: setup
 	$(PY) benchmarks/validate_benchmark.py
