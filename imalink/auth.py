@@ -1,16 +1,35 @@
-"""API authentication: a bearer token, or a logged-in browser session with CSRF on unsafe methods."""
+"""Who may use ImaLink: staff only, by bearer token or by a logged-in browser session with CSRF on unsafe methods.
 
+Every route reads or writes server paths and there are no per-user permissions yet, so is_staff is the one gate.
+"""
+
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from ninja.errors import HttpError
+from ninja.errors import AuthorizationError, HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from .models import ApiToken
 
+STAFF_ONLY = "ImaLink is for staff accounts only: ask an administrator to mark your account as staff."
+
+
+def _staff_or_forbidden(user):
+    """The user, if active and staff; None (401) if not active; 403 if active but not staff."""
+    if user is None or not user.is_active:
+        return None
+    if not user.is_staff:
+        raise AuthorizationError(403, STAFF_ONLY)
+    return user
+
 
 class TokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str):
-        return ApiToken.authenticate(token)
+        return _staff_or_forbidden(ApiToken.authenticate(token))
 
 
 class LoggedInSession(APIKeyCookie):
@@ -26,11 +45,26 @@ class LoggedInSession(APIKeyCookie):
 
     def authenticate(self, request: HttpRequest, key):
         user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated:
+        if user is None or not user.is_authenticated or not user.is_active:
             return None
         if check_csrf(request):
             raise HttpError(403, "CSRF check failed: send the X-CSRFToken header with a session-authenticated request.")
-        return user
+        return _staff_or_forbidden(user)
 
 
 api_auth = [TokenAuth(), LoggedInSession()]
+
+
+def staff_required(view):
+    """Pages: anonymous visitors go to the login page; a logged-in account without staff rights gets 403."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        user = request.user
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        if not (user.is_active and user.is_staff):
+            raise PermissionDenied(STAFF_ONLY)
+        return view(request, *args, **kwargs)
+
+    return wrapper

@@ -110,6 +110,18 @@ DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# Behind HTTPS (directly or through a proxy that sets X-Forwarded-Proto), IMALINK_HTTPS=true turns on the
+# settings `manage.py check --deploy` asks for: redirect to HTTPS, secure cookies and HSTS.
+IMALINK_HTTPS = env_bool("IMALINK_HTTPS", False)
+if IMALINK_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_number("IMALINK_HSTS_SECONDS", 31536000, integer=True)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -58,6 +58,8 @@ def validate_target_subdirectory(raw) -> PurePosixPath:
     parts = raw.strip("/").split("/")
     if any(part in ("", ".", "..") for part in parts):
         raise PathRejected("target_subdirectory must not contain '.', '..' or empty parts.", details=details)
+    if any(len(part.encode("utf-8", "surrogatepass")) > 255 for part in parts):
+        raise PathRejected("target_subdirectory has a folder name longer than 255 bytes, which no filesystem takes.", details=details)
     return PurePosixPath(*parts)
 
 

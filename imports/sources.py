@@ -54,7 +54,7 @@ def walk_source(root: Path, *, recursive: bool = True) -> tuple[list[SourceFile]
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            skipped.append(Skipped(str(folder.relative_to(root)), "unreadable", f"folder cannot be read: {exc.strerror}"))
+            skipped.append(Skipped(_shown(str(folder.relative_to(root))), "unreadable", f"folder cannot be read: {exc.strerror}"))
             continue
         subfolders = []
         for entry in entries:
@@ -68,6 +68,10 @@ def walk_source(root: Path, *, recursive: bool = True) -> tuple[list[SourceFile]
                     continue
                 if not entry.is_file(follow_symlinks=False) or is_junk(entry.name):
                     continue
+                if not _is_utf8(entry.path):
+                    # The database and the indexes hold text; a surrogate-escaped name cannot be stored.
+                    skipped.append(Skipped(_rel(root, entry.path), "bad_name", "the file name is not valid UTF-8; rename it to import it"))
+                    continue
                 st = entry.stat(follow_symlinks=False)
             except OSError as exc:
                 skipped.append(Skipped(_rel(root, entry.path), "unreadable", f"cannot be read: {exc.strerror}"))
@@ -78,7 +82,20 @@ def walk_source(root: Path, *, recursive: bool = True) -> tuple[list[SourceFile]
 
 
 def _rel(root: Path, path: str) -> str:
-    return Path(path).relative_to(root).as_posix()
+    """The path relative to root, as text that is always valid UTF-8 (undecodable bytes shown as U+FFFD)."""
+    return _shown(Path(path).relative_to(root).as_posix())
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(path: str) -> str:
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def group_units(files: list[SourceFile], raw_extensions: frozenset[str]) -> list[Unit]:

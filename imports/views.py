@@ -3,7 +3,6 @@
 import logging
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import F, Prefetch
@@ -11,6 +10,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from imalink.auth import staff_required
 from imalink.errors import ImalinkError, NotFound, StorageUnavailable
 from indexing import jobs
 from indexing.jobs import job_start
@@ -48,7 +48,7 @@ def _start_job(request, **kwargs):
     return job
 
 
-@login_required
+@staff_required
 @require_http_methods(["GET", "POST"])
 def import_new(request):
     if not FileStorage.objects.filter(is_active=True).exists():
@@ -93,7 +93,7 @@ def _session_or_404(session_id: int) -> ImportSession:
         raise Http404(exc.message) from None
 
 
-@login_required
+@staff_required
 @require_GET
 def session_detail(request, session_id: int):
     from indexing.writer import _index_state, build_session_index
@@ -131,7 +131,7 @@ def session_detail(request, session_id: int):
     })
 
 
-@login_required
+@staff_required
 @require_POST
 def session_regenerate_index(request, session_id: int):
     session = _session_or_404(session_id)
@@ -151,7 +151,7 @@ def _photo_or_404(hothash: str) -> Photo:
         raise Http404(exc.message) from None
 
 
-@login_required
+@staff_required
 @require_http_methods(["GET", "POST"])
 def photo_detail(request, hothash: str):
     photo = _photo_or_404(hothash)
@@ -185,7 +185,7 @@ def _jpeg(data: bytes) -> HttpResponse:
     return response
 
 
-@login_required
+@staff_required
 @require_GET
 def photo_hotpreview(request, hothash: str):
     data = Photo.objects.filter(hothash=hothash).values_list("hotpreview", flat=True).first()
@@ -194,7 +194,7 @@ def photo_hotpreview(request, hothash: str):
     return _jpeg(bytes(data))
 
 
-@login_required
+@staff_required
 @require_GET
 def photo_preview(request, hothash: str):
     data = services.photo_preview_jpeg(_photo_or_404(hothash))

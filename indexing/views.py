@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from imalink.auth import staff_required
 from imalink.errors import ImalinkError
 from storages.paths import resolve_client_dir
 
@@ -18,13 +18,13 @@ from .reader import read_index
 from .recovery import find_storage_folders
 
 
-@login_required
+@staff_required
 def job_list(request):
     page = Paginator(Job.objects.select_related("storage", "session"), 50).get_page(request.GET.get("page"))
     return render(request, "indexing/job_list.html", {"page": page})
 
 
-@login_required
+@staff_required
 def job_detail(request, job_id):
     job = get_object_or_404(Job.objects.select_related("storage", "session"), pk=job_id)
     result = job.result or {}
@@ -32,7 +32,7 @@ def job_detail(request, job_id):
     return render(request, "indexing/job_detail.html", {"job": job, "eta": jobs.job_eta_seconds(job), "result": result, "failures": failures})
 
 
-@login_required
+@staff_required
 @require_POST
 def job_cancel(request, job_id):
     job = get_object_or_404(Job, pk=job_id)
@@ -60,7 +60,7 @@ def _describe(folder: Path) -> dict:
     return info
 
 
-@login_required
+@staff_required
 def recovery(request):
     form = RecoveryForm(request.POST or None)
     found = None
@@ -83,7 +83,7 @@ def recovery(request):
     return render(request, "indexing/recovery.html", {"form": form, "found": found, "recent": recent})
 
 
-@login_required
+@staff_required
 def health(request):
     if request.method == "POST":
         job = jobs.job_start(kind="health_check", user=request.user)

@@ -9,7 +9,6 @@ from urllib.parse import quote
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import BigIntegerField, Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -19,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_POST
 
+from imalink.auth import staff_required
 from imalink.errors import ImalinkError, NotFound
 from imports.models import ImageFile, ImportSession
 from indexing.jobs import job_start
@@ -153,7 +153,7 @@ def _last_scan(storage: FileStorage) -> dict | None:
 
 # --- pages ---------------------------------------------------------------------------------------
 
-@login_required
+@staff_required
 def overview(request):
     missing = Q(status=ImageFile.Status.MISSING)
     storages = list(
@@ -204,7 +204,7 @@ class StorageForm(forms.Form):
         super().__init__(*args, **kwargs)
 
 
-@login_required
+@staff_required
 def storage_new(request):
     form = StorageForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -219,7 +219,7 @@ def storage_new(request):
     return render(request, "storages/storage_new.html", {"form": form, "allowed_roots": allowed_roots()})
 
 
-@login_required
+@staff_required
 def storage_detail(request, storage_uuid):
     storage = _storage_or_404(storage_uuid)
     sessions = (
@@ -252,7 +252,7 @@ JOB_ACTIONS = {
 }
 
 
-@login_required
+@staff_required
 @require_POST
 def storage_action(request, storage_uuid, action):
     storage = _storage_or_404(storage_uuid)
