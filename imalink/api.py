@@ -3,8 +3,9 @@
 import logging
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 
@@ -71,6 +72,13 @@ def _does_not_exist(request, exc):
     return _error("not_found", str(exc) or "Not found.", 404)
 
 
+@api.exception_handler(OverflowError)
+@api.exception_handler(DataError)
+def _overflow(request, exc):
+    # A number too big for the database (an id of 2**70, say) is the client's mistake, not a server error.
+    return _error("validation_error", "A number in the request is out of range.", 422)
+
+
 @api.exception_handler(Exception)
 def _unexpected(request, exc):
     if isinstance(exc, (OperationalError, InterfaceError)) or type(exc).__name__ == "OperationalError":
@@ -83,6 +91,7 @@ def _unexpected(request, exc):
     return _error("internal_error", "An unexpected error occurred; it has been logged.", 500)
 
 
+@csrf_exempt  # an unknown route answers 404 in the error shape for every method, cookie or not
 def api_not_found(request, rest=""):
     """Django-level 404 for unknown /api/v1 paths, in the same error shape."""
     return _error("not_found", f"No API route at {request.path}.", 404)

@@ -4,7 +4,9 @@ from functools import cache
 from typing import Any
 
 from ninja import Schema
-from ninja.responses import codes_4xx, codes_5xx
+# Every 4xx and 5xx: ninja's codes_4xx leaves out 422 and others that this API does answer with.
+ERROR_CODES_4XX = frozenset(range(400, 500))
+ERROR_CODES_5XX = frozenset(range(500, 600))
 from pydantic import create_model
 
 
@@ -28,7 +30,7 @@ def envelope(schema):
 
 def responses(schema, **extra) -> dict:
     """The response map of a route: its envelope on 200, the error shape on every 4xx and 5xx."""
-    mapping = {200: envelope(schema), codes_4xx: ErrorResponse, codes_5xx: ErrorResponse}
+    mapping = {200: envelope(schema), ERROR_CODES_4XX: ErrorResponse, ERROR_CODES_5XX: ErrorResponse}
     for status, other in extra.items():
         mapping[int(status.lstrip("_"))] = envelope(other)
     return mapping

@@ -5,10 +5,9 @@ from uuid import UUID
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from ninja import Query, Router, Status
-from ninja.responses import codes_4xx, codes_5xx
 
 from imalink.errors import NotFound
-from imalink.schemas import ErrorResponse, JobAccepted, ok, responses
+from imalink.schemas import ERROR_CODES_4XX, ERROR_CODES_5XX, ErrorResponse, JobAccepted, ok, responses
 from indexing.jobs import job_response, job_start
 
 from . import services
@@ -119,7 +118,7 @@ def get_photo(request, hothash: str):
 
 @photos_router.get(
     "/{hothash}/hotpreview",
-    response={codes_4xx: ErrorResponse, codes_5xx: ErrorResponse},
+    response={ERROR_CODES_4XX: ErrorResponse, ERROR_CODES_5XX: ErrorResponse},
     summary="The photo's hotpreview JPEG (from the database, so it works while the drive is unplugged)",
     openapi_extra={"responses": {200: {"description": "The hotpreview", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}}},
 )
