@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres setup migrate clean browser bench-import bench-scan bench-pages bench-validate
+.PHONY: run test test-sqlite test-postgres test-reliability setup migrate clean browser bench-import bench-scan bench-pages bench-validate
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -48,6 +48,10 @@ test-postgres: setup
 	else \
 		echo "PostgreSQL at $(PG_TEST_URL) does not answer: the PostgreSQL pass is skipped (it is required under CI=true)."; \
 	fi
+
+# The reliability and security suite alone (it is also part of make test).
+test-reliability: setup browser
+	env -u DATABASE_URL $(PY) -m pytest tests/reliability $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
