@@ -110,6 +110,8 @@ def copy_verified(source: Path, *, checksum: str, size: int, root: Path, relativ
                     return key, False
                 continue
             if tmp is None:
+                if not (root / "photos").is_dir():  # the storage has gone: never re-create it
+                    raise FileNotFoundError(errno.ENOENT, "the storage's photos folder is gone", str(root / "photos"))
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 tmp = _copy_to_tmp(source, root)
                 st = os.stat(source)

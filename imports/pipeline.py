@@ -6,6 +6,7 @@ thread alone writes rows, in one short transaction per photo, so a crash loses a
 a re-run finishes the rest without duplicates.
 """
 
+import errno
 import logging
 import os
 import threading
@@ -158,8 +159,18 @@ class _Worker:
     def __init__(self, *, root: Path, target: PurePosixPath, claims: _Claims, max_pixels: int):
         self.root, self.target, self.claims, self.max_pixels = root, target, claims, max_pixels
 
-    def prepare_unit(self, unit: Unit) -> list[Prepared]:
-        return [self.prepare(f) for f in unit.files]
+    def prepare_unit(self, unit: Unit) -> tuple[list[Prepared], "ImportAborted | None"]:
+        """The unit's files, and the abort that stopped it if the storage could take no more.
+
+        Files prepared before an abort are returned too: they are in photos/ already and must get their rows.
+        """
+        results = []
+        for f in unit.files:
+            try:
+                results.append(self.prepare(f))
+            except ImportAborted as abort:
+                return results, abort
+        return results, None
 
     def prepare(self, src: SourceFile) -> Prepared:
         p = Prepared(src)
@@ -218,6 +229,9 @@ class _Worker:
         path = self.root / hotpreview_relative_path(info.hothash)
         if path.exists():
             return
+        previews = self.root / ".imalink" / "hotpreviews"
+        if not previews.is_dir():  # the storage has gone: never re-create it
+            raise FileNotFoundError(errno.ENOENT, "the storage folder is gone", str(previews))
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, info.hotpreview)
 
@@ -330,12 +344,16 @@ def import_folder(
                 for _ in range(threads * 2):
                     if not submit_next():
                         break
+                aborted = None
                 while in_flight:
                     finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in finished:
                         unit = in_flight.pop(future)
-                        _record_unit(future.result(), session=session, report=report)
-                        if not report.cancelled:
+                        results, abort = future.result()
+                        # Even after an abort, every copy already made is recorded: no file in photos/ without a row.
+                        _record_unit(results, session=session, report=report)
+                        aborted = aborted or abort
+                        if not report.cancelled and aborted is None:
                             submit_next()
                         progress(done=report.done, imported=report.imported, duplicates=report.duplicates, failed=report.failed,
                                  current=unit.files[0].relative.as_posix(), recent_failures=report.failures[-10:])
@@ -345,6 +363,8 @@ def import_folder(
                         except Exception:
                             # Stop taking new files; the ones in hand are finished and recorded first.
                             report.cancelled = True
+                if aborted is not None:
+                    raise aborted
         finally:
             _write_indexes(session)
             report.images_count = ImageFile.objects.filter(import_session=session).count()
@@ -359,6 +379,11 @@ def import_folder(
 def _write_indexes(session: ImportSession) -> None:
     from indexing.writer import write_master_index, write_session_index
 
+    try:
+        storage_require_available(session.file_storage, writable=True)
+    except ImalinkError as exc:
+        logger.warning("indexes of session %s not written: %s", session.pk, exc.message)
+        return
     try:
         write_session_index(session)
         write_master_index(session.file_storage)

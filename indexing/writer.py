@@ -61,7 +61,9 @@ def _backup(root: Path, path: Path) -> None:
 def write_index(root: Path, relative: str, payload: dict) -> bool:
     """Write one index file atomically. Returns False when the file already held the same content."""
     path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)  # imports/ may have been deleted by hand
+    # imports/ may have been deleted by hand, but the storage folder itself is never re-created: if it has
+    # gone (an unplugged drive), this raises instead of writing onto an empty mount point.
+    path.parent.mkdir(exist_ok=True)
     current = _current_content(path) if path.exists() else None
     if current is not None and _without_volatile(current) == _without_volatile(payload):
         return False
