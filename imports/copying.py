@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 import xxhash
 
-from storages.atomic import fsync_dir
+from storages.atomic import fsync_dir, make_folders_below
 
 from .checksums import CHUNK, file_checksum
 
@@ -110,9 +110,8 @@ def copy_verified(source: Path, *, checksum: str, size: int, root: Path, relativ
                     return key, False
                 continue
             if tmp is None:
-                if not (root / "photos").is_dir():  # the storage has gone: never re-create it
-                    raise FileNotFoundError(errno.ENOENT, "the storage's photos folder is gone", str(root / "photos"))
-                dest.parent.mkdir(parents=True, exist_ok=True)
+                # Below photos/ only, one level at a time: a storage that has gone is never re-created.
+                make_folders_below(root / "photos", dest.parent.relative_to(root / "photos"))
                 tmp = _copy_to_tmp(source, root)
                 st = os.stat(source)
                 os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))  # keep the camera's file time, as cp -p does

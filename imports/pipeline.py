@@ -6,7 +6,6 @@ thread alone writes rows, in one short transaction per photo, so a crash loses a
 a re-run finishes the rest without duplicates.
 """
 
-import errno
 import logging
 import os
 import threading
@@ -20,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from imalink.errors import ImalinkError, PathRejected
-from storages.atomic import write_atomic
+from storages.atomic import make_folders_below, write_atomic
 from storages.locks import storage_lock
 from storages.paths import is_inside, resolve_client_dir
 from storages.services import storage_require_available
@@ -42,6 +41,14 @@ class ImportAborted(ImalinkError):
 
     status = 409
     code = "import_aborted"
+
+
+def storage_trouble(root: Path, exc: OSError) -> "ImportAborted":
+    """The abort for a storage that is gone or cannot take more, with a reason that names the storage."""
+    if not root.is_dir():
+        return ImportAborted(f"The storage at {root} is no longer available (the drive was unplugged or unmounted); "
+                             "the import stopped and nothing was marked missing. Run it again when the drive is back.")
+    return ImportAborted(f"The storage at {root} cannot take more files: {exc.strerror} ({exc.filename or root}).")
 
 
 def hotpreview_relative_path(hothash: str) -> str:
@@ -200,7 +207,7 @@ class _Worker:
         except OSError as exc:
             if exc.errno in STORAGE_ERRNOS or not self.root.is_dir():
                 self.claims.settle(p.checksum, stored=False)
-                raise ImportAborted(f"The storage cannot take more files: {exc.strerror} ({exc.filename or self.root}).") from exc
+                raise storage_trouble(self.root, exc) from exc
             p.failure = ("unreadable", f"could not be copied: {exc.strerror}")
         except BaseException:
             self.claims.settle(p.checksum, stored=False)
@@ -230,9 +237,7 @@ class _Worker:
         if path.exists():
             return
         previews = self.root / ".imalink" / "hotpreviews"
-        if not previews.is_dir():  # the storage has gone: never re-create it
-            raise FileNotFoundError(errno.ENOENT, "the storage folder is gone", str(previews))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folders_below(previews, path.parent.relative_to(previews))  # a storage that has gone is never re-created
         write_atomic(path, info.hotpreview)
 
 
@@ -274,7 +279,12 @@ def _record_unit(results: list[Prepared], *, session: ImportSession, report: Imp
                 photo, created = Photo.objects.get_or_create(hothash=p.info.hothash, defaults=_photo_defaults(p.info, session))
                 report.photos_created += int(created)
                 is_primary = created or not photo.files.filter(is_primary=True).exists()
-            st = os.stat(storage.full_path / p.stored_path)
+            try:
+                st = os.stat(storage.full_path / p.stored_path)
+            except OSError as exc:
+                # The drive went after the copy was placed: this unit's rows roll back, and a re-run
+                # finds the copy where it lies and records it.
+                raise storage_trouble(storage.full_path, exc) from exc
             ImageFile.objects.create(
                 photo=photo,
                 import_session=session,

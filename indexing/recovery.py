@@ -22,7 +22,7 @@ from django.utils.dateparse import parse_datetime
 
 from imports.models import Author, ImageFile, ImportSession, Photo
 from storages import layout
-from storages.atomic import write_atomic
+from storages.atomic import make_folders_below, write_atomic
 from storages.models import FileStorage
 
 from .reader import read_index
@@ -530,8 +530,7 @@ def _rename_session_index(root: Path, name: str, session: ImportSession) -> None
     write_session_index(session)
     old = root / name
     if old.exists() and not old.is_symlink():
-        backups = root / BACKUP_DIR
-        backups.mkdir(parents=True, exist_ok=True)
+        backups = make_folders_below(root / ".imalink", "index-backups")
         stamp = timezone.now().strftime("%Y%m%dT%H%M%S%fZ")
         # Named so that no later recovery takes it for a backup of session_<old id>.
         write_atomic(backups / f"renamed-{old.stem}-to-{session.pk}.{stamp}.json", old.read_bytes())

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from storages.atomic import write_atomic
+from storages.atomic import make_folders_below, write_atomic
 from storages.layout import FORMAT_VERSION
 
 logger = logging.getLogger("imalink.indexing")
@@ -47,8 +47,7 @@ def _current_content(path: Path):
 
 
 def _backup(root: Path, path: Path) -> None:
-    backups = root / BACKUP_DIR
-    backups.mkdir(parents=True, exist_ok=True)
+    backups = make_folders_below(root / ".imalink", "index-backups")  # never re-creates a storage that has gone
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S%fZ")
     stem = path.stem
     write_atomic(backups / f"{stem}.{stamp}.json", path.read_bytes())

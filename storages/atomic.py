@@ -33,3 +33,19 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             pass
         raise
     fsync_dir(folder)
+
+
+def make_folders_below(base: Path, relative) -> Path:
+    """Create base/relative one level at a time, never creating `base` or anything above it.
+
+    If the storage has gone (a drive unplugged) this fails with FileNotFoundError instead of re-creating
+    the storage's path on an empty mount point, as mkdir(parents=True) would, even mid-way through.
+    """
+    path = base
+    for part in Path(relative).parts:
+        path = path / part
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            pass
+    return path
