@@ -155,18 +155,74 @@ def test_a_person_runs_the_archive_from_the_browser(imalink_server, browser_page
     assert Photo.objects.get(hothash=photo.hothash).rating == 4  # the person's rating survived the loss
 
 
+def assert_page_fits_and_reads_aloud(page, url, path, width):
+    """The page has its title and one h1, every field a label, and nothing wider than the screen: a wide table
+    scrolls inside its .table-wrap instead of the page."""
+    page.goto(url + path)
+    assert page.title().endswith("ImaLink"), path
+    assert page.locator("h1").count() == 1, path
+    unlabeled = page.evaluate("""() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+        .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.name)""")
+    assert unlabeled == [], (path, unlabeled)
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    if overflow > 1:
+        too_wide = page.evaluate("""() => [...document.querySelectorAll('main *')]
+            .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1 && !e.closest('.table-wrap'))
+            .slice(-3).map(e => e.outerHTML.slice(0, 120))""")
+        pytest.fail(f"{path} scrolls sideways by {overflow}px at {width}px; too wide: {too_wide}")
+    loose = page.evaluate("() => [...document.querySelectorAll('table')].filter(t => !t.closest('.table-wrap')).length")
+    assert loose == 0, f"{path} has {loose} tables outside a .table-wrap"
+    page.shot(f"{width}{path.replace('/', '_') or '_'}")
+
+
 @pytest.mark.parametrize("width", [375, 1280])
 def test_every_page_fits_the_screen_and_can_be_read_aloud(imalink_server, browser_page, allowed_root, tmp_path, width):
     page, url = browser_page, imalink_server.url
     page.set_viewport_size({"width": width, "height": 800})
     log_in(page, url, (tmp_path / "var" / "admin_password").read_text().strip())
     for path in PAGES:
-        page.goto(url + path)
-        assert page.title().endswith("ImaLink"), path
-        assert page.locator("h1").count() == 1, path
-        unlabeled = page.evaluate("""() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
-            .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.name)""")
-        assert unlabeled == [], (path, unlabeled)
-        overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
-        assert overflow <= 1, f"{path} scrolls sideways by {overflow}px at {width}px"
-        page.shot(f"{width}{path.replace('/', '_') or '_'}")
+        assert_page_fits_and_reads_aloud(page, url, path, width)
+
+
+def test_the_detail_pages_fit_a_phone_screen(imalink_server, browser_page, allowed_root, corpus, tmp_path):
+    """The storage, session, photo and job pages at 375 px, filled by a real import and a real scan."""
+    page, url = browser_page, imalink_server.url
+    page.set_viewport_size({"width": 375, "height": 800})
+    log_in(page, url, (tmp_path / "var" / "admin_password").read_text().strip())
+
+    drive = allowed_root / "drive"
+    drive.mkdir()
+    page.goto(url + "/storages/new/")
+    page.get_by_label("Base path").fill(str(drive))
+    page.get_by_label("Display name").fill("Phone check")
+    page.get_by_role("button", name="Create storage").click()
+    page.wait_for_selector("h1:has-text('Phone check')")
+    storage = FileStorage.objects.get(display_name="Phone check")
+
+    # A RAW+JPEG pair (one photo, two files), a photo with GPS, and a truncated file that fails with a reason.
+    card = allowed_root / "card"
+    for name in ["raw/pair/canon_eos_6d.dng", "raw/pair/canon_eos_6d.JPG", "jpeg/camera/DSCN0010.jpg",
+                 "jpeg/camera/jolla.jpg", "bad/truncated/32d08f4a5eb10332506ebedbb9bc7257.jpg"]:
+        (card / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(corpus / name, card / name)
+    page.goto(url + "/imports/new/")
+    page.get_by_label("Title").fill("Phone-width card")
+    page.get_by_label("Source folder").fill(str(card))
+    page.get_by_label("Target folder under photos/").fill("2024/phone-width")
+    page.get_by_role("button", name="Start import").click()
+    import_job = Job.objects.get(pk=wait_for_job_page(page))
+    assert import_job.result["imported"] == 4 and import_job.result["failed"] == 1, import_job.result
+
+    # A moved file, so the storage page shows a table of the last scan.
+    root = storage.full_path
+    (root / "photos" / "Moved on a phone").mkdir()
+    os.rename(root / "photos/2024/phone-width/jpeg/camera/jolla.jpg", root / "photos/Moved on a phone/jolla.jpg")
+    page.goto(f"{url}/storages/{storage.storage_uuid}/")
+    page.get_by_role("button", name="Scan", exact=True).click()
+    scan_job_id = wait_for_job_page(page)
+
+    pair = ImageFile.objects.get(file_storage=storage, relative_path__endswith="canon_eos_6d.dng").photo
+    assert pair.files.count() == 2
+    for path in [f"/storages/{storage.storage_uuid}/", f"/sessions/{import_job.session_id}/", f"/photos/{pair.hothash}/",
+                 f"/jobs/{import_job.pk}/", f"/jobs/{scan_job_id}/"]:
+        assert_page_fits_and_reads_aloud(page, url, path, 375)
