@@ -11,10 +11,13 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 from pathlib import Path
 
+import xxhash
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from imalink.db_changes import database_change_token
 from storages.atomic import make_folders_below, write_atomic
 from storages.layout import FORMAT_VERSION
 
@@ -25,6 +28,8 @@ BACKUP_DIR = Path(".imalink") / "index-backups"
 # Timestamps, not content: an index differing only in these is current, and is not rewritten for them.
 VOLATILE_KEYS = ("generated_at", "index_generated", "last_scan")
 HASH_ALGORITHMS = {"checksum": "xxh3_128", "hothash": "imalink-hothash-v1"}
+# Answers are keyed on what invalidates them; the expiry only bounds the memory they hold.
+STATUS_CACHE_SECONDS = 3600
 
 
 def _iso(value):
@@ -262,7 +267,7 @@ def run_index_storage_job(job, ctx) -> dict:
     return write_storage_indexes(job.storage, progress=ctx.progress, should_stop=ctx.check_cancelled)
 
 
-def _index_state(path: Path, expected: dict) -> dict:
+def _index_state(path: Path, build_expected) -> dict:
     from .reader import read_index
 
     reading = read_index(path)
@@ -270,10 +275,30 @@ def _index_state(path: Path, expected: dict) -> dict:
     if reading.data is not None:
         data = reading.data
         statistics = data.get("statistics") if isinstance(data.get("statistics"), dict) else {}
-        state["current"] = _without_volatile(data) == _without_volatile(expected)
+        state["current"] = _without_volatile(data) == _without_volatile(build_expected())
         generated = data.get("generated_at") or statistics.get("index_generated")
         state["generated_at"] = generated if isinstance(generated, str) else None  # the file is untrusted
     state["status"] = "missing" if not state["exists"] else "corrupt" if not state["readable"] else "current" if state["current"] else "stale"
+    return state
+
+
+def _cached_index_state(path: Path, build_expected, *, token: str | None, owner: str) -> dict:
+    """_index_state, reused while neither the database (token) nor the file (inode, size, mtime) has changed.
+
+    The writer replaces an index by rename, so a new index always has a new inode; a missing file is cheap to
+    report and is not cached.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if token is None or st is None:
+        return _index_state(path, build_expected)
+    key = "imalink:index-state:" + xxhash.xxh3_128_hexdigest(f"{token}|{owner}|{path}|{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode("utf-8", "surrogatepass"))
+    state = cache.get(key)
+    if state is None:
+        state = _index_state(path, build_expected)
+        cache.set(key, state, STATUS_CACHE_SECONDS)
     return state
 
 
@@ -281,12 +306,16 @@ def index_status(storage) -> dict:
     """Whether each index exists, parses, and says what the database says (current) or not (stale)."""
     from imports.models import ImportSession
 
+    token = database_change_token()  # read before the rows, so a commit during the work is never missed
     root = storage.full_path
-    master = _index_state(root / "index.json", build_master_index(storage))
+    # The caller's storage object is what the master index is compared with, whether or not it is saved.
+    owner = repr([getattr(storage, field.attname) for field in storage._meta.concrete_fields])
+    master = _cached_index_state(root / "index.json", lambda: build_master_index(storage), token=token, owner=owner)
     sessions = []
     for session in ImportSession.objects.filter(file_storage=storage).select_related("file_storage", "default_author").order_by("id"):
         relative = f"imports/session_{session.id}.json"
-        sessions.append({"session_id": session.id, "title": session.title, "index_file": relative, **_index_state(root / relative, build_session_index(session))})
+        state = _cached_index_state(root / relative, lambda: build_session_index(session), token=token, owner=owner)  # noqa: B023 (called at once)
+        sessions.append({"session_id": session.id, "title": session.title, "index_file": relative, **state})
     backups_dir = root / BACKUP_DIR
     backups = []
     if backups_dir.is_dir():

@@ -11,10 +11,12 @@ import uuid as uuid_lib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from imalink.db_changes import database_change_token
 from imalink.errors import ImalinkError, NotFound, PathRejected
 
 from . import layout
@@ -24,6 +26,8 @@ from .paths import allowed_roots, is_inside, resolve_client_dir
 logger = logging.getLogger("imalink.storages")
 
 GB = 1024**3
+# Keyed on the database's change token; the expiry only bounds the memory the answers hold.
+STATISTICS_CACHE_SECONDS = 3600
 
 
 def storage_get(storage_uuid) -> FileStorage:
@@ -215,7 +219,20 @@ def storage_check_accessibility(storage: FileStorage) -> AccessibilityReport:
 
 
 def storage_statistics(storage: FileStorage) -> dict:
-    """File, size and session figures from aggregate queries: a constant number of queries at any size."""
+    """File, size and session figures from aggregate queries, reused until anything commits to the database."""
+    token = database_change_token()
+    if token is None:
+        return _storage_statistics(storage)
+    key = f"imalink:storage-statistics:{storage.pk}:{token}"
+    figures = cache.get(key)
+    if figures is None:
+        figures = _storage_statistics(storage)
+        cache.set(key, figures, STATISTICS_CACHE_SECONDS)
+    return figures
+
+
+def _storage_statistics(storage: FileStorage) -> dict:
+    """A constant number of queries at any size, but each reads every row of the storage (~60 ms at 100,000)."""
     from imports.models import ImageFile, ImportSession
 
     missing = Q(status=ImageFile.Status.MISSING)

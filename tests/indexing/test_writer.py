@@ -352,3 +352,41 @@ def test_regenerating_recreates_a_deleted_imports_folder(session):
     shutil.rmtree(storage.full_path / "imports")
     write_storage_indexes(storage)
     assert read_json(session_index_path(session))["import_session"]["id"] == session.pk
+
+
+# --- index_status reuses its answers only while nothing has changed -----------------------------------
+# These run outside a test transaction: inside one the cache is (rightly) never used.
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cached_index_status_goes_stale_when_the_database_changes(session, django_assert_max_num_queries):
+    storage = session.file_storage
+    write_storage_indexes(storage)
+    assert index_status(storage)["healthy"] is True
+    with django_assert_max_num_queries(2):  # the session list (and on PostgreSQL the token): no index is rebuilt
+        assert index_status(storage)["healthy"] is True
+
+    Photo.objects.filter(files__original_filename="jolla.jpg").update(rating=5)  # a bare UPDATE: no signal, no save()
+    status = index_status(storage)
+    assert status["sessions"][0]["status"] == "stale" and status["healthy"] is False
+
+    write_session_index(session)
+    assert index_status(storage)["healthy"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cached_index_status_goes_stale_when_the_file_changes(session):
+    storage = session.file_storage
+    write_storage_indexes(storage)
+    path = session_index_path(session)
+    original = path.read_bytes()
+    assert index_status(storage)["sessions"][0]["status"] == "current"
+
+    edited = read_json(path)
+    edited["import_session"]["title"] = "Edited by hand"
+    path.write_text(json.dumps(edited))  # in place: same inode, so size and mtime must tell
+    assert index_status(storage)["sessions"][0]["status"] == "stale"
+
+    path.write_bytes(original)
+    assert index_status(storage)["sessions"][0]["status"] == "current"
+    path.unlink()
+    assert index_status(storage)["sessions"][0]["status"] == "missing"

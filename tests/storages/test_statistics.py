@@ -114,3 +114,16 @@ def test_it_answers_in_a_fixed_number_of_queries(api, make_storage, django_asser
     assert large_data["statistics"]["total_files"] == 150
     assert [s["images_count"] for s in large_data["import_sessions"]] == [50, 50, 50]
     assert len(large_queries) == len(small_queries), [q["sql"][:80] for q in large_queries.captured_queries]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cached_figures_change_as_soon_as_a_file_row_does(api, make_storage):
+    storage = make_storage("Cached")
+    row = FileStorage.objects.get(storage_uuid=storage["storage_uuid"])
+    session = ImportSession.objects.create(title="One", file_storage=row)
+    add_files(row, session, 3)
+    assert statistics(api, storage)["statistics"]["missing_files"] == 0
+    assert statistics(api, storage)["statistics"]["missing_files"] == 0  # from the cache
+
+    ImageFile.objects.filter(file_storage=row).update(status=ImageFile.Status.MISSING)
+    assert statistics(api, storage)["statistics"]["missing_files"] == 3
