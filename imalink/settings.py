@@ -249,6 +249,13 @@ IMALINK_MIN_COPIES = env_number("IMALINK_MIN_COPIES", 1, minimum=1, integer=True
 IMALINK_VALIDATION_BUDGET_S = env_number("IMALINK_VALIDATION_BUDGET_S", 3 * 3600.0, minimum=1)
 # How long a job waits for another job's lock on the same storage before it gives up with 409.
 IMALINK_LOCK_WAIT = env_number("IMALINK_LOCK_WAIT", 600.0)
+# A running job's process marks it alive every IMALINK_JOB_HEARTBEAT_S seconds. A job whose process is gone, or
+# that has not been marked for IMALINK_JOB_STALE_S seconds, is failed by the sweep; a queued job whose message
+# has waited that long is sent to the broker again (a Redis restart loses queued messages).
+IMALINK_JOB_HEARTBEAT_S = env_number("IMALINK_JOB_HEARTBEAT_S", 15.0, minimum=0.1)
+IMALINK_JOB_STALE_S = env_number("IMALINK_JOB_STALE_S", 120.0, minimum=1)
+if IMALINK_JOB_STALE_S < 3 * IMALINK_JOB_HEARTBEAT_S:
+    raise ImproperlyConfigured("IMALINK_JOB_STALE_S must be at least three times IMALINK_JOB_HEARTBEAT_S.")
 IMALINK_VERSION = "0.1.0"
 
 # --- Alerts -------------------------------------------------------------------------------------

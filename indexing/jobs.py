@@ -5,10 +5,14 @@ the tests all end up in the same function, and only the way progress is shown di
 """
 
 import logging
+import os
+import socket
+import threading
 import time
 import traceback
+from datetime import timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -79,9 +83,17 @@ class JobContext:
 
 
 def job_get(job_id: int) -> Job:
+    """One job, its state made true first if the process running it is gone (see jobs_sweep_stale)."""
     job = Job.objects.select_related("storage", "session").filter(pk=job_id).first()
     if job is None:
         raise NotFound(f"No job with id {job_id}.", details={"job_id": job_id})
+    return job_checked(job)
+
+
+def job_checked(job: Job) -> Job:
+    """The job, re-read if the sweep found its process gone (so a page or an answer never shows a dead job running)."""
+    if job.status == Job.Status.RUNNING and job.worker and jobs_sweep_stale([job])["failed"]:
+        job.refresh_from_db()
     return job
 
 
@@ -111,7 +123,7 @@ def _enqueue(job_id: int) -> None:
     from .tasks import run_job
 
     result = run_job.apply_async((job_id,), queue=settings.CELERY_TASK_DEFAULT_QUEUE)
-    Job.objects.filter(pk=job_id).update(celery_task_id=result.id)
+    Job.objects.filter(pk=job_id).update(celery_task_id=result.id, enqueued_at=timezone.now())
 
 
 def job_enqueue_quietly(job_id: int) -> bool:
@@ -127,11 +139,114 @@ def job_enqueue_quietly(job_id: int) -> bool:
     return True
 
 
+def this_process() -> str:
+    """How a job names the process that runs it: "host:pid"."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _claim(job_id: int) -> bool:
-    """Take a queued job for this worker; False if another worker has it or it is finished or gone."""
+    """Take a queued job for this process; False if another one has it or it is finished or gone."""
+    now = timezone.now()
     return bool(
-        Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(status=Job.Status.RUNNING, started_at=timezone.now())
+        Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
+            status=Job.Status.RUNNING, started_at=now, worker=this_process(), heartbeat_at=now
+        )
     )
+
+
+class Heartbeat:
+    """While a job runs, a thread marks its row alive every IMALINK_JOB_HEARTBEAT_S seconds.
+
+    A runner may spend minutes in one step (hashing a large video, waiting for a storage's lock) without
+    reporting progress; the heartbeat is what tells the sweep that its process is still there.
+    """
+
+    def __init__(self, job_id: int):
+        from django.conf import settings
+
+        self.job_id, self.interval = job_id, settings.IMALINK_JOB_HEARTBEAT_S
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"job-{job_id}-heartbeat", daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+                except DatabaseError as exc:  # the database is away for a moment; the next beat tries again
+                    logger.warning("job %s: heartbeat not recorded (%s)", self.job_id, exc)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+
+def _owner_is_gone(worker: str) -> bool:
+    """True when the job's process ran on this host and no longer exists; False when alive or unknowable here."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # a process of another user holds that pid: alive, though maybe not ours
+        return False
+    return False
+
+
+def jobs_sweep_stale(jobs=None) -> dict:
+    """Make the job rows tell the truth after a worker died (SIGKILL, OOM, a reboot) or the broker lost a message.
+
+    - A running job whose process is gone from this host, or whose heartbeat is older than
+      IMALINK_JOB_STALE_S, is failed with a reason that says to run it again. Every runner is safe to run
+      again: a re-run finishes the work exactly. A job wrongly failed (its process was only cut off from the
+      database for longer than that) still records its real end when it finishes; meanwhile its storage lock
+      keeps a re-run from interleaving with it.
+    - A queued job whose message was sent more than IMALINK_JOB_STALE_S ago is sent again: Redis keeps no
+      queue across a restart. Claiming is conditional, so a message delivered twice runs the job once.
+
+    `jobs` limits the sweep to those rows (a job page checks only its own). Returns the ids touched.
+    """
+    from django.conf import settings
+
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=settings.IMALINK_JOB_STALE_S)
+    running = Job.objects.filter(status=Job.Status.RUNNING).exclude(worker="")
+    queued = Job.objects.filter(status=Job.Status.QUEUED, enqueued_at__lt=stale_before)
+    if jobs is not None:
+        ids = [job.pk for job in jobs]
+        running, queued = running.filter(pk__in=ids), queued.filter(pk__in=ids)
+    failed = []
+    for job in running.only("id", "worker", "heartbeat_at", "parent_id", "errors"):
+        gone = _owner_is_gone(job.worker)
+        if not gone and job.heartbeat_at and job.heartbeat_at >= stale_before:
+            continue
+        reason = (
+            f"The process running this job ({job.worker}) stopped before it finished"
+            if gone else f"The process running this job ({job.worker}) has not been heard from since {job.heartbeat_at or 'it started'}"
+        )
+        error = {
+            "error": f"{reason}: it was killed, ran out of memory, or its machine restarted. "
+                     "Work it finished is kept; run it again to complete the rest.",
+            "type": "WorkerLost", "code": "worker_lost", "status": 500,
+        }
+        # Conditional on the same owner: a job that finished or was re-claimed meanwhile is left alone.
+        if Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, worker=job.worker).update(
+            status=Job.Status.FAILED, finished_at=now, errors=[*(job.errors or []), error]
+        ):
+            logger.warning("job %s failed by the sweep: %s", job.pk, reason)
+            failed.append(job.pk)
+            if job.parent_id:
+                _settle_parent(job.parent_id)
+    resent = [job_id for job_id in queued.values_list("id", flat=True) if job_enqueue_quietly(job_id)]
+    return {"failed": failed, "resent": resent}
 
 
 def _finish(job: Job, status: str, *, result=None, errors=None, progress=None) -> None:
@@ -165,9 +280,11 @@ def job_run(job_id: int, *, on_progress=None) -> Job | None:
     ctx = JobContext(job, on_progress=on_progress)
     runner = import_string(RUNNERS[job.kind])
     try:
-        result = runner(job, ctx)
+        with Heartbeat(job.pk):
+            result = runner(job, ctx)
     except JobWaitsForChildren:
-        Job.objects.filter(pk=job.pk).update(progress=ctx.progress_data)
+        # No process runs a parent while its children work: the sweep must not take it for dead.
+        Job.objects.filter(pk=job.pk).update(progress=ctx.progress_data, worker="", heartbeat_at=None)
         _settle_parent(job.pk)  # the children may all have finished already
     except JobCancelled as exc:
         result = exc.result if exc.result is not None else {"cancelled": True, **ctx.progress_data}

@@ -7,7 +7,9 @@ can be edited in the admin.
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
+from django.db import connections
 
 from . import jobs
 
@@ -32,6 +34,23 @@ def _available_storages():
             logger.info("skipping %s: %s", storage, exc.message)
             continue
         yield storage
+
+
+@worker_ready.connect
+def sweep_when_a_worker_starts(**kwargs) -> None:
+    """A worker that starts after a crash finds the crashed worker's jobs still "running": fail them now."""
+    try:
+        touched = jobs.jobs_sweep_stale()
+        if touched["failed"] or touched["resent"]:
+            logger.warning("at start: failed %s (their process is gone), sent again %s", touched["failed"], touched["resent"])
+    finally:
+        connections.close_all()  # the pool's processes must not share this process's connection
+
+
+@shared_task(name="indexing.sweep_stale_jobs")
+def sweep_stale_jobs() -> dict:
+    """Every minute (beat): fail jobs whose process is gone, send again queued jobs whose message was lost."""
+    return jobs.jobs_sweep_stale()
 
 
 @shared_task(name="indexing.daily_health_check")

@@ -20,13 +20,14 @@ from .recovery import find_storage_folders
 
 @staff_required
 def job_list(request):
+    jobs.jobs_sweep_stale()
     page = Paginator(Job.objects.select_related("storage", "session"), 50).get_page(request.GET.get("page"))
     return render(request, "indexing/job_list.html", {"page": page})
 
 
 @staff_required
 def job_detail(request, job_id):
-    job = get_object_or_404(Job.objects.select_related("storage", "session"), pk=job_id)
+    job = jobs.job_checked(get_object_or_404(Job.objects.select_related("storage", "session"), pk=job_id))
     result = job.result or {}
     failures = result.get("failures") or (job.progress or {}).get("recent_failures") or []
     return render(request, "indexing/job_detail.html", {"job": job, "eta": jobs.job_eta_seconds(job), "result": result, "failures": failures})

@@ -21,6 +21,7 @@ from django.core.management import call_command
 from imports.checksums import file_checksum
 from imports.models import Author, ImageFile, ImportSession, Photo
 from indexing.drill import snapshot
+from indexing.jobs import jobs_sweep_stale
 from indexing.models import Job
 from indexing.writer import index_status
 from storages.models import FileStorage
@@ -138,6 +139,7 @@ def kill_loop(warm, *, argv_for, before=None, after_kill=None, rerun, check, dur
         proc.kill()
         if proc.wait() != 0:
             killed_mid_run += 1
+        assert_no_job_left_running(what)
         if after_kill:
             after_kill(i)
         rerun(i)
@@ -146,6 +148,15 @@ def kill_loop(warm, *, argv_for, before=None, after_kill=None, rerun, check, dur
     assert killed_mid_run >= KILLS // 2, f"{what}: only {killed_mid_run} of {KILLS} runs were still going when killed"
     if elapsed > KILL_LOOP_BUDGET_S:
         print(f"{what}: the kill loop took {elapsed:.1f}s (budget {KILL_LOOP_BUDGET_S}s; a loaded machine)")
+
+
+def assert_no_job_left_running(what: str) -> None:
+    """The killed process's job is failed with a reason once anything looks at it (here: the sweep a worker runs)."""
+    jobs_sweep_stale()
+    left = list(Job.objects.filter(status=Job.Status.RUNNING).values_list("id", "kind", "worker"))
+    assert not left, f"{what}: a killed job still says it is running: {left}"
+    for errors in Job.objects.filter(status=Job.Status.FAILED).values_list("errors", flat=True):
+        assert errors and errors[-1].get("error"), "a failed job without its reason"
 
 
 def storage_files(storage) -> set[str]:
@@ -420,15 +431,18 @@ def test_a_redis_restart_mid_import_leaves_the_job_truthful_and_a_rerun_exact(tm
         deadline = time.monotonic() + 60
         while Job.objects.get(pk=job.pk).status == "running" and time.monotonic() < deadline:
             time.sleep(0.2)
-        job.refresh_from_db()
-        rows = ImageFile.objects.filter(file_storage=storage)
-        if job.status == "succeeded":
-            assert rows.count() == job.result["imported"] == count, "a succeeded job with files missing"
-            assert storage_files(storage) == set(rows.values_list("relative_path", flat=True))
-        else:
-            assert job.status in ("running", "failed"), job.status
     finally:
         stop_process(worker, signal.SIGKILL)  # a worker stuck on a lost broker connection has nothing left to finish
+    # Whatever the worker did, the row now says it: finished, or failed with the reason its process is gone.
+    jobs_sweep_stale()
+    job.refresh_from_db()
+    rows = ImageFile.objects.filter(file_storage=storage)
+    if job.status == "succeeded":
+        assert rows.count() == job.result["imported"] == count, "a succeeded job with files missing"
+        assert storage_files(storage) == set(rows.values_list("relative_path", flat=True))
+    else:
+        assert job.status == "failed", job.status
+        assert job.errors[-1]["error"], "failed without a reason"
 
     quiet("import_photos", str(session.pk), str(card), "--target-subdirectory", "x")
     assert_exact(storage, {file_checksum(p) for p in card.iterdir()})
