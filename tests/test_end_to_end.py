@@ -4,37 +4,15 @@ The curl blocks are read from the seed document itself. Only the host, the examp
 ids and the Authorization header are changed, so the test proves the seed's contract as the user wrote it.
 """
 
-import json
 import os
 import re
 import signal
-import subprocess
 import urllib.request
 
 import pytest
 
-from tests.conftest import REPO, http_status, require
-
-SEED = REPO.parent / "shared" / "seed" / "STORAGE_WORKFLOW.md"
-
-
-def seed_bash_block(workflow: str, step: str) -> str:
-    """The ```bash block under '#### **Step N: ...**' of '### **Workflow N: ...**' in the seed."""
-    text = SEED.read_text()
-    section = text.split(f"### **{workflow}")[1].split("\n### ")[0]
-    step_text = section.split(f"#### **{step}")[1].split("\n#### ")[0]
-    return re.search(r"```bash\n(.*?)```", step_text, re.S).group(1)
-
-
-def run_seed_block(block: str, *, url: str, token: str, substitutions: dict[str, str]) -> list[dict]:
-    """Run a seed curl block with bash; return each response body as parsed JSON."""
-    script = block.replace("http://localhost:8000", url)
-    for old, new in substitutions.items():
-        script = script.replace(old, new)
-    script = script.replace("curl ", f'curl -sS -w "\\n" -H "Authorization: Bearer {token}" ')
-    result = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+from tests.conftest import http_status, require
+from tests.seed import SEED, run_seed_block, seed_bash_block
 
 
 @pytest.fixture

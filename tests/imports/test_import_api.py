@@ -3,7 +3,6 @@ worker, live progress, cancel, the import_photos command, and the seed's Workflo
 """
 
 import os
-import re
 import shutil
 import time
 
@@ -14,9 +13,8 @@ from PIL import Image
 from imports.models import ImageFile, ImportSession
 from indexing.models import Job
 from storages.models import FileStorage
-from tests.conftest import REPO, assert_error
-
-SEED = REPO.parent / "shared" / "seed" / "STORAGE_WORKFLOW.md"
+from tests.conftest import assert_error
+from tests.seed import SEED, LiveServerRequests, seed_python_block
 
 
 def make_photos(folder, count, *, size=(320, 240), seed=0):
@@ -164,17 +162,8 @@ def test_the_import_photos_command_refuses_bad_input(session):
         call_command("import_photos", str(session.pk), "relative/card")
 
 
-def seed_python_block(workflow: str, step: str) -> str:
-    text = SEED.read_text()
-    section = text.split(f"### **{workflow}")[1].split("\n### ")[0]
-    step_text = section.split(f"#### **{step}")[1].split("\n#### ")[0]
-    return re.search(r"```python\n(.*?)```", step_text, re.S).group(1)
-
-
 def test_the_seed_import_and_index_photos_flow_runs_against_a_live_server(imalink_server, allowed_root, make_storage):
     """Workflow 2 as written, with the base URL and auth added and the import call in place of 'process files'."""
-    import requests as real_requests
-
     from imalink.models import ApiToken
     from django.contrib.auth import get_user_model
 
@@ -183,16 +172,7 @@ def test_the_seed_import_and_index_photos_flow_runs_against_a_live_server(imalin
     token = ApiToken.issue(user=get_user_model().objects.get(username="admin"))[1]
     storage = make_storage("Main")
     card = make_photos(allowed_root / "card", 5)
-
-    class Requests:
-        """`requests`, with the server's address and the Authorization header added to every call."""
-
-        def __getattr__(self, method):
-            def call(path, **kwargs):
-                headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {token}"}
-                return getattr(real_requests, method)(imalink_server.url + path, headers=headers, timeout=120, **kwargs)
-
-            return call
+    requests = LiveServerRequests(imalink_server.url, token)
 
     code = seed_python_block("Workflow 2", "Step 2")
     assert "# ... file processing happens here ..." in code
@@ -200,7 +180,7 @@ def test_the_seed_import_and_index_photos_flow_runs_against_a_live_server(imalin
         "# ... file processing happens here ...",
         'requests.post(f"/api/v1/import-sessions/{session[\'data\'][\'id\']}/import", json={"source_path": SOURCE}).raise_for_status()',
     )
-    namespace = {"requests": Requests(), "get_storage_id": lambda uuid: storage["id"], "SOURCE": str(card)}
+    namespace = {"requests": requests, "get_storage_id": lambda uuid: storage["id"], "SOURCE": str(card)}
     exec(compile(code, "seed-workflow-2", "exec"), namespace)
     result = namespace["import_and_index_photos"](str(card), storage["uuid"], "Memory card")
     assert result["index_generated"] is True
@@ -213,5 +193,5 @@ def test_the_seed_import_and_index_photos_flow_runs_against_a_live_server(imalin
     master = json.loads((root / "index.json").read_text())
     assert [s["id"] for s in master["import_sessions"]] == [session_id]
     # Step 3: verify the import.
-    verified = Requests().get(f"/api/v1/import-sessions/{session_id}").json()
+    verified = requests.get(f"/api/v1/import-sessions/{session_id}").json()
     assert verified["data"]["images_count"] == 5

@@ -3,7 +3,6 @@
 """
 
 import json
-import re
 import time
 
 import pytest
@@ -12,10 +11,9 @@ from imports.models import ImportSession
 from indexing.models import Job
 from indexing.writer import index_status
 from storages.models import FileStorage
-from tests.conftest import REPO, assert_error
+from tests.conftest import assert_error
 from tests.indexing.test_schedules import import_some
-
-SEED = REPO.parent / "shared" / "seed" / "STORAGE_WORKFLOW.md"
+from tests.seed import seed_python_block
 
 
 def make_sessions(make_storage, allowed_root, corpus, count):
@@ -65,8 +63,8 @@ def test_the_seed_batch_generate_indexes_works_while_a_scan_runs(imalink_server,
     # A scan of each storage runs at the same time as the five POSTs.
     scans = [requests.post(f"{imalink_server.url}/api/v1/storage-index/scan/{s.storage_uuid}?wait=0", headers={"Authorization": f"Bearer {token}"}, timeout=30).json()["data"]["job_id"] for s in storages]
 
-    text = SEED.read_text()
-    code = re.search(r"```python\n(import asyncio\nimport aiohttp.*?)```", text, re.S).group(1)
+    code = seed_python_block("Workflow 8", "Batch Index Generation")
+    assert code.startswith("import asyncio\nimport aiohttp\n")
     code = code.replace("http://localhost:8000", imalink_server.url)
     code = code.replace("aiohttp.ClientSession()", f'aiohttp.ClientSession(headers={{"Authorization": "Bearer {token}"}})')
     code = code.replace("session_ids = [42, 43, 44, 45, 46]", f"session_ids = {[s.pk for s in sessions]}")

@@ -1,7 +1,6 @@
 """/api/v1/health/: the stored reports, POST /check on a real worker, and the seed's Workflow 7 daily
 health-check script run unchanged against a live server."""
 
-import builtins
 import json
 import re
 import subprocess
@@ -14,10 +13,10 @@ from indexing.health import run_health_check
 from indexing.models import HealthReport, Job
 from indexing.writer import write_storage_indexes
 from storages.models import FileStorage
-from tests.conftest import REPO, assert_error, require
+from tests.conftest import assert_error, require
 from tests.imports.test_import_api import make_photos
+from tests.seed import SEED, LiveServerRequests, seed_namespace, seed_python_block
 
-SEED = REPO.parent / "shared" / "seed" / "STORAGE_WORKFLOW.md"
 REPORT_FIELDS = {"id", "created_at", "summary", "storages", "issues", "growth", "alerts", "healthy"}
 
 
@@ -91,13 +90,6 @@ def test_check_runs_on_a_worker_and_answers_with_the_report(celery_worker, api, 
 
 # --- the seed's Workflow 7 --------------------------------------------------------------------------------
 
-def seed_python_block(workflow: str, step: str) -> str:
-    text = SEED.read_text()
-    section = text.split(f"### **{workflow}")[1].split("\n### ")[0]
-    step_text = section.split(f"#### **{step}")[1].split("\n#### ")[0]
-    return re.search(r"```python\n(.*?)```", step_text, re.S).group(1)
-
-
 @pytest.fixture
 def small_drive(allowed_root):
     """A 500 MB tmpfs inside the allowed root: a drive with less than the seed's 1 GB free."""
@@ -109,19 +101,9 @@ def small_drive(allowed_root):
     subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
-def seed_namespace(name: str, requests_adapter) -> dict:
-    """Globals for exec'ing a seed script as written: its `import requests` gets the adapter."""
-
-    def seed_import(module, *args, **kwargs):
-        return requests_adapter if module == "requests" else builtins.__import__(module, *args, **kwargs)
-
-    return {"__name__": name, "__builtins__": {**vars(builtins), "__import__": seed_import}}
-
-
 @pytest.mark.live_server_http
 @pytest.mark.parametrize("unplug", [False, True], ids=["plugged", "one-unplugged"])
 def test_the_seed_daily_health_check_runs_against_a_live_server(unplug, imalink_server, allowed_root, make_storage, small_drive, tmp_path, capsys, monkeypatch):
-    import requests as real_requests
     from django.contrib.auth import get_user_model
 
     from imalink.models import ApiToken
@@ -129,16 +111,7 @@ def test_the_seed_daily_health_check_runs_against_a_live_server(unplug, imalink_
     if not SEED.exists():
         pytest.skip("seed document not found")
     token = ApiToken.issue(user=get_user_model().objects.get(username="admin"))[1]
-
-    class Requests:
-        """`requests`, with the server's address and the Authorization header added to every call."""
-
-        def __getattr__(self, method):
-            def call(path, **kwargs):
-                headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {token}"}
-                return getattr(real_requests, method)(imalink_server.url + path, headers=headers, timeout=120, **kwargs)
-
-            return call
+    requests = LiveServerRequests(imalink_server.url, token)
 
     def fill(storage, photos, seed):
         session = ImportSession.objects.create(title=f"{storage.display_name} photos", file_storage=storage)
@@ -157,7 +130,7 @@ def test_the_seed_daily_health_check_runs_against_a_live_server(unplug, imalink_
 
     code = seed_python_block("Workflow 7", "Daily Health Check Script")
     assert code.startswith("#!/usr/bin/env python3\n") and "import requests\n" in code
-    namespace = seed_namespace("seed_workflow_7", Requests())
+    namespace = seed_namespace("seed_workflow_7", requests)
     exec(compile(code, "seed-workflow-7", "exec"), namespace)
     report = namespace["daily_health_check"]()
 
@@ -181,7 +154,7 @@ def test_the_seed_daily_health_check_runs_against_a_live_server(unplug, imalink_
     out_dir.mkdir()
     monkeypatch.chdir(out_dir)
     capsys.readouterr()
-    exec(compile(code, "seed-workflow-7", "exec"), seed_namespace("__main__", Requests()))
+    exec(compile(code, "seed-workflow-7", "exec"), seed_namespace("__main__", requests))
     printed = capsys.readouterr().out
     written = list(out_dir.glob("storage_health_*.json"))
     assert len(written) == 1 and re.fullmatch(r"storage_health_\d{8}_\d{6}\.json", written[0].name)
@@ -195,7 +168,7 @@ def test_the_seed_daily_health_check_runs_against_a_live_server(unplug, imalink_
     assert ("  - Storage 'Travel' is not accessible" in printed) is unplug
 
     # The server's own health check sees the same problems, as issues with stable keys.
-    checked = Requests().post("/api/v1/health/check").json()["data"]
+    checked = requests.post("/api/v1/health/check").json()["data"]
     keys = {issue["key"] for issue in checked["issues"]}
     assert f"low_space:{small.storage_uuid}" in keys
     assert (f"not_accessible:{gone.storage_uuid}" in keys) is unplug

@@ -15,7 +15,7 @@ from indexing.models import Job
 from indexing.writer import write_storage_indexes
 from storages.models import FileStorage
 from tests.conftest import assert_error
-from tests.imports.test_import_api import SEED, seed_python_block
+from tests.seed import SEED, SeedRequests, seed_python_block
 
 CARD_FILES = ["jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "raw/pair/canon_eos_6d.dng", "raw/pair/canon_eos_6d.JPG"]
 
@@ -262,18 +262,6 @@ def test_an_unplugged_storage_is_409_on_every_route_and_nothing_is_written(api, 
 
 
 # --- the seed's Workflow 8 --------------------------------------------------------------------------
-
-class SeedRequests:
-    """`requests` for the seed's scripts: the Django test client with the bearer token, answers with .ok and .json()."""
-
-    def __init__(self, api):
-        self.api = api
-
-    def get(self, path, **kwargs):
-        response = self.api.get(path)
-        response.ok = response.status_code < 400
-        return response
-
 
 @pytest.mark.django_db
 def test_the_seed_validate_storage_integrity_script_finds_missing_files(api, storage, imported):

@@ -6,7 +6,6 @@ cases a file explorer produces, each against indexing.scanner.scan_storage on re
 
 import json
 import os
-import re
 import shutil
 import time
 
@@ -17,9 +16,8 @@ from imports.models import ImageFile, ImportSession, Photo
 from imports.pipeline import import_folder
 from indexing.scanner import scan_storage
 from storages.models import FileStorage
-from tests.conftest import REPO, assert_error
-
-SEED = REPO.parent / "shared" / "seed" / "STORAGE_WORKFLOW.md"
+from tests.conftest import assert_error
+from tests.seed import SeedRequests, seed_python_block
 
 BEFORE = {
     "italy": {"IMG_001.jpg": "jpeg/camera/DSCN0010.jpg", "IMG_002.CR2": "raw/metadata_only/CanonRaw.cr2", "IMG_003.jpg": "jpeg/camera/jolla.jpg"},
@@ -32,34 +30,6 @@ AFTER = {
     "photos/2024/wedding/DSC_001.jpg": "photos/Events/Wedding_August/DSC_001.jpg",
     "photos/2024/wedding/DSC_002.jpg": "photos/Events/Wedding_August/DSC_002.jpg",
 }
-
-
-def seed_python_block(workflow: str, title: str) -> str:
-    text = SEED.read_text()
-    section = text.split(f"### **{workflow}")[1].split("\n### ")[0]
-    part = section.split(title)[1]
-    return re.search(r"```python\n(.*?)```", part, re.S).group(1)
-
-
-class SeedRequests:
-    """`requests` for the seed's snippets: the Django test client with the bearer token."""
-
-    def __init__(self, api):
-        self.api = api
-
-    def get(self, path, **kwargs):
-        return _Response(self.api.get(path))
-
-    def post(self, path, json=None, **kwargs):
-        return _Response(self.api.post(path, json))
-
-
-class _Response:
-    def __init__(self, response):
-        self.response, self.status_code, self.ok = response, response.status_code, response.status_code < 400
-
-    def json(self):
-        return self.response.json()
 
 
 def import_tree(allowed_root, corpus, storage):
@@ -116,7 +86,7 @@ def test_the_seed_workflow_3_runs_as_written(celery_worker, api, make_storage, a
     assert ImageFile.objects.filter(status="present").count() == 5
 
     # The seed's Workflow 8 integrity check reports every file valid.
-    code = seed_python_block("Workflow 8", "#### **Bulk File Validation**")
+    code = seed_python_block("Workflow 8", "Bulk File Validation")
     namespace = {"requests": SeedRequests(api), "os": os}
     exec(compile(code, "seed-workflow-8", "exec"), namespace)
     result = namespace["validate_storage_integrity"](str(storage.storage_uuid))

@@ -24,8 +24,7 @@ from indexing.validation import validate_incrementally
 from indexing.writer import index_status
 from storages.models import FileStorage
 from tests.conftest import REPO, stop_process, subprocess_env, wait_for_line
-
-SEED = REPO.parent / "shared" / "seed" / "STORAGE_WORKFLOW.md"
+from tests.seed import seed_bash_block
 
 
 def import_some(storage, allowed_root, corpus, names=("jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "png/hopper.png", "jpeg/camera/img_1771.jpg")):
@@ -99,8 +98,7 @@ def test_the_seed_weekly_script_runs_as_written_and_leaves_every_index_current(i
     photo.rating = 5
     photo.save()  # the indexes are now stale
     assert not index_status(storages[0])["healthy"]
-    text = SEED.read_text()
-    script = text.split("#### **Weekly Index Regeneration**")[1].split("```bash\n")[1].split("```")[0]
+    script = seed_bash_block("Workflow 7", "Weekly Index Regeneration")
     # As written; only the host, and the Authorization header on each curl, are added.
     script = script.replace("http://localhost:8000", imalink_server.url).replace("curl ", f'curl -H "Authorization: Bearer {token}" ')
     run = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300)
