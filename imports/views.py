@@ -104,7 +104,7 @@ def session_detail(request, session_id: int):
     index_file = f"imports/session_{session.pk}.json"
     index = None
     if problem is None:
-        index = _index_state(storage.full_path / index_file, build_session_index(session))
+        index = _index_state(storage.full_path / index_file, lambda: build_session_index(session))
 
     session_files = Prefetch(
         "files", queryset=ImageFile.objects.filter(import_session=session).order_by("-is_primary", "id"), to_attr="session_files"
