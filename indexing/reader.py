@@ -1,9 +1,13 @@
 """Reading index files from disk, which are untrusted: size-capped, parse errors reported, never raised."""
 
+import errno
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from storages.atomic import describe_entry
 
 MAX_INDEX_BYTES = 512 * 1024 * 1024
 
@@ -15,19 +19,33 @@ class IndexReading:
 
 
 def read_index(path: Path, *, max_bytes: int = MAX_INDEX_BYTES) -> IndexReading:
+    """Read one index file as untrusted input: only a plain file is read (never through a symbolic link, never
+    a named pipe that would block, a device or a folder), and never more than max_bytes of it.
+    """
     try:
-        size = os.stat(path).st_size
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return IndexReading(None, "missing")
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return IndexReading(None, "not a plain file: a symbolic link (ImaLink writes its indexes as plain files)")
         return IndexReading(None, f"unreadable: {exc.strerror}")
-    if size > max_bytes:
-        return IndexReading(None, f"too large: {size:,} bytes, over the limit of {max_bytes:,}")
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return IndexReading(None, f"not a plain file: {describe_entry(st.st_mode)}")
+    with os.fdopen(fd, "rb") as handle:
+        size = st.st_size
+        if size > max_bytes:
+            return IndexReading(None, f"too large: {size:,} bytes, over the limit of {max_bytes:,}")
+        try:
+            raw = handle.read(max_bytes + 1)
+        except OSError as exc:
+            return IndexReading(None, f"unreadable: {exc.strerror}")
+    if len(raw) > max_bytes:
+        return IndexReading(None, f"too large: it grew past the limit of {max_bytes:,} bytes while being read")
     try:
-        with open(path, "rb") as handle:
-            data = json.loads(handle.read(max_bytes + 1))
-    except OSError as exc:
-        return IndexReading(None, f"unreadable: {exc.strerror}")
+        data = json.loads(raw)
     except RecursionError:
         return IndexReading(None, "corrupt: nested too deeply")
     except (ValueError, MemoryError) as exc:

@@ -7,6 +7,7 @@ and is skipped when nothing but the generation time would change.
 import json
 import logging
 import os
+import stat
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from pathlib import Path
@@ -18,8 +19,10 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from imalink.db_changes import database_change_token
-from storages.atomic import make_folders_below, write_atomic
+from storages.atomic import describe_entry, make_folders_below, write_atomic
 from storages.layout import FORMAT_VERSION
+
+from .reader import MAX_INDEX_BYTES, read_index
 
 logger = logging.getLogger("imalink.indexing")
 
@@ -44,34 +47,55 @@ def _without_volatile(data):
     return data
 
 
-def _current_content(path: Path):
-    try:
-        return json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        return None
-
-
 def _backup(root: Path, path: Path) -> None:
-    backups = make_folders_below(root / ".imalink", "index-backups")  # never re-creates a storage that has gone
+    """Keep what is about to be replaced: a plain index is copied to .imalink/index-backups (the last
+    BACKUPS_KEPT of each are kept); anything else in its place (a symbolic link, a folder, a named pipe, a
+    file too large to be an index) is moved there whole, untouched and never followed, and never pruned.
+    """
+    backups = make_folders_below(root, Path(".imalink") / "index-backups")  # never re-creates a storage that has gone
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S%fZ")
     stem = path.stem
-    write_atomic(backups / f"{stem}.{stamp}.json", path.read_bytes())
-    old = sorted(backups.glob(f"{stem}.*.json"))
-    for stale in old[:-BACKUPS_KEPT]:
-        # Only ImaLink's own backup copies are removed here, never anything under photos/.
-        stale.unlink(missing_ok=True)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    except OSError:  # ELOOP: a symbolic link
+        fd = None
+    if fd is not None:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_INDEX_BYTES:
+            with os.fdopen(fd, "rb") as handle:
+                content = handle.read()
+        else:
+            os.close(fd)
+            content = None
+        if content is not None:
+            write_atomic(backups / f"{stem}.{stamp}.json", content)
+            old = sorted(backups.glob(f"{stem}.*.json"))
+            for stale in old[:-BACKUPS_KEPT]:
+                # Only ImaLink's own backup copies are removed here, never anything under photos/.
+                stale.unlink(missing_ok=True)
+            return
+    what = describe_entry(os.lstat(path).st_mode)
+    aside = backups / f"{stem}.{stamp}.set-aside"
+    os.rename(path, aside)
+    logger.warning("%s was %s, not an index: moved to %s", path, what, aside)
 
 
 def write_index(root: Path, relative: str, payload: dict) -> bool:
-    """Write one index file atomically. Returns False when the file already held the same content."""
-    path = root / relative
+    """Write one index file atomically. Returns False when the file already held the same content.
+
+    The file in its place is untrusted (see reader.read_index); whatever it is, it is kept (see _backup).
+    """
+    relative = Path(relative)
     # imports/ may have been deleted by hand, but the storage folder itself is never re-created: if it has
-    # gone (an unplugged drive), this raises instead of writing onto an empty mount point.
-    path.parent.mkdir(exist_ok=True)
-    current = _current_content(path) if path.exists() else None
-    if current is not None and _without_volatile(current) == _without_volatile(payload):
+    # gone (an unplugged drive), this raises instead of writing onto an empty mount point. A symbolic link
+    # in place of imports/ is refused, so an index is never written off the drive.
+    path = make_folders_below(root, relative.parent) / relative.name
+    reading = read_index(path)
+    if reading.data is not None and _without_volatile(reading.data) == _without_volatile(payload):
         return False
-    if path.exists():
+    if reading.problem != "missing" or os.path.lexists(path):
         _backup(root, path)
     data = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False).encode("utf-8") + b"\n"
     write_atomic(path, data)
@@ -268,8 +292,6 @@ def run_index_storage_job(job, ctx) -> dict:
 
 
 def _index_state(path: Path, build_expected) -> dict:
-    from .reader import read_index
-
     reading = read_index(path)
     state = {"exists": reading.problem != "missing", "readable": reading.data is not None, "current": False, "problem": reading.problem, "generated_at": None}
     if reading.data is not None:
@@ -320,8 +342,8 @@ def index_status(storage) -> dict:
     backups = []
     if backups_dir.is_dir():
         for entry in sorted(os.scandir(backups_dir), key=lambda e: e.name):
-            if entry.is_file():
-                st = entry.stat()
+            if entry.is_file(follow_symlinks=False):  # a set-aside link is listed by nothing that would follow it
+                st = entry.stat(follow_symlinks=False)
                 backups.append({"name": entry.name, "size": st.st_size, "modified_at": datetime.fromtimestamp(st.st_mtime, tz=dt_timezone.utc).isoformat()})
     healthy = master["current"] and all(s["current"] for s in sessions)
     return {
