@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres test-reliability setup migrate clean browser bench-import bench-scan bench-pages bench-validate
+.PHONY: run test test-sqlite test-postgres test-reliability setup migrate clean browser bench-import bench-scan bench-pages bench-validate bench-load
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -68,3 +68,7 @@ bench-pages: setup
 
 bench-validate: setup
 	$(PY) benchmarks/validate_benchmark.py
+
+# 50 clients against gunicorn (README's Production command) during an import and a scan; needs Redis.
+bench-load: setup
+	$(PY) benchmarks/load_benchmark.py
