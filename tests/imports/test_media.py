@@ -27,6 +27,8 @@ from imports.media import (
 )
 from tests.conftest import CORPUS
 
+pytestmark = pytest.mark.database_independent  # pure media code: the PostgreSQL pass leaves it out
+
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 SOURCES = {"exif:DateTimeOriginal", "exif:DateTimeDigitized", "exif:DateTime", "xmp", "iptc", "mtime"}
 UTC = timezone.utc

@@ -25,6 +25,7 @@ JPEGS = (
 HEICS = sorted(CORPUS.glob("heic/*.heic"))
 
 pytestmark = [
+    pytest.mark.database_independent,
     pytest.mark.skipif(not JPEGS or not HEICS, reason=f"the shared corpus at {CORPUS} is missing"),
     # The filters imports.media sets at import are dropped when pytest's collection ends; restore them so the
     # fuzzing runs under the production filters (a bomb warning is an error, Pillow's EXIF quirks are noise).
