@@ -148,6 +148,30 @@ def make_storage(api, allowed_root):
 
 # --- real services --------------------------------------------------------------------------------
 
+THREE_PHOTOS = ("jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "png/hopper.png")
+
+
+def imported_storage(allowed_root: Path, corpus: Path, names=THREE_PHOTOS):
+    """A storage under allowed_root/drive with one real import of these corpus files and its indexes written."""
+    from imports.models import ImportSession
+    from imports.pipeline import import_folder
+    from indexing.writer import write_storage_indexes
+    from storages.services import storage_create
+
+    base = allowed_root / "drive"
+    base.mkdir()
+    storage = storage_create(base_path=str(base), display_name="Drive")
+    card = allowed_root / "card"
+    card.mkdir()
+    for name in names:
+        shutil.copy(corpus / name, card)
+    session = ImportSession.objects.create(title="Card", file_storage=storage)
+    import_folder(session_id=session.pk, source_path=str(card))
+    write_storage_indexes(storage)
+    storage.refresh_from_db()
+    return storage, session
+
+
 def redis_url() -> str:
     return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -11,13 +11,10 @@ import pytest
 from django.core.management import call_command
 
 from imports.models import ImageFile, ImportSession, Photo
-from imports.pipeline import import_folder
 from indexing import recovery
 from indexing.recovery import recover_from_indexes
-from indexing.writer import write_storage_indexes
 from storages.models import FileStorage
-from storages.services import storage_create
-from tests.conftest import assert_error
+from tests.conftest import assert_error, imported_storage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,17 +22,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def archive(allowed_root, corpus):
     """One storage with three photos and written indexes; the database is then wiped."""
-    base = allowed_root / "drive"
-    base.mkdir()
-    storage = storage_create(base_path=str(base), display_name="Drive")
-    card = allowed_root / "card"
-    card.mkdir()
-    for f in ("jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "png/hopper.png"):
-        shutil.copy(corpus / f, card)
-    session = ImportSession.objects.create(title="Card", file_storage=storage)
-    import_folder(session_id=session.pk, source_path=str(card))
-    write_storage_indexes(storage)
-    root, session_id = storage.full_path, session.pk
+    storage, session = imported_storage(allowed_root, corpus)
+    base, root, session_id = allowed_root / "drive", storage.full_path, session.pk
     call_command("flush", interactive=False, verbosity=0)
     return base, root, session_id
 

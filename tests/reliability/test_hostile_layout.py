@@ -15,14 +15,13 @@ import pytest
 from django.core.management import call_command
 
 from imports.models import ImportSession
-from imports.pipeline import import_folder
 from indexing import jobs
 from indexing.reader import read_index
 from indexing.recovery import recover_from_indexes
 from indexing.scanner import scan_storage
 from indexing.writer import index_status, write_storage_indexes
 from storages.atomic import UnsafeFolder
-from storages.services import storage_create
+from tests.conftest import imported_storage
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -41,18 +40,7 @@ def outside(tmp_path):
 @pytest.fixture
 def drive(allowed_root, corpus):
     """A storage with one import and its indexes written."""
-    base = allowed_root / "drive"
-    base.mkdir()
-    storage = storage_create(base_path=str(base), display_name="Drive")
-    card = allowed_root / "card"
-    card.mkdir()
-    for name in ("jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "png/hopper.png"):
-        shutil.copy(corpus / name, card)
-    session = ImportSession.objects.create(title="Card", file_storage=storage)
-    import_folder(session_id=session.pk, source_path=str(card))
-    write_storage_indexes(storage)
-    storage.refresh_from_db()
-    return storage, session
+    return imported_storage(allowed_root, corpus)
 
 
 def plant(kind: str, path: Path, outside: Path) -> None:
