@@ -23,7 +23,7 @@ index_router = Router(tags=["storage-index"])
 
 @jobs_router.get("/", response=responses(JobList), summary="Recent jobs, newest first")
 def list_jobs(request, status: str | None = None, page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=500)):
-    jobs.jobs_sweep_stale()
+    jobs.jobs_sweep_stale(resend=False)
     queryset = Job.objects.select_related("storage")
     if status:
         queryset = queryset.filter(status=status)

@@ -92,7 +92,7 @@ def job_get(job_id: int) -> Job:
 
 def job_checked(job: Job) -> Job:
     """The job, re-read if the sweep found its process gone (so a page or an answer never shows a dead job running)."""
-    if job.status == Job.Status.RUNNING and job.worker and jobs_sweep_stale([job])["failed"]:
+    if job.status == Job.Status.RUNNING and job.worker and jobs_sweep_stale([job], resend=False)["failed"]:
         job.refresh_from_db()
     return job
 
@@ -201,7 +201,7 @@ def _owner_is_gone(worker: str) -> bool:
     return False
 
 
-def jobs_sweep_stale(jobs=None) -> dict:
+def jobs_sweep_stale(jobs=None, *, resend: bool = True) -> dict:
     """Make the job rows tell the truth after a worker died (SIGKILL, OOM, a reboot) or the broker lost a message.
 
     - A running job whose process is gone from this host, or whose heartbeat is older than
@@ -212,7 +212,8 @@ def jobs_sweep_stale(jobs=None) -> dict:
     - A queued job whose message was sent more than IMALINK_JOB_STALE_S ago is sent again: Redis keeps no
       queue across a restart. Claiming is conditional, so a message delivered twice runs the job once.
 
-    `jobs` limits the sweep to those rows (a job page checks only its own). Returns the ids touched.
+    `jobs` limits the sweep to those rows (a job page checks only its own). Reads pass resend=False: a page
+    must not wait on a broker that is down; the worker's start and beat send again. Returns the ids touched.
     """
     from django.conf import settings
 
@@ -245,7 +246,7 @@ def jobs_sweep_stale(jobs=None) -> dict:
             failed.append(job.pk)
             if job.parent_id:
                 _settle_parent(job.parent_id)
-    resent = [job_id for job_id in queued.values_list("id", flat=True) if job_enqueue_quietly(job_id)]
+    resent = [job_id for job_id in queued.values_list("id", flat=True) if job_enqueue_quietly(job_id)] if resend else []
     return {"failed": failed, "resent": resent}
 
 

@@ -20,7 +20,7 @@ from .recovery import find_storage_folders
 
 @staff_required
 def job_list(request):
-    jobs.jobs_sweep_stale()
+    jobs.jobs_sweep_stale(resend=False)
     page = Paginator(Job.objects.select_related("storage", "session"), 50).get_page(request.GET.get("page"))
     return render(request, "indexing/job_list.html", {"page": page})
 

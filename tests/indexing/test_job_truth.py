@@ -119,7 +119,7 @@ def test_a_finished_or_reclaimed_job_is_never_failed_by_a_late_sweep(settings):
     assert job.status == Job.Status.SUCCEEDED and job.errors == []
 
 
-def test_a_queued_job_whose_message_was_lost_is_sent_again(transactional_db, redis_available, test_queue, settings):
+def test_a_queued_job_whose_message_was_lost_is_sent_again(transactional_db, redis_available, test_queue, settings, api):
     import redis
 
     settings.IMALINK_JOB_STALE_S = 60
@@ -127,6 +127,9 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again(transactional_db, red
     Job.objects.filter(pk=lost.pk).update(celery_task_id="lost-in-a-redis-restart", enqueued_at=timezone.now() - timedelta(seconds=300))
     fresh = jobs.job_start(kind="accessibility_check", enqueue=False)
     Job.objects.filter(pk=fresh.pk).update(celery_task_id="still-waiting", enqueued_at=timezone.now() - timedelta(seconds=5))
+
+    assert api.get("/api/v1/jobs/").status_code == 200  # a read never talks to the broker
+    assert Job.objects.get(pk=lost.pk).celery_task_id == "lost-in-a-redis-restart"
 
     touched = jobs.jobs_sweep_stale()
 
