@@ -83,3 +83,40 @@ class ValidationCheckpoint(models.Model):
     def __str__(self):
         state = f"complete {self.completed_at:%Y-%m-%d}" if self.completed_at else f"at {self.cursor or 'the start'}"
         return f"Validation of {self.storage}: {state}"
+
+
+class IndexRevision(models.Model):
+    """How many committed changes have touched what one index is built from; kept by database triggers
+    (migration 0007), so a bare UPDATE, a recovery or an edit in a SQL shell bumps it as surely as save() does.
+
+    scope is "storage:<id>" for a storage's master index.json and "session:<id>" for imports/session_<id>.json.
+    A scope without a row has revision 0.
+    """
+
+    scope = models.CharField(max_length=40, unique=True)
+    revision = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.scope} @ {self.revision}"
+
+
+class IndexRecord(models.Model):
+    """What was last written (or found current) at one index path: the revision of its scope it matches, and
+    the file as it stood then, so index_status can vouch for it from one lstat instead of a rebuild.
+    """
+
+    storage = models.ForeignKey("storages.FileStorage", on_delete=models.CASCADE, related_name="index_records")
+    relative_path = models.CharField(max_length=255)
+    revision = models.BigIntegerField()
+    # What else the index was built from: the writer's versions and, for the master index, the storage object.
+    basis = models.CharField(max_length=64)
+    st_ino = models.BigIntegerField()  # stored as signed 64 bits (see writer._signed64)
+    st_size = models.BigIntegerField()
+    st_mtime_ns = models.BigIntegerField()
+    generated_at = models.CharField(max_length=64, null=True, blank=True)  # the file's own, as read when recorded
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["storage", "relative_path"], name="indexrecord_unique_path")]
+
+    def __str__(self):
+        return f"{self.relative_path} @ {self.revision}"
