@@ -96,15 +96,15 @@ def _session_or_404(session_id: int) -> ImportSession:
 @staff_required
 @require_GET
 def session_detail(request, session_id: int):
-    from indexing.writer import _index_state, build_session_index
+    from indexing.writer import session_index_file, session_index_state
 
     session = _session_or_404(session_id)
     storage = session.file_storage
     problem = _storage_problem(storage)
-    index_file = f"imports/session_{session.pk}.json"
+    index_file = session_index_file(session.pk)
     index = None
     if problem is None:
-        index = _index_state(storage.full_path / index_file, lambda: build_session_index(session))
+        index = session_index_state(session)
 
     session_files = Prefetch(
         "files", queryset=ImageFile.objects.filter(import_session=session).order_by("-is_primary", "id"), to_attr="session_files"

@@ -1,7 +1,8 @@
 """Writes a storage's JSON indexes (DESIGN §4): the master `index.json` and, later, session indexes.
 
 Every write goes through storages.atomic, keeps the last BACKUPS_KEPT copies in .imalink/index-backups/,
-and is skipped when nothing but the generation time would change.
+and is skipped when nothing but the generation time would change. Each write leaves an IndexRecord, so that
+index_status can vouch for an unchanged index from the database's revision counters and one lstat.
 """
 
 import json
@@ -14,11 +15,10 @@ from pathlib import Path
 
 import xxhash
 from django.conf import settings
-from django.core.cache import cache
+from django.db import DatabaseError, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from imalink.db_changes import database_change_token
 from storages.atomic import describe_entry, make_folders_below, write_atomic
 from storages.layout import FORMAT_VERSION
 
@@ -31,8 +31,7 @@ BACKUP_DIR = Path(".imalink") / "index-backups"
 # Timestamps, not content: an index differing only in these is current, and is not rewritten for them.
 VOLATILE_KEYS = ("generated_at", "index_generated", "last_scan")
 HASH_ALGORITHMS = {"checksum": "xxh3_128", "hothash": "imalink-hothash-v1"}
-# Answers are keyed on what invalidates them; the expiry only bounds the memory they hold.
-STATUS_CACHE_SECONDS = 3600
+MASTER_INDEX = "index.json"
 
 
 def _iso(value):
@@ -87,6 +86,17 @@ def write_index(root: Path, relative: str, payload: dict) -> bool:
 
     The file in its place is untrusted (see reader.read_index); whatever it is, it is kept (see _backup).
     """
+    return _write_index(root, relative, payload)[0]
+
+
+def _generated_at(data: dict) -> str | None:
+    statistics = data.get("statistics") if isinstance(data.get("statistics"), dict) else {}
+    generated = data.get("generated_at") or statistics.get("index_generated")
+    return generated if isinstance(generated, str) else None  # the file is untrusted
+
+
+def _write_index(root: Path, relative: str, payload: dict) -> tuple[bool, str | None]:
+    """write_index, also saying the generation time of the index now in place."""
     relative = Path(relative)
     # imports/ may have been deleted by hand, but the storage folder itself is never re-created: if it has
     # gone (an unplugged drive), this raises instead of writing onto an empty mount point. A symbolic link
@@ -94,13 +104,97 @@ def write_index(root: Path, relative: str, payload: dict) -> bool:
     path = make_folders_below(root, relative.parent) / relative.name
     reading = read_index(path)
     if reading.data is not None and _without_volatile(reading.data) == _without_volatile(payload):
-        return False
+        return False, _generated_at(reading.data)
     if reading.problem != "missing" or os.path.lexists(path):
         _backup(root, path)
     data = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False).encode("utf-8") + b"\n"
     write_atomic(path, data)
     logger.info("wrote %s", path)
-    return True
+    return True, _generated_at(payload)
+
+
+# --- what was written: revisions and records ---------------------------------------------------------
+# An index is current when it equals what would be built now. The database triggers of migration 0007 bump a
+# scope's revision in the same transaction as any change to a row its index is built from, so an IndexRecord
+# saying "this file (inode, size, mtime) was current at revision R" stays true while the revision is still R
+# and the file still stats the same. Read the revision before building: a commit during the build then only
+# costs one slow check later, never a wrong "current".
+
+def _session_scope(session_id) -> str:
+    return f"session:{session_id}"
+
+
+def _storage_scope(storage_id) -> str:
+    return f"storage:{storage_id}"
+
+
+def _basis(*values) -> str:
+    """What an index is built from besides the rows the triggers watch: the writer's versions and the caller's
+    objects (which may differ from their rows, e.g. a storage whose new base_path is not yet saved).
+    """
+    return xxhash.xxh3_128_hexdigest(repr((settings.IMALINK_VERSION, FORMAT_VERSION, HASH_ALGORITHMS) + values).encode("utf-8", "surrogatepass"))
+
+
+def _master_basis(storage) -> str:
+    return _basis(storage.pk, str(storage.storage_uuid), storage.directory_name, storage.base_path, storage.display_name,
+                  storage.description, _iso(storage.created_at), storage.is_accessible)
+
+
+def _session_basis(session) -> str:
+    from imports.media import HOTHASH_VERSION
+
+    storage, author = session.file_storage, session.default_author
+    return _basis(HOTHASH_VERSION, session.pk, session.title, session.description, _iso(session.imported_at), session.default_author_id,
+                  (author.name, author.email) if author else None, session.source_path, session.target_subdirectory,
+                  storage.pk, str(storage.storage_uuid), storage.directory_name)
+
+
+def _revisions(scopes) -> dict[str, int]:
+    from .models import IndexRevision
+
+    return dict(IndexRevision.objects.filter(scope__in=list(scopes)).values_list("scope", "revision"))
+
+
+def _signed64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value  # an inode number may use all 64 bits; the column is signed
+
+
+def _plain_file_stat(path: Path):
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _stat_matches(record, st) -> bool:
+    return st is not None and (record.st_ino, record.st_size, record.st_mtime_ns) == (_signed64(st.st_ino), st.st_size, st.st_mtime_ns)
+
+
+def _record(storage, relative: str, *, revision: int, basis: str, st, generated_at: str | None) -> None:
+    """Remember that the file that stats as st held the index of this scope at this revision. A record is only a
+    shortcut: failing to save one (SQLite busy under an import, say) costs a slow check later, never an answer.
+    """
+    from .models import IndexRecord
+
+    if st is None or not storage.pk:
+        return
+    record = IndexRecord(storage_id=storage.pk, relative_path=relative, revision=revision, basis=basis,
+                         st_ino=_signed64(st.st_ino), st_size=st.st_size, st_mtime_ns=st.st_mtime_ns, generated_at=generated_at)
+    try:
+        with transaction.atomic():
+            IndexRecord.objects.bulk_create([record], update_conflicts=True, unique_fields=["storage", "relative_path"],
+                                            update_fields=["revision", "basis", "st_ino", "st_size", "st_mtime_ns", "generated_at"])
+    except DatabaseError:
+        logger.warning("could not record the state of %s; its status will be checked in full", relative, exc_info=True)
+
+
+def _write_recorded(storage, relative: str, *, scope: str, basis: str, build) -> bool:
+    revision = _revisions([scope]).get(scope, 0)  # before the build (see above)
+    root = storage.full_path
+    written, generated_at = _write_index(root, relative, build())
+    _record(storage, relative, revision=revision, basis=basis, st=_plain_file_stat(root / relative), generated_at=generated_at)
+    return written
 
 
 def build_master_index(storage) -> dict:
@@ -145,7 +239,8 @@ def build_master_index(storage) -> dict:
 
 
 def write_master_index(storage) -> bool:
-    written = write_index(storage.full_path, "index.json", build_master_index(storage))
+    written = _write_recorded(storage, MASTER_INDEX, scope=_storage_scope(storage.pk), basis=_master_basis(storage),
+                              build=lambda: build_master_index(storage))
     storage.last_index_at = timezone.now()
     if storage.pk:
         type(storage).objects.filter(pk=storage.pk).update(last_index_at=storage.last_index_at)
@@ -244,7 +339,12 @@ def build_session_index(session) -> dict:
 
 
 def write_session_index(session) -> bool:
-    return write_index(session.file_storage.full_path, f"imports/session_{session.id}.json", build_session_index(session))
+    return _write_recorded(session.file_storage, session_index_file(session.id), scope=_session_scope(session.id),
+                           basis=_session_basis(session), build=lambda: build_session_index(session))
+
+
+def session_index_file(session_id) -> str:
+    return f"imports/session_{session_id}.json"
 
 
 # --- jobs and status --------------------------------------------------------------------------------
@@ -292,52 +392,66 @@ def run_index_storage_job(job, ctx) -> dict:
 
 
 def _index_state(path: Path, build_expected) -> dict:
+    """Read the index and compare it with a fresh build: the full check, whose cost grows with the photos."""
     reading = read_index(path)
     state = {"exists": reading.problem != "missing", "readable": reading.data is not None, "current": False, "problem": reading.problem, "generated_at": None}
     if reading.data is not None:
-        data = reading.data
-        statistics = data.get("statistics") if isinstance(data.get("statistics"), dict) else {}
-        state["current"] = _without_volatile(data) == _without_volatile(build_expected())
-        generated = data.get("generated_at") or statistics.get("index_generated")
-        state["generated_at"] = generated if isinstance(generated, str) else None  # the file is untrusted
+        state["current"] = _without_volatile(reading.data) == _without_volatile(build_expected())
+        state["generated_at"] = _generated_at(reading.data)
     state["status"] = "missing" if not state["exists"] else "corrupt" if not state["readable"] else "current" if state["current"] else "stale"
     return state
 
 
-def _cached_index_state(path: Path, build_expected, *, token: str | None, owner: str) -> dict:
-    """_index_state, reused while neither the database (token) nor the file (inode, size, mtime) has changed.
+def _index_states(storage, indexes) -> dict[str, dict]:
+    """The state of each (relative path, scope, basis, build) index of one storage, by relative path.
 
-    The writer replaces an index by rename, so a new index always has a new inode; a missing file is cheap to
-    report and is not cached.
+    Fast path: an index whose record matches its scope's revision, the basis and an lstat of the file is current,
+    with no read and no build. The lstat cannot see an edit in place that keeps the size and puts the mtime back
+    (as rsync's quick check cannot): that stays "current" until a full validation or a regeneration rewrites it.
+    Anything else gets the full check, and a current answer from it is recorded for the next call.
     """
-    try:
-        st = os.stat(path)
-    except OSError:
-        st = None
-    if token is None or st is None:
-        return _index_state(path, build_expected)
-    key = "imalink:index-state:" + xxhash.xxh3_128_hexdigest(f"{token}|{owner}|{path}|{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode("utf-8", "surrogatepass"))
-    state = cache.get(key)
-    if state is None:
-        state = _index_state(path, build_expected)
-        cache.set(key, state, STATUS_CACHE_SECONDS)
-    return state
+    from .models import IndexRecord
+
+    root = storage.full_path
+    revisions = _revisions(scope for _, scope, _, _ in indexes)  # before any build (see _write_recorded)
+    records = {r.relative_path: r for r in IndexRecord.objects.filter(storage_id=storage.pk)} if storage.pk else {}
+    states = {}
+    for relative, scope, basis, build in indexes:
+        revision = revisions.get(scope, 0)
+        record = records.get(relative)
+        st = _plain_file_stat(root / relative)  # before the read: a later change to the file then fails the match
+        if record is not None and record.revision == revision and record.basis == basis and _stat_matches(record, st):
+            states[relative] = {"exists": True, "readable": True, "current": True, "problem": None,
+                                "generated_at": record.generated_at, "status": "current"}
+            continue
+        state = states[relative] = _index_state(root / relative, build)
+        if state["current"]:
+            _record(storage, relative, revision=revision, basis=basis, st=st, generated_at=state["generated_at"])
+    return states
+
+
+def session_index_state(session) -> dict:
+    """index_status's answer for one session index."""
+    relative = session_index_file(session.id)
+    indexes = [(relative, _session_scope(session.id), _session_basis(session), lambda: build_session_index(session))]
+    return _index_states(session.file_storage, indexes)[relative]
 
 
 def index_status(storage) -> dict:
-    """Whether each index exists, parses, and says what the database says (current) or not (stale)."""
+    """Whether each index exists, parses, and says what the database says (current) or not (stale).
+
+    Costs three queries and one lstat per index while nothing an index is built from has changed; see _index_states.
+    """
     from imports.models import ImportSession
 
-    token = database_change_token()  # read before the rows, so a commit during the work is never missed
     root = storage.full_path
-    # The caller's storage object is what the master index is compared with, whether or not it is saved.
-    owner = repr([getattr(storage, field.attname) for field in storage._meta.concrete_fields])
-    master = _cached_index_state(root / "index.json", lambda: build_master_index(storage), token=token, owner=owner)
-    sessions = []
-    for session in ImportSession.objects.filter(file_storage=storage).select_related("file_storage", "default_author").order_by("id"):
-        relative = f"imports/session_{session.id}.json"
-        state = _cached_index_state(root / relative, lambda: build_session_index(session), token=token, owner=owner)  # noqa: B023 (called at once)
-        sessions.append({"session_id": session.id, "title": session.title, "index_file": relative, **state})
+    sessions = list(ImportSession.objects.filter(file_storage=storage).select_related("file_storage", "default_author").order_by("id"))
+    # The caller's storage object, saved or not, is what the master index is compared with.
+    indexes = [(MASTER_INDEX, _storage_scope(storage.pk), _master_basis(storage), lambda: build_master_index(storage))]
+    indexes += [(session_index_file(s.id), _session_scope(s.id), _session_basis(s), lambda s=s: build_session_index(s)) for s in sessions]
+    states = _index_states(storage, indexes)
+    master = states[MASTER_INDEX]
+    sessions = [{"session_id": s.id, "title": s.title, "index_file": session_index_file(s.id), **states[session_index_file(s.id)]} for s in sessions]
     backups_dir = root / BACKUP_DIR
     backups = []
     if backups_dir.is_dir():
