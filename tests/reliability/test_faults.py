@@ -198,6 +198,7 @@ def storage(make_storage, transactional_db):
 
 # --- 1. random kill points ---------------------------------------------------------------------------------
 
+@pytest.mark.one_database
 def test_an_import_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, storage, allowed_root):
     session = ImportSession.objects.create(title="Cards", file_storage=storage)
     sources: set[str] = set()
@@ -220,6 +221,7 @@ def test_an_import_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, 
     )
 
 
+@pytest.mark.one_database
 def test_a_scan_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, storage, allowed_root):
     session = ImportSession.objects.create(title="Cards", file_storage=storage)
     quiet("import_photos", str(session.pk), str(make_photos(allowed_root / "card", 60, size=(96, 72))), "--target-subdirectory", "x")
@@ -245,6 +247,7 @@ def test_a_scan_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, sto
               after_kill=lambda i: assert_indexes_parse(storage), rerun=lambda i: quiet(*argv(i)), check=check)
 
 
+@pytest.mark.one_database
 def test_index_writing_killed_at_random_points_never_tears_an_index(warm, storage, allowed_root):
     for n in range(6):
         session = ImportSession.objects.create(title=f"Card {n}", file_storage=storage)
@@ -275,6 +278,7 @@ def flush_storage_rows():
     Author.objects.all().delete()
 
 
+@pytest.mark.one_database
 def test_recovery_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, storage, allowed_root):
     author = Author.objects.create(name="Ada", email="ada@example.org")
     for n in range(2):
