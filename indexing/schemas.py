@@ -22,6 +22,8 @@ class JobOut(Schema):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    worker: str = Field("", description='The process that runs or ran it, "host:pid"; empty while queued')
+    heartbeat_at: datetime | None = Field(None, description="When that process last said it was alive")
 
     @staticmethod
     def from_job(job) -> dict:
@@ -41,6 +43,8 @@ class JobOut(Schema):
             "created_at": job.created_at,
             "started_at": job.started_at,
             "finished_at": job.finished_at,
+            "worker": job.worker,
+            "heartbeat_at": job.heartbeat_at,
         }
 
 

@@ -96,6 +96,7 @@ def test_a_job_read_through_the_api_never_shows_a_dead_process_as_running(api, c
     data = api.get(f"/api/v1/jobs/{job.pk}").json()["data"]
     assert data["status"] == "failed"
     assert data["errors"][-1]["code"] == "worker_lost"
+    assert data["worker"] == job.worker and data["heartbeat_at"]
 
     other = running_job(f"{HOST}:{dead_pid()}")
     listed = {j["id"]: j["status"] for j in api.get("/api/v1/jobs/").json()["data"]["jobs"]}
@@ -104,7 +105,7 @@ def test_a_job_read_through_the_api_never_shows_a_dead_process_as_running(api, c
     third = running_job(f"{HOST}:{dead_pid()}")
     client.force_login(admin_user)
     page = client.get(f"/jobs/{third.pk}/").content.decode()
-    assert "worker_lost" in page or "stopped before it finished" in page
+    assert "stopped before it finished" in page and third.worker in page
     third.refresh_from_db()
     assert third.status == Job.Status.FAILED
 
