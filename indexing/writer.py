@@ -15,7 +15,8 @@ from pathlib import Path
 
 import xxhash
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.core.cache import cache
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -32,6 +33,9 @@ BACKUP_DIR = Path(".imalink") / "index-backups"
 VOLATILE_KEYS = ("generated_at", "index_generated", "last_scan")
 HASH_ALGORITHMS = {"checksum": "xxh3_128", "hothash": "imalink-hothash-v1"}
 MASTER_INDEX = "index.json"
+# A full check that did not find an index current is reused while its revision, basis and file stat all hold;
+# the expiry only bounds the memory the answers take.
+STATE_CACHE_SECONDS = 3600
 
 
 def _iso(value):
@@ -408,7 +412,8 @@ def _index_states(storage, indexes) -> dict[str, dict]:
     Fast path: an index whose record matches its scope's revision, the basis and an lstat of the file is current,
     with no read and no build. The lstat cannot see an edit in place that keeps the size and puts the mtime back
     (as rsync's quick check cannot): that stays "current" until a full validation or a regeneration rewrites it.
-    Anything else gets the full check, and a current answer from it is recorded for the next call.
+    Anything else gets the full check: a current answer is recorded for the next call, and any other answer is
+    cached under the same revision, basis and stat, so a stale index is not rebuilt on every call either.
     """
     from .models import IndexRecord
 
@@ -424,9 +429,20 @@ def _index_states(storage, indexes) -> dict[str, dict]:
             states[relative] = {"exists": True, "readable": True, "current": True, "problem": None,
                                 "generated_at": record.generated_at, "status": "current"}
             continue
+        # Only committed revisions name a state: one read inside a transaction could be rolled back and reused.
+        key = None
+        if st is not None and not connection.in_atomic_block:
+            key = "imalink:index-state:" + xxhash.xxh3_128_hexdigest(
+                f"{storage.pk}|{relative}|{revision}|{basis}|{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode("utf-8", "surrogatepass"))
+            cached = cache.get(key)
+            if cached is not None:
+                states[relative] = cached
+                continue
         state = states[relative] = _index_state(root / relative, build)
         if state["current"]:
             _record(storage, relative, revision=revision, basis=basis, st=st, generated_at=state["generated_at"])
+        elif key is not None:
+            cache.set(key, state, STATE_CACHE_SECONDS)  # stale or corrupt: not worth a record, but not worth rebuilding either
     return states
 
 

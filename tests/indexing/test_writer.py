@@ -401,6 +401,20 @@ def test_a_stale_answer_found_current_again_is_recorded(session, monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_stale_index_is_not_rebuilt_until_something_changes(session, monkeypatch):
+    storage = session.file_storage
+    write_storage_indexes(storage)
+    Photo.objects.filter(files__original_filename="jolla.jpg").update(rating=5)
+    assert index_status(storage)["sessions"][0]["status"] == "stale"  # the full check
+
+    monkeypatch.setattr("indexing.writer.build_session_index", lambda session: pytest.fail("rebuilt"))
+    assert index_status(storage)["sessions"][0]["status"] == "stale"
+    monkeypatch.undo()
+    Photo.objects.filter(files__original_filename="jolla.jpg").update(rating=0)  # back as the index says
+    assert index_status(storage)["sessions"][0]["status"] == "current"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_index_status_goes_stale_when_the_file_changes(session):
     storage = session.file_storage
     write_storage_indexes(storage)
