@@ -3,6 +3,10 @@
 The triggers bump "session:<id>" and "storage:<id>" in indexing_indexrevision whenever a row that the session
 index or the master index is built from changes (see writer.build_session_index and build_master_index), by
 save(), a bare UPDATE, a bulk insert or a SQL shell alike. They are written for SQLite and PostgreSQL.
+
+On SQLite, Django alters a table by building a new one and dropping the old, which drops its triggers: a later
+migration that alters one of these five tables must create them again (tests/indexing/test_index_revisions.py
+test_the_triggers_are_installed fails until it does).
 """
 
 import django.db.models.deletion
