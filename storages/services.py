@@ -16,7 +16,6 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from imalink.db_changes import database_change_token
 from imalink.errors import ImalinkError, NotFound, PathRejected
 
 from . import layout
@@ -219,14 +218,25 @@ def storage_check_accessibility(storage: FileStorage) -> AccessibilityReport:
 
 
 def storage_statistics(storage: FileStorage) -> dict:
-    """File, size and session figures from aggregate queries, reused until anything commits to the database."""
-    token = database_change_token()
-    if token is None:
+    """File, size and session figures from aggregate queries, reused while the storage's index revision holds.
+
+    The revision ("storage:<id>", kept by database triggers, see indexing/migrations/0007) changes whenever a
+    file row's size, status, session or storage, or a session's title or date, changes: everything these figures
+    are made of, so a scan's or an import elsewhere's commits leave them cached. A file's photo never changes
+    once the row exists. Nothing read inside a transaction is cached: its own writes may still roll back.
+    """
+    from django.db import connection
+
+    from indexing.models import IndexRevision
+
+    if connection.in_atomic_block:
         return _storage_statistics(storage)
-    key = f"imalink:storage-statistics:{storage.pk}:{token}"
+    scope = f"storage:{storage.pk}"
+    revision = IndexRevision.objects.filter(scope=scope).values_list("revision", flat=True).first() or 0
+    key = f"imalink:storage-statistics:{storage.pk}:{storage.storage_uuid}:{revision}"
     figures = cache.get(key)
     if figures is None:
-        figures = _storage_statistics(storage)
+        figures = _storage_statistics(storage)  # computed after the revision was read: never older than its key
         cache.set(key, figures, STATISTICS_CACHE_SECONDS)
     return figures
 
