@@ -25,7 +25,7 @@ from .paths import allowed_roots, is_inside, resolve_client_dir
 logger = logging.getLogger("imalink.storages")
 
 GB = 1024**3
-# Keyed on the database's change token; the expiry only bounds the memory the answers hold.
+# Keyed on the storage's index revision; the expiry only bounds the memory the answers hold.
 STATISTICS_CACHE_SECONDS = 3600
 
 
