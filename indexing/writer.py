@@ -375,9 +375,11 @@ def write_storage_indexes(storage, *, progress=None, should_stop=None) -> dict:
 
     progress = progress or (lambda **kw: None)
     storage_require_available(storage, writable=True)
-    sessions = list(ImportSession.objects.filter(file_storage=storage).select_related("file_storage", "default_author").order_by("id"))
     written = 0
     with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT, should_stop=should_stop):
+        # Read under the lock: an import that held it may have changed its session (source path, target)
+        # meanwhile, and an index built from rows read before the wait would be stale the moment it is written.
+        sessions = list(ImportSession.objects.filter(file_storage=storage).select_related("file_storage", "default_author").order_by("id"))
         progress(total=len(sessions) + 1, done=0, force=True)
         for done, session in enumerate(sessions, start=1):
             if should_stop:
