@@ -394,9 +394,13 @@ def _write_indexes(session: ImportSession) -> None:
     except ImalinkError as exc:
         logger.warning("indexes of session %s not written: %s", session.pk, exc.message)
         return
+    # Called from a finally: an error here must neither fail an import whose files are all placed and recorded,
+    # nor hide the exception already on its way out. Index status reports an index that is missing or stale.
     try:
         write_session_index(session)
         write_master_index(session.file_storage)
+    except ImalinkError as exc:  # e.g. unsafe_folder: imports/ is a symbolic link
+        logger.warning("indexes of session %s not written: %s", session.pk, exc.message)
     except OSError:
         logger.exception("could not write the indexes of session %s", session.pk)
 

@@ -174,3 +174,25 @@ def test_adopt_through_the_api_with_a_named_pipe_for_an_index_answers_without_ha
     assert answer.status_code in (200, 400, 409, 422), answer.content
     body = json.dumps(answer.json())
     assert "not a plain file" in body or "index" in body.lower(), body
+
+
+def test_an_import_that_cannot_write_its_index_through_a_symlinked_imports_folder_still_succeeds(drive, outside, corpus):
+    """The files are placed and recorded; only the index is refused, and index status says it is missing."""
+    from imports.pipeline import import_folder
+
+    storage, _session = drive
+    imports = storage.full_path / "imports"
+    shutil.rmtree(imports)
+    imports.symlink_to(outside, target_is_directory=True)
+    card = storage.full_path.parent / "card2"
+    card.mkdir()
+    shutil.copy(corpus / "jpeg/camera/door-knocker.jpg", card)
+    session = ImportSession.objects.create(title="Second card", file_storage=storage)
+
+    report = import_folder(session_id=session.pk, source_path=str(card))
+
+    assert (report.imported, report.failed) == (1, 0)
+    assert session.image_files.count() == 1
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.json"], "an index was written off the drive"
+    state = next(s for s in index_status(storage)["sessions"] if s["session_id"] == session.pk)
+    assert not state["current"]
