@@ -109,3 +109,39 @@ class ImageFile(models.Model):
 
     def __str__(self):
         return self.relative_path
+
+
+# Running totals, kept by database triggers in the same transaction as every change to an ImageFile row (by
+# save(), a bulk or bare UPDATE, or a SQL shell alike; see migration 0002), so that statistics and the master
+# index read a handful of rows instead of aggregating every file of a storage. Nothing in Python writes them.
+
+
+class FileTotals(models.Model):
+    """The files of one import session that lie in one storage: those on disk (present or modified) and missing."""
+
+    file_storage = models.ForeignKey("storages.FileStorage", on_delete=models.CASCADE, related_name="+")
+    import_session = models.ForeignKey(ImportSession, on_delete=models.CASCADE, related_name="+")
+    present_files = models.BigIntegerField(default=0)
+    present_bytes = models.BigIntegerField(default=0)
+    missing_files = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["file_storage", "import_session"], name="filetotals_unique_bucket")]
+
+
+class StoragePhoto(models.Model):
+    """How many files of one photo one storage holds; the row exists while there is at least one."""
+
+    file_storage = models.ForeignKey("storages.FileStorage", on_delete=models.CASCADE, related_name="+")
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="+")
+    files = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["file_storage", "photo"], name="storagephoto_unique_pair")]
+
+
+class StorageTotals(models.Model):
+    """How many distinct photos a storage holds files of: its StoragePhoto rows, counted as they come and go."""
+
+    file_storage = models.OneToOneField("storages.FileStorage", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    photos = models.BigIntegerField(default=0)

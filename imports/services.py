@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, ProtectedError
+from django.db.models import F, ProtectedError
 from PIL import Image, ImageOps
 
 from imalink.errors import Conflict, ImalinkError, NotFound, StorageUnavailable
@@ -19,6 +19,7 @@ from storages.services import storage_require_available
 
 from . import media  # noqa: F401  (registers the HEIF opener with Pillow)
 from .models import Author, ImageFile, ImportSession, Photo
+from .totals import with_images_count
 
 logger = logging.getLogger("imalink.imports")
 
@@ -58,12 +59,7 @@ def author_get(author_id: int) -> Author:
 
 
 def session_get(session_id: int) -> ImportSession:
-    session = (
-        ImportSession.objects.select_related("file_storage", "default_author")
-        .annotate(images_count_annotated=Count("image_files"))
-        .filter(pk=session_id)
-        .first()
-    )
+    session = with_images_count(ImportSession.objects.select_related("file_storage", "default_author")).filter(pk=session_id).first()
     if session is None:
         raise NotFound(f"No import session with id {session_id}.", details={"session_id": session_id})
     return session
@@ -90,11 +86,7 @@ def session_create(
 
 def sessions_list(*, storage_uuid=None):
     # An aggregate query drops Meta.ordering, so newest-first is spelled out for the paginator.
-    sessions = (
-        ImportSession.objects.select_related("file_storage", "default_author")
-        .annotate(images_count_annotated=Count("image_files"))
-        .order_by("-imported_at", "-id")
-    )
+    sessions = with_images_count(ImportSession.objects.select_related("file_storage", "default_author")).order_by("-imported_at", "-id")
     if storage_uuid is not None:
         sessions = sessions.filter(file_storage__storage_uuid=storage_uuid)
     return sessions

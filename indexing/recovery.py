@@ -12,7 +12,6 @@ import re
 import time
 import uuid as uuid_lib
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from django.core.management.color import no_style

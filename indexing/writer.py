@@ -17,7 +17,6 @@ import xxhash
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from storages.atomic import describe_entry, make_folders_below, write_atomic
@@ -202,15 +201,13 @@ def _write_recorded(storage, relative: str, *, scope: str, basis: str, build) ->
 
 
 def build_master_index(storage) -> dict:
-    from imports.models import ImageFile, ImportSession
+    from imports.models import ImportSession
+    from imports.totals import session_file_counts, storage_totals
 
-    files = ImageFile.objects.filter(file_storage=storage).exclude(status=ImageFile.Status.MISSING)
-    totals = files.aggregate(count=Count("id"), size=Sum("file_size"))
-    sessions = (
-        ImportSession.objects.filter(file_storage=storage)
-        .annotate(file_count=Count("image_files", filter=~Q(image_files__status=ImageFile.Status.MISSING)))
-        .order_by("id")
-    )
+    # Running totals kept by database triggers (imports/totals.py): a handful of rows at any size.
+    totals = storage_totals(storage)
+    counts = session_file_counts(storage)
+    sessions = ImportSession.objects.filter(file_storage=storage).order_by("id")
     return {
         "storage_info": {
             "uuid": str(storage.storage_uuid),
@@ -222,15 +219,15 @@ def build_master_index(storage) -> dict:
             "created_at": _iso(storage.created_at),
             "last_scan": _iso(storage.last_scan_at),
             "is_accessible": storage.is_accessible,
-            "total_files": totals["count"] or 0,
-            "total_size_mb": round((totals["size"] or 0) / (1024 * 1024), 3),
+            "total_files": totals["present_files"],
+            "total_size_mb": round(totals["present_bytes"] / (1024 * 1024), 3),
         },
         "import_sessions": [
             {
                 "id": s.id,
                 "title": s.title,
                 "imported_at": _iso(s.imported_at),
-                "file_count": s.file_count,
+                "file_count": counts.get(s.id, (0, 0))[0],
                 "index_file": f"imports/session_{s.id}.json",
             }
             for s in sessions

@@ -11,9 +11,7 @@ import uuid as uuid_lib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from imalink.errors import ImalinkError, NotFound, PathRejected
@@ -25,8 +23,6 @@ from .paths import allowed_roots, is_inside, resolve_client_dir
 logger = logging.getLogger("imalink.storages")
 
 GB = 1024**3
-# Keyed on the storage's index revision; the expiry only bounds the memory the answers hold.
-STATISTICS_CACHE_SECONDS = 3600
 
 
 def storage_get(storage_uuid) -> FileStorage:
@@ -218,58 +214,29 @@ def storage_check_accessibility(storage: FileStorage) -> AccessibilityReport:
 
 
 def storage_statistics(storage: FileStorage) -> dict:
-    """File, size and session figures from aggregate queries, reused while the storage's index revision holds.
+    """File, size, photo and session figures, exact, from running totals that database triggers keep.
 
-    The revision ("storage:<id>", kept by database triggers, see indexing/migrations/0007) changes whenever a
-    file row's size, status, session or storage, or a session's title or date, changes: everything these figures
-    are made of, so a scan's or an import elsewhere's commits leave them cached. A file's photo never changes
-    once the row exists. Nothing read inside a transaction is cached: its own writes may still roll back.
+    A constant number of queries over a handful of rows at any size (imports/totals.py): no file row is read, so
+    an import committing a file every few milliseconds does not make each call aggregate the whole storage.
     """
-    from django.db import connection
+    from imports.models import ImportSession
+    from imports.totals import session_file_counts, storage_totals
 
-    from indexing.models import IndexRevision
-
-    if connection.in_atomic_block:
-        return _storage_statistics(storage)
-    scope = f"storage:{storage.pk}"
-    revision = IndexRevision.objects.filter(scope=scope).values_list("revision", flat=True).first() or 0
-    key = f"imalink:storage-statistics:{storage.pk}:{storage.storage_uuid}:{revision}"
-    figures = cache.get(key)
-    if figures is None:
-        figures = _storage_statistics(storage)  # computed after the revision was read: never older than its key
-        cache.set(key, figures, STATISTICS_CACHE_SECONDS)
-    return figures
-
-
-def _storage_statistics(storage: FileStorage) -> dict:
-    """A constant number of queries at any size, but each reads every row of the storage (~60 ms at 100,000)."""
-    from imports.models import ImageFile, ImportSession
-
-    missing = Q(status=ImageFile.Status.MISSING)
-    totals = ImageFile.objects.filter(file_storage=storage).aggregate(
-        total_files=Count("id", filter=~missing),
-        total_size=Sum("file_size", filter=~missing),
-        missing_files=Count("id", filter=missing),
-        photos=Count("photo_id", distinct=True),
-    )
-    photos = totals["photos"]
-    size = totals["total_size"] or 0
-    sessions = (
-        ImportSession.objects.filter(file_storage=storage)
-        .annotate(images_count_annotated=Count("image_files"))
-        .order_by("id")
-    )
+    totals = storage_totals(storage)
+    counts = session_file_counts(storage)
+    size = totals["present_bytes"]
+    sessions = ImportSession.objects.filter(file_storage=storage).order_by("id").values("id", "title", "imported_at")
     return {
         "storage_uuid": str(storage.storage_uuid),
         "statistics": {
-            "total_files": totals["total_files"],
+            "total_files": totals["present_files"],
             "total_size_bytes": size,
             "total_size_mb": round(size / (1024 * 1024), 3),
-            "photos": photos,
+            "photos": totals["photos"],
             "missing_files": totals["missing_files"],
         },
         "import_sessions": [
-            {"id": s.id, "title": s.title, "imported_at": s.imported_at, "images_count": s.images_count_annotated}
+            {"id": s["id"], "title": s["title"], "imported_at": s["imported_at"], "images_count": sum(counts.get(s["id"], (0, 0)))}
             for s in sessions
         ],
     }

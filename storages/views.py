@@ -10,7 +10,7 @@ from urllib.parse import quote
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import BigIntegerField, Count, OuterRef, Q, Subquery, Sum
+from django.db.models import BigIntegerField, Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.forms.utils import ErrorList
 from django.http import Http404
@@ -20,7 +20,8 @@ from django.views.decorators.http import require_POST
 
 from imalink.auth import staff_required
 from imalink.errors import ImalinkError, NotFound
-from imports.models import ImageFile, ImportSession
+from imports.models import ImportSession
+from imports.totals import per_storage, with_images_count
 from indexing.jobs import job_start
 from indexing.models import Job
 from indexing.writer import index_file_exists
@@ -155,12 +156,11 @@ def _last_scan(storage: FileStorage) -> dict | None:
 
 @staff_required
 def overview(request):
-    missing = Q(status=ImageFile.Status.MISSING)
     storages = list(
         FileStorage.objects.annotate(
-            files_count=_per_storage(ImageFile.objects.exclude(missing), Count("id")),
-            files_size=_per_storage(ImageFile.objects.exclude(missing), Sum("file_size")),
-            missing_count=_per_storage(ImageFile.objects.filter(missing), Count("id")),
+            files_count=per_storage("present_files"),
+            files_size=per_storage("present_bytes"),
+            missing_count=per_storage("missing_files"),
             sessions_count=_per_storage(ImportSession.objects.all(), Count("id")),
         ).order_by("-is_active", "display_name", "id")
     )
@@ -222,11 +222,7 @@ def storage_new(request):
 @staff_required
 def storage_detail(request, storage_uuid):
     storage = _storage_or_404(storage_uuid)
-    sessions = (
-        ImportSession.objects.filter(file_storage=storage)
-        .annotate(images_count_annotated=Count("image_files"))
-        .order_by("-imported_at", "-id")
-    )
+    sessions = with_images_count(ImportSession.objects.filter(file_storage=storage)).order_by("-imported_at", "-id")
     return render(
         request,
         "storages/storage_detail.html",
