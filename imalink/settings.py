@@ -256,6 +256,10 @@ IMALINK_JOB_HEARTBEAT_S = env_number("IMALINK_JOB_HEARTBEAT_S", 15.0, minimum=0.
 IMALINK_JOB_STALE_S = env_number("IMALINK_JOB_STALE_S", 120.0, minimum=1)
 if IMALINK_JOB_STALE_S < 3 * IMALINK_JOB_HEARTBEAT_S:
     raise ImproperlyConfigured("IMALINK_JOB_STALE_S must be at least three times IMALINK_JOB_HEARTBEAT_S.")
+# The Celery worker's nice value (0-19; 0 leaves it alone): imports and scans give way to the web's readers.
+IMALINK_WORKER_NICE = env_number("IMALINK_WORKER_NICE", 10, minimum=0, integer=True)
+if IMALINK_WORKER_NICE > 19:
+    raise ImproperlyConfigured("IMALINK_WORKER_NICE must be at most 19.")
 IMALINK_VERSION = "0.1.0"
 
 # --- Alerts -------------------------------------------------------------------------------------

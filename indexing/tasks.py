@@ -7,7 +7,7 @@ can be edited in the admin.
 import logging
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_init, worker_ready
 from django.conf import settings
 from django.db import connections
 
@@ -34,6 +34,15 @@ def _available_storages():
             logger.info("skipping %s: %s", storage, exc.message)
             continue
         yield storage
+
+
+@worker_init.connect
+def yield_to_the_web(**kwargs) -> None:
+    """Before the pool starts, so its processes inherit it: imports and scans wait, readers do not (IMALINK_WORKER_NICE)."""
+    from imalink.priority import run_in_background
+
+    done = run_in_background(settings.IMALINK_WORKER_NICE)
+    logger.info("worker priority: nice %s, session group %s", done["nice"], done["autogroup"])
 
 
 @worker_ready.connect

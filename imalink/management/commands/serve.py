@@ -44,23 +44,24 @@ class Command(BaseCommand):
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        # exec: each process leads the session honcho starts it in, with no shell between (see imalink/priority.py).
         manager = Manager()
         manager.add_process(
             "web",
-            f"{python} -m gunicorn imalink.wsgi:application --bind {shlex.quote(host)}:{port} "
+            f"exec {python} -m gunicorn imalink.wsgi:application --bind {shlex.quote(host)}:{port} "
             f"--workers {web_workers} --threads 8 --timeout 120 --graceful-timeout 10 --access-logfile -",
             env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
             cwd=str(settings.BASE_DIR),
         )
         manager.add_process(
             "worker",
-            f"{python} -m celery -A imalink worker --loglevel INFO --queues {shlex.quote(queue)} --concurrency {concurrency}",
+            f"exec {python} -m celery -A imalink worker --loglevel INFO --queues {shlex.quote(queue)} --concurrency {concurrency}",
             env=env,
             cwd=str(settings.BASE_DIR),
         )
         manager.add_process(
             "beat",
-            f"{python} -m celery -A imalink beat --loglevel INFO",
+            f"exec {python} -m celery -A imalink beat --loglevel INFO",
             env=env,
             cwd=str(settings.BASE_DIR),
         )
