@@ -4,29 +4,34 @@ Each answer costs one or two queries over a handful of rows, however many files 
 the totals change in the same transaction as the file rows they count.
 """
 
-from django.db.models import BigIntegerField, F, OuterRef, Subquery, Sum
+from django.db.models import BigIntegerField, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from .models import FileTotals, StorageTotals
 
 
-def storage_totals(storage) -> dict:
-    """Files on disk (present or modified), their bytes, missing files, and distinct photos of one storage."""
-    sums = FileTotals.objects.filter(file_storage_id=storage.pk).aggregate(
-        present_files=Sum("present_files"), present_bytes=Sum("present_bytes"), missing_files=Sum("missing_files")
+def file_totals(storage) -> tuple[dict, dict[int, tuple[int, int]]]:
+    """In one query: the storage's files on disk (present or modified), their bytes and its missing files; and
+    (files on disk, missing files) of each session of this storage, wherever its files lie, by session id."""
+    rows = FileTotals.objects.filter(Q(file_storage_id=storage.pk) | Q(import_session__file_storage_id=storage.pk)).values_list(
+        "file_storage_id", "import_session_id", "import_session__file_storage_id", "present_files", "present_bytes", "missing_files"
     )
-    photos = StorageTotals.objects.filter(file_storage_id=storage.pk).values_list("photos", flat=True).first()
-    return {**{name: value or 0 for name, value in sums.items()}, "photos": photos or 0}
+    totals = {"present_files": 0, "present_bytes": 0, "missing_files": 0}
+    sessions: dict[int, tuple[int, int]] = {}
+    for file_storage_id, session_id, session_storage_id, present, size, missing in rows:
+        if file_storage_id == storage.pk:
+            totals["present_files"] += present
+            totals["present_bytes"] += size
+            totals["missing_files"] += missing
+        if session_storage_id == storage.pk:
+            on_disk, gone = sessions.get(session_id, (0, 0))
+            sessions[session_id] = (on_disk + present, gone + missing)
+    return totals, sessions
 
 
-def session_file_counts(storage) -> dict[int, tuple[int, int]]:
-    """(files on disk, missing files) of each session of this storage, wherever its files lie, by session id."""
-    rows = (
-        FileTotals.objects.filter(import_session__file_storage_id=storage.pk)
-        .values("import_session_id")
-        .annotate(present=Sum("present_files"), missing=Sum("missing_files"))
-    )
-    return {row["import_session_id"]: (row["present"], row["missing"]) for row in rows}
+def photo_count(storage) -> int:
+    """How many distinct photos the storage holds files of."""
+    return StorageTotals.objects.filter(file_storage_id=storage.pk).values_list("photos", flat=True).first() or 0
 
 
 def with_images_count(sessions):

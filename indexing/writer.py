@@ -143,13 +143,27 @@ def _master_basis(storage) -> str:
                   storage.description, _iso(storage.created_at), storage.is_accessible)
 
 
+# The columns a session index's basis is made of, in order; index_status reads them without making models.
+SESSION_BASIS_FIELDS = ("id", "title", "description", "imported_at", "default_author_id", "default_author__name",
+                        "default_author__email", "source_path", "target_subdirectory", "file_storage_id",
+                        "file_storage__storage_uuid", "file_storage__directory_name")
+
+
 def _session_basis(session) -> str:
+    author, storage = session.default_author, session.file_storage
+    return _session_basis_of((session.pk, session.title, session.description, session.imported_at, session.default_author_id,
+                              author.name if author else None, author.email if author else None, session.source_path,
+                              session.target_subdirectory, storage.pk, storage.storage_uuid, storage.directory_name))
+
+
+def _session_basis_of(values: tuple) -> str:
+    """values: SESSION_BASIS_FIELDS of one session, its author and its storage as stored."""
     from imports.media import HOTHASH_VERSION
 
-    storage, author = session.file_storage, session.default_author
-    return _basis(HOTHASH_VERSION, session.pk, session.title, session.description, _iso(session.imported_at), session.default_author_id,
-                  (author.name, author.email) if author else None, session.source_path, session.target_subdirectory,
-                  storage.pk, str(storage.storage_uuid), storage.directory_name)
+    pk, title, description, imported_at, author_id, author_name, author_email, source_path, target, storage_pk, storage_uuid, directory = values
+    return _basis(HOTHASH_VERSION, pk, title, description, _iso(imported_at), author_id,
+                  (author_name, author_email) if author_id is not None else None, source_path, target,
+                  storage_pk, str(storage_uuid), directory)
 
 
 def _revisions(scopes) -> dict[str, int]:
@@ -202,12 +216,11 @@ def _write_recorded(storage, relative: str, *, scope: str, basis: str, build) ->
 
 def build_master_index(storage) -> dict:
     from imports.models import ImportSession
-    from imports.totals import session_file_counts, storage_totals
+    from imports.totals import file_totals
 
     # Running totals kept by database triggers (imports/totals.py): a handful of rows at any size.
-    totals = storage_totals(storage)
-    counts = session_file_counts(storage)
-    sessions = ImportSession.objects.filter(file_storage=storage).order_by("id")
+    totals, counts = file_totals(storage)
+    sessions = ImportSession.objects.filter(file_storage=storage).order_by("id").values_list("id", "title", "imported_at")
     return {
         "storage_info": {
             "uuid": str(storage.storage_uuid),
@@ -224,13 +237,13 @@ def build_master_index(storage) -> dict:
         },
         "import_sessions": [
             {
-                "id": s.id,
-                "title": s.title,
-                "imported_at": _iso(s.imported_at),
-                "file_count": counts.get(s.id, (0, 0))[0],
-                "index_file": f"imports/session_{s.id}.json",
+                "id": session_id,
+                "title": title,
+                "imported_at": _iso(imported_at),
+                "file_count": counts.get(session_id, (0, 0))[0],
+                "index_file": f"imports/session_{session_id}.json",
             }
-            for s in sessions
+            for session_id, title, imported_at in sessions
         ],
         "imalink_version": settings.IMALINK_VERSION,
         "format_version": FORMAT_VERSION,
@@ -460,13 +473,21 @@ def index_status(storage) -> dict:
     from imports.models import ImportSession
 
     root = storage.full_path
-    sessions = list(ImportSession.objects.filter(file_storage=storage).select_related("file_storage", "default_author").order_by("id"))
+    # Plain values, not models: at a hundred sessions, making the models was half of this call. A session is only
+    # loaded whole if its index needs the full check.
+    rows = list(ImportSession.objects.filter(file_storage=storage).order_by("id").values_list(*SESSION_BASIS_FIELDS))
+
+    def build_session(session_id):
+        return build_session_index(ImportSession.objects.select_related("file_storage", "default_author").get(pk=session_id))
+
     # The caller's storage object, saved or not, is what the master index is compared with.
     indexes = [(MASTER_INDEX, _storage_scope(storage.pk), _master_basis(storage), lambda: build_master_index(storage))]
-    indexes += [(session_index_file(s.id), _session_scope(s.id), _session_basis(s), lambda s=s: build_session_index(s)) for s in sessions]
+    indexes += [(session_index_file(row[0]), _session_scope(row[0]), _session_basis_of(row), lambda sid=row[0]: build_session(sid))
+                for row in rows]
     states = _index_states(storage, indexes)
     master = states[MASTER_INDEX]
-    sessions = [{"session_id": s.id, "title": s.title, "index_file": session_index_file(s.id), **states[session_index_file(s.id)]} for s in sessions]
+    sessions = [{"session_id": row[0], "title": row[1], "index_file": session_index_file(row[0]), **states[session_index_file(row[0])]}
+                for row in rows]
     backups_dir = root / BACKUP_DIR
     backups = []
     if backups_dir.is_dir():

@@ -220,10 +220,9 @@ def storage_statistics(storage: FileStorage) -> dict:
     an import committing a file every few milliseconds does not make each call aggregate the whole storage.
     """
     from imports.models import ImportSession
-    from imports.totals import session_file_counts, storage_totals
+    from imports.totals import file_totals, photo_count
 
-    totals = storage_totals(storage)
-    counts = session_file_counts(storage)
+    totals, counts = file_totals(storage)
     size = totals["present_bytes"]
     sessions = ImportSession.objects.filter(file_storage=storage).order_by("id").values("id", "title", "imported_at")
     return {
@@ -232,7 +231,7 @@ def storage_statistics(storage: FileStorage) -> dict:
             "total_files": totals["present_files"],
             "total_size_bytes": size,
             "total_size_mb": round(size / (1024 * 1024), 3),
-            "photos": totals["photos"],
+            "photos": photo_count(storage),
             "missing_files": totals["missing_files"],
         },
         "import_sessions": [

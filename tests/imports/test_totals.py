@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Count, Q, Sum
 
 from imports.models import FileTotals, ImageFile, ImportSession, Photo, StoragePhoto, StorageTotals
-from imports.totals import session_file_counts, storage_totals
+from imports.totals import file_totals, photo_count
 from storages.models import FileStorage
 
 TRIGGERS = {f"imalink_tot_{name}" for name in ("imagefile_insert", "imagefile_delete", "imagefile_bucket", "imagefile_pair",
@@ -35,7 +35,8 @@ def from_the_rows(storage) -> tuple[dict, dict]:
 
 
 def from_the_totals(storage) -> tuple[dict, dict]:
-    return storage_totals(storage), {sid: pair for sid, pair in session_file_counts(storage).items() if pair != (0, 0)}
+    totals, sessions = file_totals(storage)
+    return {**totals, "photos": photo_count(storage)}, {sid: pair for sid, pair in sessions.items() if pair != (0, 0)}
 
 
 def new_file(rng, storage, session, photo, n) -> ImageFile:
@@ -95,6 +96,7 @@ def test_the_totals_match_the_rows_after_every_kind_of_change(make_storage):
         lambda: some_files().update(file_size=rng.randrange(1, 1000)),
         lambda: some_files().update(photo=rng.choice(photos)),
         lambda: move_to_session(some_files()),
+        lambda: some_files().update(import_session=rng.choice(sessions)),  # even into a session of the other storage
         lambda: raw_sql(some_files()),
         lambda: one_by_save(some_files()),
         lambda: some_files().update(last_seen_at=None),  # counts nothing: changes nothing
