@@ -42,6 +42,27 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
         db.setdefault("TEST", {})["NAME"] = f"test_{db['NAME']}_{os.getpid()}"
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, and before it drops a PostgreSQL test database, end every other session still on it.
+
+    A subprocess that outlived its test (a worker's pool process, a gunicorn thread) would otherwise keep the
+    database from being dropped, and leave it behind on the server. The ones found are named in the output.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, application_name, backend_start, left(query, 120), pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        for row in cursor.fetchall():
+            print(f"\nended a session still on the test database at teardown: {row[:4]}", file=sys.stderr)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _database_reachable(django_db_blocker):
     from django.conf import settings
