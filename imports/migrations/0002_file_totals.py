@@ -17,6 +17,10 @@ and must create them again (tests/imports/test_totals.py test_the_triggers_are_i
 import django.db.models.deletion
 from django.db import migrations, models
 
+from imalink.triggers import changed as _changed
+from imalink.triggers import create_triggers
+from imalink.triggers import drop_triggers as _drop
+
 FILES, PAIRS, PHOTOS = "imports_filetotals", "imports_storagephoto", "imports_storagetotals"
 # What a file row adds to its bucket: (present_files, present_bytes, missing_files).
 ON_DISK = "CASE WHEN {r}.status = 'missing' THEN 0 ELSE 1 END"
@@ -56,11 +60,6 @@ def _take_from_pair(r):
     return [f"UPDATE {PAIRS} SET files = files - 1 WHERE {where}", f"DELETE FROM {PAIRS} WHERE {where} AND files <= 0"]
 
 
-def _changed(columns, vendor):
-    op = "IS NOT" if vendor == "sqlite" else "IS DISTINCT FROM"
-    return "(" + " OR ".join(f"OLD.{c} {op} NEW.{c}" for c in columns) + ")"
-
-
 def _triggers(vendor):
     """(name, table, event, when, statements)."""
     return [
@@ -79,19 +78,7 @@ def _triggers(vendor):
 
 
 def install_triggers(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    for name, table, event, when, statements in _triggers(vendor):
-        condition = f" WHEN {when}" if when else ""
-        body = "".join(f"{statement}; " for statement in statements)
-        if vendor == "sqlite":
-            schema_editor.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{condition} BEGIN {body}END", params=None)
-        elif vendor == "postgresql":
-            schema_editor.execute(
-                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body}RETURN NULL; END $$", params=None
-            )
-            schema_editor.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{condition} EXECUTE FUNCTION {name}()", params=None)
-        else:
-            raise NotImplementedError(f"file total triggers are written for SQLite and PostgreSQL, not {vendor}")
+    create_triggers(schema_editor, _triggers(schema_editor.connection.vendor))
     # The rows already there; the storagephoto trigger counts the photos as their pairs are inserted.
     schema_editor.execute(
         f"INSERT INTO {FILES} (file_storage_id, import_session_id, present_files, present_bytes, missing_files)"
@@ -107,13 +94,7 @@ def install_triggers(apps, schema_editor):
 
 
 def drop_triggers(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    for name, table, _event, _when, _statements in _triggers(vendor):
-        if vendor == "postgresql":
-            schema_editor.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}", params=None)
-            schema_editor.execute(f"DROP FUNCTION IF EXISTS {name}()", params=None)
-        else:
-            schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}", params=None)
+    _drop(schema_editor, _triggers(schema_editor.connection.vendor))
 
 
 class Migration(migrations.Migration):

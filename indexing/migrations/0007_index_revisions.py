@@ -12,6 +12,10 @@ test_the_triggers_are_installed fails until it does).
 import django.db.models.deletion
 from django.db import migrations, models
 
+from imalink.triggers import changed as _changed
+from imalink.triggers import create_triggers
+from imalink.triggers import drop_triggers as _drop
+
 REVISIONS = "indexing_indexrevision"
 
 # What each index reads, column by column; a change to any other column (last_seen_at, hotpreview, updated_at,
@@ -27,11 +31,6 @@ SESSION_MASTER_COLUMNS = ["id", "title", "imported_at", "file_storage_id"]
 # last_scan_at is in the master index but not compared (writer.VOLATILE_KEYS).
 STORAGE_COLUMNS = ["id", "storage_uuid", "directory_name", "base_path", "display_name", "description", "created_at", "is_accessible"]
 STORAGE_SESSION_COLUMNS = ["id", "storage_uuid", "directory_name"]
-
-
-def _changed(columns, vendor):
-    op = "IS NOT" if vendor == "sqlite" else "IS DISTINCT FROM"
-    return "(" + " OR ".join(f"OLD.{c} {op} NEW.{c}" for c in columns) + ")"
 
 
 def _triggers(vendor):
@@ -83,30 +82,16 @@ def _bump(rows):
     )
 
 
+def _statements(vendor):
+    return [(name, table, event, when, [_bump(rows)]) for name, table, event, when, rows in _triggers(vendor)]
+
+
 def install_triggers(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    for name, table, event, when, rows in _triggers(vendor):
-        condition = f" WHEN {when}" if when else ""
-        if vendor == "sqlite":
-            schema_editor.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{condition} BEGIN {_bump(rows)}; END", params=None)
-        elif vendor == "postgresql":
-            schema_editor.execute(
-                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {_bump(rows)}; RETURN NULL; END $$",
-                params=None,
-            )
-            schema_editor.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{condition} EXECUTE FUNCTION {name}()", params=None)
-        else:
-            raise NotImplementedError(f"index revision triggers are written for SQLite and PostgreSQL, not {vendor}")
+    create_triggers(schema_editor, _statements(schema_editor.connection.vendor))
 
 
 def drop_triggers(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    for name, table, _event, _when, _rows in _triggers(vendor):
-        if vendor == "postgresql":
-            schema_editor.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}", params=None)
-            schema_editor.execute(f"DROP FUNCTION IF EXISTS {name}()", params=None)
-        else:
-            schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}", params=None)
+    _drop(schema_editor, _statements(schema_editor.connection.vendor))
 
 
 class Migration(migrations.Migration):

@@ -10,7 +10,15 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.models import Count, Q, Sum
 
-from imports.models import FileTotals, ImageFile, ImportSession, Photo, StoragePhoto, StorageTotals
+from imalink.triggers import installed_triggers
+from imports.models import (
+    FileTotals,
+    ImageFile,
+    ImportSession,
+    Photo,
+    StoragePhoto,
+    StorageTotals,
+)
 from imports.totals import file_totals, photo_count
 from storages.models import FileStorage
 
@@ -48,13 +56,7 @@ def new_file(rng, storage, session, photo, n) -> ImageFile:
 
 
 def test_the_triggers_are_installed(db):
-    if connection.vendor == "sqlite":
-        sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'imalink_tot_%%'"
-    else:
-        sql = "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'imalink_tot_%%'"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [])
-        assert {name for (name,) in cursor.fetchall()} == TRIGGERS
+    assert installed_triggers(connection, "imalink_tot_") == TRIGGERS
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,6 +8,7 @@ import shutil
 import pytest
 from django.db import connection
 
+from imalink.triggers import installed_triggers
 from imports.models import Author, ImageFile, ImportSession, Photo
 from imports.pipeline import import_folder
 from indexing.models import IndexRevision
@@ -49,13 +50,7 @@ def bumped(session, change):
 
 
 def test_the_triggers_are_installed():
-    if connection.vendor == "sqlite":
-        sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'imalink_rev_%%'"
-    else:
-        sql = "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'imalink_rev_%%'"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [])
-        assert {name for (name,) in cursor.fetchall()} == TRIGGERS
+    assert installed_triggers(connection, "imalink_rev_") == TRIGGERS
 
 
 def test_bare_updates_bump_the_indexes_built_from_them(session):
