@@ -1,5 +1,5 @@
 """Load benchmark: 50 clients read from gunicorn, started as README's Production section shows (4 workers x 8
-threads), over 100,000 photos whose indexes are written, while a Celery worker imports 200 JPEGs and scans the
+threads), over 100,000 photos whose indexes are written, while a Celery worker imports --import-files JPEGs (1,500) and scans the
 storage. Loopback only; the clients run in their own process (asyncio + aiohttp), not in gunicorn's.
 
 Two runs, each --seconds long, each with its own import and scan started one second in:
@@ -7,7 +7,8 @@ Two runs, each --seconds long, each with its own import and scan started one sec
   saturation  each client requests again as soon as it has its answer (no think time): the server's ceiling.
 
 Target: 0 errors and p95 <= 100 ms for every kind of read. Prints p50/p95/p99 per kind and overall, errors,
-throughput and the jobs' outcome, and writes benchmarks/results/load.json.
+throughput and the jobs' outcome, and writes benchmarks/results/load.json
+(load-postgres.json with --postgres URL, on a database of its own that it drops after).
 
     .venv/bin/python benchmarks/load_benchmark.py [--files 100000] [--clients 50] [--seconds 45]
 """
@@ -39,6 +40,25 @@ TARGET_P95_MS = 100
 THINK_SECONDS = (0.5, 1.5)
 # README.md, Production: `gunicorn imalink.wsgi:application --bind 0.0.0.0:8000 --workers 4 --threads 8`
 GUNICORN_ARGS = ["--workers", "4", "--threads", "8"]
+
+
+def postgres_database(server_url: str) -> str:
+    """A new, empty database on this PostgreSQL server for this run, dropped when the benchmark exits."""
+    import atexit
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = f"imalink_bench_load_{os.getpid()}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+    def drop():
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    atexit.register(drop)
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
 def free_port() -> int:
@@ -153,12 +173,31 @@ def clients_main() -> None:
 
 # --- the run ----------------------------------------------------------------------------------------
 
+def print_run(name: str, run: dict, args) -> None:
+    print(f"\n{name}: {args.clients} clients for {run['seconds']:.0f} s, gunicorn {' '.join(GUNICORN_ARGS)}, {args.files:,} photos, "
+          f"while importing {args.import_files} JPEGs and scanning, on {os.cpu_count()} cores", flush=True)
+    print(f"{'kind':22} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for kind, r in [*run["kinds"].items(), ("overall", run["overall"])]:
+        print(f"{kind:22} {r['requests']:9,} {r['errors']:7} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}")
+    during = run["during_jobs"]
+    print(f"-- of those, the requests sent while the import or the scan ran ({during['seconds']:.1f} s):")
+    for kind, r in [*during["kinds"].items(), ("overall", during["overall"])]:
+        print(f"{kind:22} {r['requests']:9,} {r['errors']:7} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}")
+    for kind, job in run["jobs"].items():
+        print(f"{kind} job: {job}")
+    for error in run["error_samples"]:
+        print(f"error: {error}")
+    sys.stdout.flush()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=45)
     parser.add_argument("--import-files", type=int, default=1500)
+    parser.add_argument("--postgres", metavar="URL", help="run on a new database on this PostgreSQL server (dropped after), not SQLite")
+    parser.add_argument("--runs", nargs="+", choices=["users", "saturation"], default=["users", "saturation"])
     parser.add_argument("--clients-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.clients_process:
@@ -167,7 +206,8 @@ def main():
     (REPO / "var").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=REPO / "var", prefix="bench-load-") as tmp:
         work = Path(tmp)
-        scan_benchmark.setup_django(work)
+        database_url = postgres_database(args.postgres) if args.postgres else None
+        scan_benchmark.setup_django(work, database_url)
         print(f"Building {args.files:,} photos with their files and rows ...", flush=True)
         storage_uuid = scan_benchmark.build(work, args.files)
 
@@ -221,10 +261,13 @@ def main():
             wait_for(lambda: web_log.read_text(errors="replace").count("Booting worker") >= workers, "gunicorn", web, web_log)
             warm_up(base, token, workers)
             for n, (name, think) in enumerate([("users", THINK_SECONDS), ("saturation", None)]):
+                if name not in args.runs:
+                    continue
                 source = work / f"incoming-{name}"
                 make_source(source, args.import_files, offset=n * args.import_files)
                 print(f"Run '{name}': {args.clients} clients for {args.seconds:.0f} s ...", flush=True)
                 runs[name] = run_load({**plan, "think": think, "seed": n * 1000}, source)
+                print_run(name, runs[name], args)
         finally:
             for proc in (web, worker):
                 if proc.poll() is None:
@@ -236,8 +279,8 @@ def main():
 
     result = {
         "photos": args.files, "clients": args.clients, "seconds_per_run": args.seconds, "import_files": args.import_files,
-        "server": "gunicorn imalink.wsgi:application " + " ".join(GUNICORN_ARGS) + " (README.md, Production), SQLite (WAL)",
-        "worker": "celery -A imalink worker (concurrency = cores)",
+        "server": "gunicorn imalink.wsgi:application " + " ".join(GUNICORN_ARGS) + " (README.md, Production), " + ("PostgreSQL" if args.postgres else "SQLite (WAL)"),
+        "worker": f"celery -A imalink worker (concurrency = cores), IMALINK_WORKER_NICE={settings.IMALINK_WORKER_NICE} (imalink/priority.py)",
         "machine": f"{os.cpu_count()} cores shared by the clients, gunicorn, the Celery worker and the benchmark",
         "client_model": {
             "users": f"each client requests, then thinks {THINK_SECONDS[0]}-{THINK_SECONDS[1]} s (uniform), again; kinds chosen uniformly",
@@ -246,24 +289,11 @@ def main():
         "runs": runs, "target_p95_ms": TARGET_P95_MS, "total_seconds": time.monotonic() - began,
     }
     result["met"] = {name: run["met"] for name, run in runs.items()}
-    for name, run in runs.items():
-        print(f"\n{name}: {args.clients} clients for {run['seconds']:.0f} s, {result['server']}, {args.files:,} photos, "
-              f"while importing {args.import_files} JPEGs and scanning, on {os.cpu_count()} cores")
-        print(f"{'kind':22} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-        for kind, r in [*run["kinds"].items(), ("overall", run["overall"])]:
-            print(f"{kind:22} {r['requests']:9,} {r['errors']:7} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}")
-        during = run["during_jobs"]
-        print(f"-- of those, the requests sent while the import or the scan ran ({during['seconds']:.1f} s):")
-        for kind, r in [*during["kinds"].items(), ("overall", during["overall"])]:
-            print(f"{kind:22} {r['requests']:9,} {r['errors']:7} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}")
-        for kind, job in run["jobs"].items():
-            print(f"{kind} job: {job}")
-        for error in run["error_samples"]:
-            print(f"error: {error}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "load.json").write_text(json.dumps(result, indent=2))
+    out = RESULTS / ("load-postgres.json" if args.postgres else "load.json")
+    out.write_text(json.dumps(result, indent=2))
     print(f"\n0 errors and every p95 <= {TARGET_P95_MS} ms: {result['met']}\n"
-          f"Whole benchmark {result['total_seconds']:.0f} s. Figures written to {RESULTS / 'load.json'}")
+          f"Whole benchmark {result['total_seconds']:.0f} s. Figures written to {out}")
 
 
 def warm_up(base: str, token: str, workers: int) -> None:
@@ -284,6 +314,7 @@ def run_load(plan: dict, source: Path) -> dict:
     api = requests.Session()
     api.trust_env = False
     api.headers["Authorization"] = f"Bearer {plan['token']}"
+    api.headers["Connection"] = "close"  # a kept-alive connection gunicorn closed meanwhile would reset the job's POST
     created = api.post(f"{base}/api/v1/import-sessions/create", json={"title": f"Load import {source.name}", "file_storage_uuid": plan["storage_uuid"]}, timeout=120)
     created.raise_for_status()
     session_id = created.json()["data"]["id"]

@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,9 +35,13 @@ def bare_walk(top: str) -> int:
     return count
 
 
-def setup_django(work: Path):
+def setup_django(work: Path, database_url: str | None = None):
+    """Django on a fresh SQLite database under work/, or on database_url (an empty database the caller made)."""
     os.environ.update(IMALINK_VAR_DIR=str(work / "var"), IMALINK_ALLOWED_ROOTS=str(work), DJANGO_SETTINGS_MODULE="imalink.settings", LOG_LEVEL="WARNING")
-    os.environ.pop("DATABASE_URL", None)
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
+    else:
+        os.environ.pop("DATABASE_URL", None)
     sys.path.insert(0, str(REPO))
     import django
 
