@@ -14,24 +14,16 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
+
+import scan_benchmark  # its Django set-up (this file runs from benchmarks/, like the others)
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 CORPUS = Path(os.environ.get("IMALINK_CORPUS", REPO.parent / "shared" / "corpus"))
 SOURCE = CORPUS / "jpeg/camera/20240427_234934.JPG"
 MIB = 1024 * 1024
-
-
-def setup_django(work: Path):
-    os.environ.update(IMALINK_VAR_DIR=str(work / "var"), IMALINK_ALLOWED_ROOTS=str(work), DJANGO_SETTINGS_MODULE="imalink.settings", LOG_LEVEL="WARNING")
-    os.environ.pop("DATABASE_URL", None)
-    sys.path.insert(0, str(REPO))
-    import django
-
-    django.setup()
 
 
 def build(work: Path, files: int) -> str:
@@ -122,7 +114,7 @@ def main():
     if not complete.exists():
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-    setup_django(work)
+    scan_benchmark.setup_django(work)
     if complete.exists():
         uuid = complete.read_text().strip()
         print(f"Reusing the storage of {args.files} files in {work}", flush=True)
