@@ -85,7 +85,7 @@ def session_create(
 
 
 def sessions_list(*, storage_uuid=None):
-    # An aggregate query drops Meta.ordering, so newest-first is spelled out for the paginator.
+    # Newest first, spelled out for the paginator.
     sessions = with_images_count(ImportSession.objects.select_related("file_storage", "default_author")).order_by("-imported_at", "-id")
     if storage_uuid is not None:
         sessions = sessions.filter(file_storage__storage_uuid=storage_uuid)

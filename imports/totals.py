@@ -42,8 +42,3 @@ def with_images_count(sessions):
     )
     return sessions.annotate(images_count_annotated=Coalesce(Subquery(files), 0, output_field=BigIntegerField()))
 
-
-def per_storage(field: str):
-    """An annotation for a FileStorage queryset: the sum of one FileTotals field over its sessions."""
-    values = FileTotals.objects.filter(file_storage=OuterRef("pk")).order_by().values("file_storage").annotate(v=Sum(field)).values("v")[:1]
-    return Coalesce(Subquery(values), 0, output_field=BigIntegerField())

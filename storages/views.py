@@ -10,7 +10,7 @@ from urllib.parse import quote
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import BigIntegerField, Count, OuterRef, Subquery
+from django.db.models import BigIntegerField, Count, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.forms.utils import ErrorList
 from django.http import Http404
@@ -20,8 +20,8 @@ from django.views.decorators.http import require_POST
 
 from imalink.auth import staff_required
 from imalink.errors import ImalinkError, NotFound
-from imports.models import ImportSession
-from imports.totals import per_storage, with_images_count
+from imports.models import FileTotals, ImportSession
+from imports.totals import with_images_count
 from indexing.jobs import job_start
 from indexing.models import Job
 from indexing.writer import index_file_exists
@@ -158,9 +158,9 @@ def _last_scan(storage: FileStorage) -> dict | None:
 def overview(request):
     storages = list(
         FileStorage.objects.annotate(
-            files_count=per_storage("present_files"),
-            files_size=per_storage("present_bytes"),
-            missing_count=per_storage("missing_files"),
+            files_count=_per_storage(FileTotals.objects.all(), Sum("present_files")),
+            files_size=_per_storage(FileTotals.objects.all(), Sum("present_bytes")),
+            missing_count=_per_storage(FileTotals.objects.all(), Sum("missing_files")),
             sessions_count=_per_storage(ImportSession.objects.all(), Count("id")),
         ).order_by("-is_active", "display_name", "id")
     )

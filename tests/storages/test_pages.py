@@ -134,6 +134,23 @@ def test_overview_queries_do_not_grow_with_the_number_of_storages(user_client, m
     assert page.count('class="card storage-card"') == 5
 
 
+def test_the_overview_counts_each_storage_s_own_files_sizes_and_missing_files(user_client, make_storage):
+    from tests.storages.test_statistics import add_files
+
+    mine = FileStorage.objects.get(storage_uuid=make_storage("Mine")["uuid"])
+    theirs = FileStorage.objects.get(storage_uuid=make_storage("Theirs")["uuid"])
+    add_files(mine, ImportSession.objects.create(title="A", file_storage=mine), 3, size=2 * 1024 * 1024)
+    add_files(mine, ImportSession.objects.create(title="B", file_storage=mine), 2, size=1024, status="missing")
+    add_files(theirs, ImportSession.objects.create(title="C", file_storage=theirs), 1, size=1024)
+
+    page = html(user_client.get("/"))
+
+    cards = {name: page[page.index(f">{name}<"):] for name in ("Mine", "Theirs")}
+    assert "<dt>Files</dt><dd>3 <span class=\"badge warn\">2 missing</span></dd>" in cards["Mine"][:2000]
+    assert "<dt>Size</dt><dd>6.0\xa0MB</dd>" in cards["Mine"][:2000]
+    assert "<dt>Files</dt><dd>1</dd>" in cards["Theirs"][:2000]
+
+
 # --- new storage ---------------------------------------------------------------------------------
 
 def test_it_shows_the_new_storage_form_with_labels(user_client, allowed_root):
