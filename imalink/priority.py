@@ -24,8 +24,11 @@ def run_in_background(nice: int) -> dict:
         done["nice"] = os.nice(nice - done["nice"])
     if os.getsid(0) == os.getpid() and AUTOGROUP.exists():
         try:
-            AUTOGROUP.write_text(str(nice))
-            done["autogroup"] = nice
-        except OSError as exc:  # not allowed here (a raise needs CAP_SYS_NICE; lowering should not): the nice value stands
+            group_nice = int(AUTOGROUP.read_text().split()[-1])  # "/autogroup-162 nice 0"
+            if group_nice < nice:  # lower only, as for the process
+                AUTOGROUP.write_text(str(nice))
+                group_nice = nice
+            done["autogroup"] = group_nice
+        except (OSError, ValueError, IndexError) as exc:  # not allowed here (a raise needs CAP_SYS_NICE; lowering should not): the nice value stands
             logger.info("could not lower the session's scheduling group: %s", exc)
     return done

@@ -63,6 +63,13 @@ def test_a_session_leader_lowers_itself_and_its_session_group():
     assert run_alone(CODE.format(nice=7), new_session=True).splitlines() == [f"{{'nice': {nice}, 'autogroup': 7}}", str(nice)]
 
 
+@pytest.mark.skipif(not AUTOGROUP.exists(), reason="this kernel has no autogroup")
+def test_a_session_group_already_lower_is_not_raised():
+    code = "from pathlib import Path; Path('/proc/self/autogroup').write_text('15'); " + CODE.format(nice=7)
+    nice = max(7, os.nice(0))
+    assert run_alone(code, new_session=True).splitlines() == [f"{{'nice': {nice}, 'autogroup': 15}}", str(nice)]
+
+
 def test_a_process_that_shares_its_session_lowers_only_itself_and_zero_changes_nothing():
     nice = max(5, os.nice(0))
     assert run_alone(CODE.format(nice=5), new_session=False).splitlines() == [f"{{'nice': {nice}, 'autogroup': None}}", str(nice)]
