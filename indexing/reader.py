@@ -16,6 +16,7 @@ MAX_INDEX_BYTES = 512 * 1024 * 1024
 class IndexReading:
     data: dict | None
     problem: str | None  # None, "missing", or why it cannot be used
+    unsafe: str | None = None  # what stands there when it is not a plain file ("a symbolic link", ...)
 
 
 def read_index(path: Path, *, max_bytes: int = MAX_INDEX_BYTES) -> IndexReading:
@@ -28,12 +29,12 @@ def read_index(path: Path, *, max_bytes: int = MAX_INDEX_BYTES) -> IndexReading:
         return IndexReading(None, "missing")
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return IndexReading(None, "not a plain file: a symbolic link (ImaLink writes its indexes as plain files)")
+            return IndexReading(None, "not a plain file: a symbolic link (ImaLink writes its indexes as plain files)", "a symbolic link")
         return IndexReading(None, f"unreadable: {exc.strerror}")
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        return IndexReading(None, f"not a plain file: {describe_entry(st.st_mode)}")
+        return IndexReading(None, f"not a plain file: {describe_entry(st.st_mode)}", describe_entry(st.st_mode))
     with os.fdopen(fd, "rb") as handle:
         size = st.st_size
         if size > max_bytes:
@@ -44,6 +45,11 @@ def read_index(path: Path, *, max_bytes: int = MAX_INDEX_BYTES) -> IndexReading:
             return IndexReading(None, f"unreadable: {exc.strerror}")
     if len(raw) > max_bytes:
         return IndexReading(None, f"too large: it grew past the limit of {max_bytes:,} bytes while being read")
+    return parse_index(raw)
+
+
+def parse_index(raw: bytes) -> IndexReading:
+    """The index in raw bytes already read within the size limit, or why it cannot be used."""
     try:
         data = json.loads(raw)
     except RecursionError:
