@@ -18,7 +18,9 @@ from imports.checksums import index_checksum
 from imports.models import ImageFile
 from imports.sources import is_junk
 from storages.locks import storage_lock
+from storages import drive
 from storages.services import storage_require_available
+from storages.unsafe import mark_unsafe
 
 from .scanner import walk_photos
 
@@ -28,7 +30,6 @@ MODES = ("quick", "full")
 # 1 MiB as in DESIGN §2, read into one reused buffer: a fresh 1 MiB bytes per read() can cost a new mmap'ed
 # allocation each time. Larger chunks were no faster warm and slower cold (benchmarks/validate_benchmark.py).
 CHUNK = 1024 * 1024
-_NOATIME = getattr(os, "O_NOATIME", 0)
 _ROW = ("id", "relative_path", "file_size", "mtime_ns", "checksum", "status", "photo__hothash", "import_session_id")
 REASON_CHECKSUM = "checksum mismatch"
 REASON_SIZE = "size changed"
@@ -63,28 +64,17 @@ class ValidationReport:
         return asdict(self)
 
 
-def _open_read_only(path) -> int:
-    # O_NOATIME keeps even the access time as it was; the kernel allows it only to the file's owner (or root).
-    try:
-        return os.open(path, os.O_RDONLY | _NOATIME)
-    except PermissionError:
-        if not _NOATIME:
-            raise
-        return os.open(path, os.O_RDONLY)
+def hash_file(storage: drive.Storage, relative: str, buffer: bytearray, *, from_drive: bool = True) -> tuple[str, int, os.stat_result]:
+    """(xxh3-128 hex, bytes read, fstat) of one file of a storage, read into `buffer` without allocating per chunk.
 
-
-def hash_file(path, buffer: bytearray, *, from_drive: bool = True) -> tuple[str, int, os.stat_result]:
-    """(xxh3-128 hex, bytes read, stat) of one file, read into `buffer` without allocating per chunk.
-
-    With from_drive, the file's clean pages are dropped from the page cache first, so the bytes hashed are the
-    drive's and not a copy in memory, which would hide bit rot. (Dropping them again afterwards, to spare the
-    cache, and POSIX_FADV_SEQUENTIAL both made cold reads slower here, so neither is done.)
+    The file is opened through the storage's drive.Storage: from its descriptor, nothing followed, never blocked
+    on, with O_NOATIME where the kernel allows it (the access time stays as it was); anything but a plain file
+    raises UnsafeLayout. With from_drive, the file's clean pages are dropped from the page cache first, so the
+    bytes hashed are the drive's and not a copy in memory, which would hide bit rot. (Dropping them again
+    afterwards, to spare the cache, and POSIX_FADV_SEQUENTIAL both made cold reads slower here, so neither is done.)
     """
-    fd = _open_read_only(path)
+    fd, st = storage.open_read(relative, noatime=True)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise IsADirectoryError(f"{path} is not a regular file")
         if from_drive:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         digest, view, total, size = xxhash.xxh3_128(), memoryview(buffer), 0, len(buffer)
@@ -102,17 +92,22 @@ def _shown(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _on_disk(root: str, path: str, disk: dict) -> tuple[int, int] | None:
-    """(size, mtime_ns) of the row's file, or None. The walk answers nearly always; a path it did not see is
-    looked up directly, since the walk skips junk folders and folders it cannot read."""
+def _on_disk(storage: drive.Storage, path: str, disk: dict) -> tuple[int, int] | None:
+    """(size, mtime_ns) of the row's file, or None when it is not there. The walk answers nearly always; a path
+    it did not see is looked up directly (the walk skips junk folders and folders it cannot read), without
+    following: a folder, a link or anything but a plain file where the row's file belongs raises UnsafeLayout."""
     found = disk.get(path)
     if found is not None:
         return found
     try:
-        st = os.lstat(os.path.join(root, path))
+        st = storage.lstat(path)
+    except drive.UnsafeLayout:
+        raise
     except OSError:
         return None
-    return (st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
+    if not stat.S_ISREG(st.st_mode):
+        raise drive.UnsafeLayout(storage.shown(path), drive.describe_entry(st.st_mode), "a file")
+    return st.st_size, st.st_mtime_ns
 
 
 def validate_storage(storage, *, mode: str = "quick", progress=None, should_stop=None, from_drive: bool = True,
@@ -132,39 +127,12 @@ def validate_storage(storage, *, mode: str = "quick", progress=None, should_stop
         storage_require_available(storage)  # again under the lock: the drive may have gone while we waited
         root = str(storage.full_path)
         progress(stage="walking", total=None, done=0, force=True)
-        found, report.skipped = walk_photos(root)
-        disk = {path: (size, mtime_ns) for path, size, mtime_ns in found}
-        rows = sorted(
-            ImageFile.objects.filter(file_storage=storage).exclude(status=ImageFile.Status.MISSING).values_list(*_ROW),
-            key=lambda r: r[1],
-        )
-        if start_after:
-            rows = [r for r in rows if r[1] > start_after]
-        if budget_s is not None:
-            deadline = started + budget_s
-            budgeted_stop = should_stop
-
-            def should_stop():  # noqa: F811 - the budget is one more reason to stop, at a file boundary
-                if budgeted_stop:
-                    budgeted_stop()
-                # At least one file per slice, so a cycle always advances however small the budget.
-                if time.monotonic() >= deadline and report.files_checked > 0:
-                    raise _BudgetSpent()
-
-        to_flag: list[int] = []  # what a run stopped by its budget has found so far is still flagged
         try:
-            _compare(root, rows, disk, mode, report, progress, should_stop, from_drive, to_flag)
-        except _BudgetSpent:
-            report.complete = False
-        known = {r[1] for r in rows}
-        report.extra_files = [
-            {"path": _shown(path), "file_size": disk[path][0]}
-            for path in sorted(disk.keys() - known)
-            if not is_junk(path.rsplit("/", 1)[1])
-        ]
-        # An unplugged drive reads as every file missing or unreadable: flag nothing unless it is still here.
-        storage_require_available(storage)
-        report.flagged_files = _flag_modified(to_flag)
+            with drive.Storage(root) as opened:  # every file is reached from this one descriptor, nothing followed
+                _validate_locked(storage, opened, mode, report, started, progress, should_stop, from_drive, budget_s, start_after)
+        except drive.UnsafeLayout as exc:
+            mark_unsafe(storage, exc)  # the storage is unsafe: recorded so, and nothing is flagged
+            raise
     report.duration_s = round(time.monotonic() - started, 3)
     progress(stage="done", done=report.files_checked, current=None, bytes_read=report.bytes_read, force=True)
     logger.info(
@@ -175,11 +143,48 @@ def validate_storage(storage, *, mode: str = "quick", progress=None, should_stop
     return report
 
 
+def _validate_locked(storage, opened: drive.Storage, mode, report, started, progress, should_stop, from_drive, budget_s, start_after) -> None:
+    """The body of validate_storage under the storage lock, with the storage opened once for the run."""
+    found, report.skipped = walk_photos(str(storage.full_path))
+    disk = {path: (size, mtime_ns) for path, size, mtime_ns in found}
+    rows = sorted(
+        ImageFile.objects.filter(file_storage=storage).exclude(status=ImageFile.Status.MISSING).values_list(*_ROW),
+        key=lambda r: r[1],
+    )
+    if start_after:
+        rows = [r for r in rows if r[1] > start_after]
+    if budget_s is not None:
+        deadline = started + budget_s
+        budgeted_stop = should_stop
+
+        def should_stop():  # noqa: F811 - the budget is one more reason to stop, at a file boundary
+            if budgeted_stop:
+                budgeted_stop()
+            # At least one file per slice, so a cycle always advances however small the budget.
+            if time.monotonic() >= deadline and report.files_checked > 0:
+                raise _BudgetSpent()
+
+    to_flag: list[int] = []  # what a run stopped by its budget has found so far is still flagged
+    try:
+        _compare(opened, rows, disk, mode, report, progress, should_stop, from_drive, to_flag)
+    except _BudgetSpent:
+        report.complete = False
+    known = {r[1] for r in rows}
+    report.extra_files = [
+        {"path": _shown(path), "file_size": disk[path][0]}
+        for path in sorted(disk.keys() - known)
+        if not is_junk(path.rsplit("/", 1)[1])
+    ]
+    # An unplugged drive reads as every file missing or unreadable: flag nothing unless it is still here.
+    storage_require_available(storage)
+    report.flagged_files = _flag_modified(to_flag)
+
+
 class _BudgetSpent(Exception):
     pass
 
 
-def _compare(root, rows, disk, mode, report, progress, should_stop, from_drive, to_flag: list[int]) -> None:
+def _compare(opened: drive.Storage, rows, disk, mode, report, progress, should_stop, from_drive, to_flag: list[int]) -> None:
     """Check each row against its file; fill the report, and `to_flag` with the ids of rows to flag `modified`.
 
     report.cursor is the path of the last row fully checked, so a run stopped between files resumes after it.
@@ -192,7 +197,7 @@ def _compare(root, rows, disk, mode, report, progress, should_stop, from_drive, 
         if should_stop and (full or done % 1000 == 0):
             should_stop()
         known = {"file_id": file_id, "hothash": hothash, "path": path, "session_id": session_id}
-        on_disk = _on_disk(root, path, disk)
+        on_disk = _on_disk(opened, path, disk)
         report.files_checked += 1
         report.cursor = path  # a budget only ever stops the run at the top of the loop, after this row
         if on_disk is None:
@@ -200,7 +205,7 @@ def _compare(root, rows, disk, mode, report, progress, should_stop, from_drive, 
         elif full:
             progress(done=done - 1, current=path)
             try:
-                actual, read, _ = hash_file(os.path.join(root, path), buffer, from_drive=from_drive)
+                actual, read, _ = hash_file(opened, path, buffer, from_drive=from_drive)
             except OSError as exc:
                 # A read error on a drive that is there is what a failing sector looks like; it is reported,
                 # not flagged, since it is just as often a permission problem.
@@ -266,13 +271,18 @@ def accept_checksums(file_ids: list[int]) -> dict:
         with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT):
             storage_require_available(storage, writable=True)
             sessions = {}
-            for image_file in files:
-                entry = _accept_one(storage, image_file, buffer)
-                if "reason" in entry:
-                    refused.append(entry)
-                else:
-                    accepted.append(entry)
-                    sessions[image_file.import_session_id] = image_file.import_session
+            try:
+                with drive.Storage(storage.full_path) as opened:
+                    for image_file in files:
+                        entry = _accept_one(opened, image_file, buffer)
+                        if "reason" in entry:
+                            refused.append(entry)
+                        else:
+                            accepted.append(entry)
+                            sessions[image_file.import_session_id] = image_file.import_session
+            except drive.UnsafeLayout as exc:
+                mark_unsafe(storage, exc)
+                raise
             for session in sessions.values():
                 write_session_index(session)
             if sessions:
@@ -282,14 +292,13 @@ def accept_checksums(file_ids: list[int]) -> dict:
     return {"accepted": accepted, "refused": refused}
 
 
-def _accept_one(storage, image_file: ImageFile, buffer: bytearray) -> dict:
+def _accept_one(opened: drive.Storage, image_file: ImageFile, buffer: bytearray) -> dict:
     file_id, path = image_file.pk, image_file.relative_path
     if image_file.status == ImageFile.Status.MISSING:
         return {"file_id": file_id, "reason": "the file is marked missing: a scan decides where it is"}
-    full = os.path.join(str(storage.full_path), path)
     try:
-        checksum, _, before = hash_file(full, buffer, from_drive=True)
-        after = os.stat(full)
+        checksum, _, before = hash_file(opened, path, buffer, from_drive=True)
+        after = opened.lstat(path)
     except FileNotFoundError:
         return {"file_id": file_id, "reason": f"the file is missing on disk at {path}"}
     except OSError as exc:
