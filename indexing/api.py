@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 from imalink.errors import Conflict, NotFound, StorageUnavailable
 from imalink.schemas import JobAccepted, ok, responses
 from imports.services import session_get
+from storages import drive
 from storages.services import storage_get, storage_require_available
 
 from . import jobs
@@ -16,7 +17,7 @@ from .models import Job
 from .reader import read_index
 from .schemas import AcceptChecksumIn, AcceptChecksumOut, IndexStatusOut, IndexWritten, JobList, JobOut, ScanOut, ValidationOut
 from .validation import accept_checksums
-from .writer import index_status, unavailable_index_status
+from .writer import index_status, session_index_file, unavailable_index_status
 
 jobs_router = Router(tags=["jobs"])
 index_router = Router(tags=["storage-index"])
@@ -88,12 +89,14 @@ def status(request, storage_uuid: str):
     try:
         storage_require_available(storage)
     except StorageUnavailable as exc:
-        return ok(unavailable_index_status(storage, reason=exc.message))
+        return ok(unavailable_index_status(storage, reason=exc.message, reason_code=exc.details.get("reason_code")))
     return ok(index_status(storage))
 
 
-def _read_from_disk(path, what: str):
-    reading = read_index(path)
+def _read_from_disk(storage, relative: str, what: str):
+    path = storage.full_path / relative
+    with drive.Storage(storage.full_path) as opened, opened.path_to(relative) as reached:
+        reading = read_index(reached)  # reached from the storage's descriptor: no folder on the way is followed
     if reading.problem == "missing":
         raise NotFound(f"{what} does not exist on disk: regenerate it.", code="index_missing", details={"path": str(path)})
     if reading.data is None:
@@ -105,14 +108,14 @@ def _read_from_disk(path, what: str):
 def master(request, storage_uuid: str):
     storage = storage_get(storage_uuid)
     storage_require_available(storage)
-    return _read_from_disk(storage.full_path / "index.json", f"The master index of {storage.display_name!r}")
+    return _read_from_disk(storage, "index.json", f"The master index of {storage.display_name!r}")
 
 
 @index_router.get("/session/{session_id}", response=responses(dict[str, Any]), summary="imports/session_<id>.json as it is on disk")
 def session_index(request, session_id: int):
     session = session_get(session_id)
     storage_require_available(session.file_storage)
-    return _read_from_disk(session.file_storage.full_path / f"imports/session_{session.id}.json", f"The index of session {session.id}")
+    return _read_from_disk(session.file_storage, session_index_file(session.id), f"The index of session {session.id}")
 
 
 @index_router.post(

@@ -129,6 +129,7 @@ class IndexStatusOut(Schema):
     storage_uuid: UUID
     available: bool
     reason: str | None
+    reason_code: str | None = None
     master_index_exists: bool
     master_index: IndexState
     sessions: list[SessionIndexState]

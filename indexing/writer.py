@@ -11,7 +11,7 @@ import os
 import stat
 from datetime import datetime
 from datetime import timezone as dt_timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import xxhash
 from django.conf import settings
@@ -19,10 +19,10 @@ from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from storages.atomic import describe_entry, make_folders_below, write_atomic
+from storages import drive
 from storages.layout import FORMAT_VERSION
 
-from .reader import MAX_INDEX_BYTES, read_index
+from .reader import MAX_INDEX_BYTES, IndexReading, parse_index, read_index
 
 logger = logging.getLogger("imalink.indexing")
 
@@ -49,39 +49,30 @@ def _without_volatile(data):
     return data
 
 
-def _backup(root: Path, path: Path) -> None:
-    """Keep what is about to be replaced: a plain index is copied to .imalink/index-backups (the last
-    BACKUPS_KEPT of each are kept); anything else in its place (a symbolic link, a folder, a named pipe, a
-    file too large to be an index) is moved there whole, untouched and never followed, and never pruned.
+def _backup(storage: drive.Storage, relative: PurePosixPath, content: bytes | None) -> None:
+    """Keep what is about to be replaced: a plain index (`content`) is copied to .imalink/index-backups (the last
+    BACKUPS_KEPT of each are kept); a plain file too large to be an index is moved there whole and never pruned.
+    Anything that is not a plain file never gets here: it makes the storage unsafe (drive.UnsafeLayout).
     """
-    backups = make_folders_below(root, Path(".imalink") / "index-backups")  # never re-creates a storage that has gone
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S%fZ")
-    stem = path.stem
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    except OSError:  # ELOOP: a symbolic link
-        fd = None
-    if fd is not None:
-        st = os.fstat(fd)
-        if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_INDEX_BYTES:
-            with os.fdopen(fd, "rb") as handle:
-                content = handle.read()
-        else:
-            os.close(fd)
-            content = None
+    stem = relative.stem
+    # Created level by level from the storage's descriptor: never re-creates a storage that has gone.
+    with storage.folder(BACKUP_DIR, create=True) as backups:
         if content is not None:
-            write_atomic(backups / f"{stem}.{stamp}.json", content)
-            old = sorted(backups.glob(f"{stem}.*.json"))
+            drive.write_atomic_at(backups, f"{stem}.{stamp}.json", content, shown=storage.shown(BACKUP_DIR))
+            with os.scandir(backups) as entries:
+                old = sorted(e.name for e in entries if e.is_file(follow_symlinks=False)
+                             and e.name.startswith(f"{stem}.") and e.name.endswith(".json"))
             for stale in old[:-BACKUPS_KEPT]:
                 # Only ImaLink's own backup copies are removed here, never anything under photos/.
-                stale.unlink(missing_ok=True)
+                try:
+                    os.unlink(stale, dir_fd=backups)
+                except FileNotFoundError:
+                    pass
             return
-    what = describe_entry(os.lstat(path).st_mode)
-    aside = backups / f"{stem}.{stamp}.set-aside"
-    os.rename(path, aside)
-    logger.warning("%s was %s, not an index: moved to %s", path, what, aside)
+    aside = PurePosixPath(BACKUP_DIR) / f"{stem}.{stamp}.set-aside"
+    storage.rename(relative, aside)
+    logger.warning("%s was too large to be an index: moved to %s", storage.shown(relative), storage.shown(aside))
 
 
 def write_index(root: Path, relative: str, payload: dict) -> bool:
@@ -100,19 +91,32 @@ def _generated_at(data: dict) -> str | None:
 
 def _write_index(root: Path, relative: str, payload: dict) -> tuple[bool, str | None]:
     """write_index, also saying the generation time of the index now in place."""
-    relative = Path(relative)
+    relative = PurePosixPath(relative)
     # imports/ may have been deleted by hand, but the storage folder itself is never re-created: if it has
-    # gone (an unplugged drive), this raises instead of writing onto an empty mount point. A symbolic link
-    # in place of imports/ is refused, so an index is never written off the drive.
-    path = make_folders_below(root, relative.parent) / relative.name
-    reading = read_index(path)
-    if reading.data is not None and _without_volatile(reading.data) == _without_volatile(payload):
-        return False, _generated_at(reading.data)
-    if reading.problem != "missing" or os.path.lexists(path):
-        _backup(root, path)
-    data = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False).encode("utf-8") + b"\n"
-    write_atomic(path, data)
-    logger.info("wrote %s", path)
+    # gone (an unplugged drive), this raises instead of writing onto an empty mount point. Every folder on the
+    # way is walked from the storage's descriptor without following (storages.drive), and whatever stands in
+    # the index's place must be a plain file: anything else raises drive.UnsafeLayout, and nothing is written.
+    with drive.Storage(root) as storage:
+        with storage.folder(relative.parent, create=True):
+            pass
+        try:
+            raw = storage.read_bytes(relative, limit=MAX_INDEX_BYTES)
+            too_large = False
+        except FileNotFoundError:
+            raw, too_large = None, False
+        except drive.FileTooLarge:
+            raw, too_large = None, True
+        if raw is not None:
+            reading = parse_index(raw)
+            if reading.data is not None and _without_volatile(reading.data) == _without_volatile(payload):
+                return False, _generated_at(reading.data)
+            del reading
+        if raw is not None or too_large:
+            _backup(storage, relative, raw)
+        del raw
+        data = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False).encode("utf-8") + b"\n"
+        storage.write_atomic(relative, data)
+    logger.info("wrote %s", root / relative)
     return True, _generated_at(payload)
 
 
@@ -176,10 +180,10 @@ def _signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value  # an inode number may use all 64 bits; the column is signed
 
 
-def _plain_file_stat(path: Path):
+def _plain_file_stat(storage: drive.Storage, relative: str):
     try:
-        st = os.lstat(path)
-    except OSError:
+        st = storage.lstat(relative)
+    except (OSError, drive.UnsafeLayout):
         return None
     return st if stat.S_ISREG(st.st_mode) else None
 
@@ -210,7 +214,9 @@ def _write_recorded(storage, relative: str, *, scope: str, basis: str, build) ->
     revision = _revisions([scope]).get(scope, 0)  # before the build (see above)
     root = storage.full_path
     written, generated_at = _write_index(root, relative, build())
-    _record(storage, relative, revision=revision, basis=basis, st=_plain_file_stat(root / relative), generated_at=generated_at)
+    with drive.Storage(root) as opened:
+        st = _plain_file_stat(opened, relative)
+    _record(storage, relative, revision=revision, basis=basis, st=st, generated_at=generated_at)
     return written
 
 
@@ -262,7 +268,11 @@ def write_master_index(storage) -> bool:
 
 
 def index_file_exists(storage) -> bool:
-    return os.path.isfile(storage.full_path / "index.json")
+    try:
+        with drive.Storage(storage.full_path) as opened:
+            return opened.kind(MASTER_INDEX) == "file"
+    except (OSError, drive.UnsafeLayout):
+        return False
 
 
 def _file_entry(image_file) -> dict:
@@ -407,9 +417,15 @@ def run_index_storage_job(job, ctx) -> dict:
     return write_storage_indexes(job.storage, progress=ctx.progress, should_stop=ctx.check_cancelled)
 
 
-def _index_state(path: Path, build_expected) -> dict:
+def _index_state(drive_storage: drive.Storage, relative: str, build_expected) -> dict:
     """Read the index and compare it with a fresh build: the full check, whose cost grows with the photos."""
-    reading = read_index(path)
+    try:
+        with drive_storage.path_to(relative) as path:
+            reading = read_index(path)
+    except drive.UnsafeLayout as problem:
+        reading = IndexReading(None, f"not a plain file: {problem.path} is {problem.found}", problem.found)
+    except FileNotFoundError:
+        reading = IndexReading(None, "missing")
     state = {"exists": reading.problem != "missing", "readable": reading.data is not None, "current": False, "problem": reading.problem, "generated_at": None}
     if reading.data is not None:
         state["current"] = _without_volatile(reading.data) == _without_volatile(build_expected())
@@ -429,14 +445,20 @@ def _index_states(storage, indexes) -> dict[str, dict]:
     """
     from .models import IndexRecord
 
-    root = storage.full_path
+    with drive.Storage(storage.full_path) as opened:
+        return _index_states_in(opened, storage, indexes)
+
+
+def _index_states_in(opened: drive.Storage, storage, indexes) -> dict[str, dict]:
+    from .models import IndexRecord
+
     revisions = _revisions(scope for _, scope, _, _ in indexes)  # before any build (see _write_recorded)
     records = {r.relative_path: r for r in IndexRecord.objects.filter(storage_id=storage.pk)} if storage.pk else {}
     states = {}
     for relative, scope, basis, build in indexes:
         revision = revisions.get(scope, 0)
         record = records.get(relative)
-        st = _plain_file_stat(root / relative)  # before the read: a later change to the file then fails the match
+        st = _plain_file_stat(opened, relative)  # before the read: a later change to the file then fails the match
         if record is not None and record.revision == revision and record.basis == basis and _stat_matches(record, st):
             states[relative] = {"exists": True, "readable": True, "current": True, "problem": None,
                                 "generated_at": record.generated_at, "status": "current"}
@@ -450,7 +472,7 @@ def _index_states(storage, indexes) -> dict[str, dict]:
             if cached is not None:
                 states[relative] = cached
                 continue
-        state = states[relative] = _index_state(root / relative, build)
+        state = states[relative] = _index_state(opened, relative, build)
         if state["current"]:
             _record(storage, relative, revision=revision, basis=basis, st=st, generated_at=state["generated_at"])
         elif key is not None:
@@ -488,18 +510,21 @@ def index_status(storage) -> dict:
     master = states[MASTER_INDEX]
     sessions = [{"session_id": row[0], "title": row[1], "index_file": session_index_file(row[0]), **states[session_index_file(row[0])]}
                 for row in rows]
-    backups_dir = root / BACKUP_DIR
     backups = []
-    if backups_dir.is_dir():
-        for entry in sorted(os.scandir(backups_dir), key=lambda e: e.name):
-            if entry.is_file(follow_symlinks=False):  # a set-aside link is listed by nothing that would follow it
-                st = entry.stat(follow_symlinks=False)
-                backups.append({"name": entry.name, "size": st.st_size, "modified_at": datetime.fromtimestamp(st.st_mtime, tz=dt_timezone.utc).isoformat()})
+    try:
+        with drive.Storage(root) as opened, opened.folder(BACKUP_DIR) as backups_fd, os.scandir(backups_fd) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.is_file(follow_symlinks=False):  # a set-aside entry is listed by nothing that would follow it
+                    st = os.stat(entry.name, dir_fd=backups_fd, follow_symlinks=False)
+                    backups.append({"name": entry.name, "size": st.st_size, "modified_at": datetime.fromtimestamp(st.st_mtime, tz=dt_timezone.utc).isoformat()})
+    except FileNotFoundError:
+        pass
     healthy = master["current"] and all(s["current"] for s in sessions)
     return {
         "storage_uuid": str(storage.storage_uuid),
         "available": True,
         "reason": None,
+        "reason_code": None,
         "master_index_exists": master["exists"],
         "master_index": master,
         "sessions": sessions,
@@ -510,13 +535,14 @@ def index_status(storage) -> dict:
     }
 
 
-def unavailable_index_status(storage, *, reason: str) -> dict:
+def unavailable_index_status(storage, *, reason: str, reason_code: str | None = None) -> dict:
     """Index status of a storage whose drive is not there: nothing on it can be read, so nothing is current."""
     unknown = {"exists": False, "readable": False, "current": False, "status": "unavailable", "problem": reason, "generated_at": None}
     return {
         "storage_uuid": str(storage.storage_uuid),
         "available": False,
         "reason": reason,
+        "reason_code": reason_code,
         "master_index_exists": False,
         "master_index": unknown,
         "sessions": [],

@@ -171,6 +171,14 @@ class Storage:
         with opened_dir(self.fd, PurePosixPath(*folder) if folder else "", create=create, shown=self.root) as fd:
             yield fd, name
 
+    @contextmanager
+    def path_to(self, relative, *, create_folders: bool = False):
+        """A path that reaches `relative` through the descriptor of the folder holding it (/proc/self/fd/N/name),
+        for code that takes paths: the folders on the way were walked without following, and no name above them
+        is looked up again. Only the last name is; open it with O_NOFOLLOW (and O_NONBLOCK to read)."""
+        with self.parent_of(relative, create=create_folders) as (fd, name):
+            yield Path(f"/proc/self/fd/{fd}") / name
+
     def lstat(self, relative) -> os.stat_result:
         """lstat of an entry; the folders on the way must be real folders. FileNotFoundError when absent."""
         with self.parent_of(relative) as (fd, name):
@@ -365,11 +373,12 @@ ENTRIES_FILE_OR_FOLDER = ("photos",)
 SESSION_INDEX_PREFIX, SESSION_INDEX_SUFFIX = "session_", ".json"
 
 
-def check_layout(root: Path) -> UnsafeLayout | None:
+def check_layout(root: Path, *, folders=()) -> UnsafeLayout | None:
     """Why the storage at root is unsafe to touch, or None. Never follows, never blocks, reads no file.
 
-    A missing entry is not this check's business (a marker that is missing is reported as such elsewhere).
-    FileNotFoundError when the storage folder itself is not there.
+    `folders` are more storage-relative paths that must be folders where they exist (an import session's target
+    under photos/, say). A missing entry is not this check's business (a marker that is missing is reported as
+    such elsewhere). FileNotFoundError when the storage folder itself is not there.
     """
     try:
         drive = Storage(root)
@@ -377,7 +386,7 @@ def check_layout(root: Path) -> UnsafeLayout | None:
         return problem
     with drive:
         try:
-            for relative, expected in LAYOUT:
+            for relative, expected in (*LAYOUT, *((folder, "folder") for folder in folders)):
                 try:
                     mode = drive.lstat(relative).st_mode
                 except FileNotFoundError:

@@ -7,12 +7,16 @@ kernel drops it when its holder dies (a SIGKILLed worker never leaves a stale lo
 import errno
 import fcntl
 import os
+import stat
 import time
 from contextlib import contextmanager
 
 from imalink.errors import Conflict
 
+from . import drive
+
 LOCK_FILE = ".imalink/lock"
+LOCK_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class StorageBusy(Conflict):
@@ -25,19 +29,10 @@ def storage_lock(storage, *, wait: float = 0.0, should_stop=None, poll: float = 
 
     `should_stop` is called while waiting, so a cancelled job stops waiting too.
     """
-    path = storage.full_path / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise
-        # A read-only drive: flock works on a read-only descriptor, and if the lock file cannot exist there,
-        # nothing can write to the drive either, so reading it (scan, validate) needs no lock.
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            yield
-            return
+    fd = _open_lock(storage.full_path)
+    if fd is None:
+        yield
+        return
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -61,3 +56,37 @@ def storage_lock(storage, *, wait: float = 0.0, should_stop=None, poll: float = 
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock
+
+
+def _open_lock(root) -> int | None:
+    """A descriptor on the storage's lock file, reached from the storage folder and never followed.
+
+    Whatever stands at .imalink/lock must be a plain file: a symbolic link (say, to /etc/shadow), a named pipe
+    or a folder there raises drive.UnsafeLayout before anything is opened for writing, truncated or blocked on.
+    None on a read-only drive where the lock file cannot exist: nothing can write there, so reading needs no lock.
+    """
+    with drive.Storage(root) as storage, storage.parent_of(LOCK_FILE) as (dirfd, name):
+        shown = storage.shown(LOCK_FILE)
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | LOCK_FLAGS, 0o644, dir_fd=dirfd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise drive.UnsafeLayout(shown, "a symbolic link", "a file") from None
+            if exc.errno == errno.EISDIR:
+                raise drive.UnsafeLayout(shown, "a folder", "a file") from None
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            # A read-only drive: flock works on a read-only descriptor.
+            try:
+                fd = os.open(name, os.O_RDONLY | LOCK_FLAGS, dir_fd=dirfd)
+            except FileNotFoundError:
+                return None
+            except OSError as again:
+                if again.errno == errno.ELOOP:
+                    raise drive.UnsafeLayout(shown, "a symbolic link", "a file") from None
+                return None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise drive.UnsafeLayout(shown, drive.describe_entry(mode), "a file")
+        return fd

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from imalink.errors import ImalinkError, NotFound, PathRejected
 
-from . import layout
+from . import drive, layout
 from .models import FileStorage
 from .paths import allowed_roots, is_inside, resolve_client_dir
 
@@ -142,15 +142,29 @@ def _looks_unmounted(base: Path) -> bool:
 
 
 def _diagnose(storage: FileStorage) -> tuple[str | None, str | None]:
-    """(reason_code, reason) for a storage that cannot be used, or (None, None)."""
+    """(reason_code, reason) for a storage that cannot be used, or (None, None).
+
+    Nothing here follows a symbolic link inside the storage or blocks on a named pipe (storages.drive): what is
+    not what it should be there makes the storage unavailable with `unsafe_layout`, saying which path and why.
+    """
     base, root = Path(storage.base_path), storage.full_path
     if not base.exists():
         return "path_missing", f"The base path {base} does not exist. Connect or mount the drive that holds it."
-    if not root.is_dir():
+    if not os.path.lexists(root):
         if _looks_unmounted(base):
             return "not_mounted", f"{base} is an empty folder and not a mount point: the drive is probably not mounted."
         return "storage_folder_missing", f"{base} is there, but the storage folder {storage.directory_name} is not in it. Was the drive swapped or the folder moved?"
+    try:
+        problem = drive.check_layout(root, folders=_target_folders(storage))
+    except FileNotFoundError:
+        return "storage_folder_missing", f"{base} is there, but the storage folder {storage.directory_name} is not in it. Was the drive swapped or the folder moved?"
+    except OSError as exc:
+        return "unreadable", f"{root} cannot be read: {exc.strerror}."
+    if problem is not None:
+        return "unsafe_layout", problem.reason
     marker = layout.read_marker(root)
+    if marker.unsafe is not None:
+        return "unsafe_layout", marker.unsafe.reason
     if marker.storage_uuid is None:
         return "marker_missing", f"{root / layout.MARKER} is {marker.problem}: this folder cannot be confirmed as this storage."
     if marker.storage_uuid != str(storage.storage_uuid):
@@ -158,19 +172,35 @@ def _diagnose(storage: FileStorage) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _target_folders(storage: FileStorage) -> list[str]:
+    """photos/<target> and each folder on the way to it, for every import session's target: where a file stands
+    in their place, ImaLink's own files under it would look missing."""
+    from imports.models import ImportSession
+
+    folders = set()
+    for target in ImportSession.objects.filter(file_storage_id=storage.pk).exclude(target_subdirectory="").values_list("target_subdirectory", flat=True).distinct():
+        parts = [p for p in target.split("/") if p and p not in (".", "..")]
+        folders.update("/".join(["photos", *parts[:n]]) for n in range(1, len(parts) + 1))
+    return sorted(folders)
+
+
 def storage_is_writable(root: Path) -> tuple[bool, str | None]:
-    probe_dir = root / ".imalink" / "tmp"
-    if not probe_dir.is_dir():
-        probe_dir = root
-    probe = probe_dir / f".write-test-{uuid_lib.uuid4().hex}"
+    """Prove the storage takes a new file: a probe made and removed in .imalink/tmp (or the storage folder),
+    reached from the storage's descriptor and never followed."""
+    name = f".write-test-{uuid_lib.uuid4().hex}"
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with drive.Storage(root) as opened:
+            relative = ".imalink/tmp" if opened.kind(".imalink/tmp") == "folder" else ""
+            with opened.folder(relative) as folder:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder)
+                os.close(fd)
+                os.unlink(name, dir_fd=folder)
+    except drive.UnsafeLayout as problem:
+        return False, problem.reason
     except OSError as exc:
         if exc.errno == errno.EROFS:
             return False, f"{root} is on a read-only filesystem: it can be read and scanned, not imported into."
         return False, f"{root} is not writable ({exc.strerror}). Check its owner and permissions."
-    os.close(fd)
-    os.unlink(probe)
     return True, None
 
 
@@ -269,6 +299,10 @@ def storage_require_available(storage: FileStorage, *, writable: bool = False) -
         ok, problem = storage_is_writable(storage.full_path)
         if not ok:
             reason_code, reason = "read_only", problem
+    if reason_code == "unsafe_layout":
+        # Every page and list shows it as unavailable too, not only this refusal.
+        FileStorage.objects.filter(pk=storage.pk).update(is_accessible=False, accessibility_reason=reason, accessibility_checked_at=timezone.now())
+        storage.is_accessible, storage.accessibility_reason = False, reason
     if reason_code is not None:
         raise StorageUnavailable(
             f"Storage {storage.display_name!r} is unavailable: {reason}",

@@ -180,7 +180,7 @@ def test_the_index_written_by_an_import_is_current(session, card):
 
 @pytest.mark.parametrize("exception", [OSError(28, "No space left on device"), KeyboardInterrupt()])
 def test_a_write_that_fails_at_the_rename_leaves_the_old_index_and_no_temporary_file(session, monkeypatch, exception):
-    import storages.atomic
+    import storages.drive
 
     storage = session.file_storage
     target = storage.full_path / "index.json"
@@ -188,11 +188,12 @@ def test_a_write_that_fails_at_the_rename_leaves_the_old_index_and_no_temporary_
     real_replace = os.replace
 
     def failing_replace(src, dst, *args, **kwargs):
-        if os.fspath(dst) == os.fspath(target):
+        # The writer renames relative to the storage folder's descriptor (storages.drive).
+        if os.fspath(dst) == "index.json":
             raise exception
         return real_replace(src, dst, *args, **kwargs)
 
-    monkeypatch.setattr(storages.atomic.os, "replace", failing_replace)
+    monkeypatch.setattr(storages.drive.os, "replace", failing_replace)
     storage.display_name = "Renamed"
     storage.save()
     with pytest.raises(type(exception)):
