@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -19,7 +20,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from imalink.errors import ImalinkError, PathRejected
+from storages import drive
 from storages.atomic import make_folders_below, write_atomic
+from storages.ignored import ignored_part
 from storages.locks import storage_lock
 from storages.paths import is_inside, resolve_client_dir
 from storages.services import storage_require_available
@@ -28,7 +31,7 @@ from . import media
 from .checksums import file_checksum
 from .copying import CopyVerificationFailed, clean_tmp, copy_verified
 from .models import ImageFile, ImportSession, Photo
-from .sources import SourceFile, Unit, group_units, walk_source
+from .sources import SourceFile, SourceTree, Unit, UnsafeSource, group_units, unsafe_reason
 
 logger = logging.getLogger("imalink.imports")
 
@@ -68,6 +71,14 @@ def validate_target_subdirectory(raw) -> PurePosixPath:
         raise PathRejected("target_subdirectory must not contain '.', '..' or empty parts.", details=details)
     if any(len(part.encode("utf-8", "surrogatepass")) > 255 for part in parts):
         raise PathRejected("target_subdirectory has a folder name longer than 255 bytes, which no filesystem takes.", details=details)
+    ignored = ignored_part(PurePosixPath(*parts))
+    if ignored is not None:
+        # The scan and validation never look inside these folders: a file placed there would be marked missing.
+        raise PathRejected(
+            f"target_subdirectory must not pass through {ignored!r}: ImaLink's scan skips folders of that name "
+            "(system, NAS and ImaLink's own folders), so photos placed there could never be found again.",
+            code="target_ignored", details={**details, "ignored_name": ignored},
+        )
     return PurePosixPath(*parts)
 
 
@@ -83,6 +94,23 @@ def import_validate(session: ImportSession, source_path: str, target_subdirector
     if is_inside(source, root) or is_inside(root, source):
         raise PathRejected("source_path must not be the storage itself or inside it (or contain it).", details={"field": "source_path"})
     return source, target
+
+
+def reopen_source(source_path: str, validated: Path) -> SourceTree:
+    """The source checked again once the storage lock is held, and opened once as a descriptor.
+
+    The job may have waited up to IMALINK_LOCK_WAIT for the lock since import_validate: the folder must still
+    resolve inside the allowed roots, to the same real path, and that path is then opened from `/` with every
+    component O_NOFOLLOW (SourceTree), so what is walked is the folder that was checked.
+    """
+    again = resolve_client_dir(source_path, field="source_path")
+    if again != validated:
+        raise UnsafeSource(
+            f"The source {source_path} changed while the import waited for the storage: it was {validated}, it is "
+            f"now {again}. Nothing was imported; start the import again if that is intended.",
+            details={"field": "source_path", "path": str(validated), "now": str(again), "reason_code": "unsafe_source"},
+        )
+    return SourceTree(validated)
 
 
 @dataclass
@@ -180,9 +208,25 @@ class _Worker:
         return results, None
 
     def prepare(self, src: SourceFile) -> Prepared:
+        """Read one source file through a descriptor opened from the source root, nothing followed: checksum,
+        inspection and copy all read that very file (by /proc/self/fd), never its name again."""
+        with ExitStack() as closing:
+            try:
+                opened = closing.enter_context(src.reading())
+            except drive.UnsafeLayout as problem:  # a folder on the way, or the file, is no longer what was walked
+                p = Prepared(src)
+                p.failure = ("unsafe_source", unsafe_reason(problem))
+                return p
+            except OSError as exc:
+                p = Prepared(src)
+                p.failure = ("unreadable", f"unreadable: {exc.strerror}")
+                return p
+            return self._prepare(src, opened)
+
+    def _prepare(self, src: SourceFile, opened) -> Prepared:
         p = Prepared(src)
         try:
-            p.checksum = file_checksum(src.path)
+            p.checksum = file_checksum(opened.path)
         except OSError as exc:
             p.failure = ("unreadable", f"unreadable: {exc.strerror}")
             return p
@@ -190,12 +234,12 @@ class _Worker:
             p.duplicate = True
             return p
         try:
-            p.info = media.inspect_file(src.path, checksum=p.checksum, mtime_ns=src.mtime_ns, max_pixels=self.max_pixels)
+            p.info = media.inspect_file(opened.typed_path, checksum=p.checksum, mtime_ns=opened.stat.st_mtime_ns, max_pixels=self.max_pixels)
             if p.info.hotpreview:
                 self._store_hotpreview(p.info)
             relative = PurePosixPath("photos") / self.target / src.relative
             p.stored_path, p.copied = copy_verified(
-                src.path, checksum=p.checksum, size=src.size, root=self.root, relative=relative, taken_paths=self.claims.paths
+                opened.path, checksum=p.checksum, size=opened.stat.st_size, root=self.root, relative=relative, taken_paths=self.claims.paths
             )
             with self.claims.lock:
                 self.claims.paths.add(p.stored_path)
@@ -323,8 +367,10 @@ def import_folder(
     started = time.monotonic()
     threads = threads or settings.IMALINK_IMPORT_THREADS
 
-    with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT, should_stop=should_stop):
+    with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT, should_stop=should_stop), ExitStack() as closing:
         storage_require_available(storage, writable=True)
+        # Checked again now that the lock is held, and from here on read through one descriptor, never by name.
+        tree = closing.enter_context(reopen_source(source_path, source))
         root = storage.full_path
         removed = clean_tmp(root)
         if removed:
@@ -332,7 +378,7 @@ def import_folder(
         session.source_path, session.target_subdirectory = str(source), report.target_subdirectory
         ImportSession.objects.filter(pk=session.pk).update(source_path=session.source_path, target_subdirectory=session.target_subdirectory)
 
-        files, skipped = walk_source(source, recursive=recursive)
+        files, skipped = tree.walk(recursive=recursive)
         for s in skipped:
             report.fail(s.relative, s.code, s.reason)
         units = group_units(files, media.RAW_EXTENSIONS)

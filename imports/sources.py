@@ -1,15 +1,40 @@
 """Walking an import source: which files to take, which to ignore, and which belong together.
 
 A RAW and a JPEG with the same basename in the same folder are one photo (DESIGN §2).
+
+The source is outside every storage, but it is hostile input too: a folder swapped for a symbolic link after
+it was checked must never lead the import off the allowed roots. So it is opened once, as a descriptor, from
+`/` one component at a time with O_NOFOLLOW (SourceTree), walked from that descriptor with the no-follow
+primitives of storages.drive, and every file is read through a descriptor opened relative to its own folder
+(SourceFile.reading). Nothing below the source root is ever looked up by its full path again.
 """
 
+import itertools
 import os
+import shutil
+import stat
+import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from imalink.errors import ImalinkError
+from storages import drive
+from storages.ignored import IGNORED_DIRS as JUNK_DIRS  # noqa: F401  (the one list; re-exported for old callers)
+from storages.ignored import is_ignored_dir as is_junk_dir
+
 JUNK_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", ".picasa.ini", "picasa.ini", ".localized"})
-JUNK_DIRS = frozenset({"@eadir", ".appledouble", ".spotlight-v100", ".trashes", ".fseventsd", "$recycle.bin", ".imalink", "#recycle"})
 JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe"})
+# Opening /proc/self/fd/N reopens the very file object descriptor N holds: no name is looked up.
+FD_FOLDER = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+
+
+class UnsafeSource(ImalinkError):
+    """The import source changed after it was checked (a folder swapped for a symbolic link): not followed."""
+
+    status = 409
+    code = "unsafe_source"
 
 
 def is_junk(name: str) -> bool:
@@ -18,16 +43,161 @@ def is_junk(name: str) -> bool:
     return lower in JUNK_NAMES or name.startswith("._")
 
 
-def is_junk_dir(name: str) -> bool:
-    return name.lower() in JUNK_DIRS
+def unsafe_reason(problem: drive.UnsafeLayout) -> str:
+    return (f"{problem.path} is {problem.found}, not {problem.expected}: the source changed while it was imported, "
+            "and ImaLink does not follow it")
+
+
+@dataclass
+class OpenedSource:
+    """A source file opened without following: its descriptor, its fstat, and paths that reach that very file.
+
+    `path` is /proc/self/fd/N; `typed_path` is a private link to it that ends in the file's own suffix, for
+    readers that go by extension (media inspection, LibRaw). Neither looks up a name in the source.
+    """
+
+    fd: int
+    stat: os.stat_result
+    path: Path
+    typed_path: Path
 
 
 @dataclass
 class SourceFile:
-    path: Path  # absolute
+    path: Path  # absolute, for names and messages; read it only through reading()
     relative: PurePosixPath  # relative to the source root
     size: int
     mtime_ns: int
+    tree: "SourceTree | None" = field(default=None, repr=False, compare=False)
+
+    @contextmanager
+    def reading(self):
+        """The file opened from the source root's descriptor, nothing followed (an OpenedSource).
+
+        Raises drive.UnsafeLayout when a folder on the way or the file itself is no longer what the walk saw
+        (a symbolic link, a named pipe, ...), OSError when it cannot be opened.
+        """
+        if self.tree is not None:
+            with self.tree.reading(self.relative) as opened:
+                yield opened
+            return
+        with SourceTree(Path(os.path.realpath(self.path.parent))) as tree, tree.reading(PurePosixPath(self.path.name)) as opened:
+            yield opened
+
+
+class SourceTree:
+    """An import source folder, opened once as a descriptor; everything below it is reached from that descriptor.
+
+    `real` must be a real path (no symbolic link in it, as resolve_client_dir returns): it is opened from `/`
+    one component at a time with O_NOFOLLOW, so a component swapped for a link since it was resolved raises
+    UnsafeSource, and the descriptor is on the folder that was checked. Close it (or use it as a context manager).
+    """
+
+    def __init__(self, real: Path):
+        self.root = Path(real)
+        top = os.open("/", drive.DIR_FLAGS)
+        try:
+            self.fd = drive.open_dir(top, self.root.relative_to("/"), shown="/")
+        except drive.UnsafeLayout as problem:
+            raise UnsafeSource(
+                f"The source {self.root} changed after it was checked: {problem.path} is now {problem.found}, not "
+                "a folder. ImaLink does not follow it; nothing was imported.",
+                details={"field": "source_path", "path": str(self.root), "reason_code": "unsafe_source", "unsafe_path": problem.path},
+            ) from None
+        finally:
+            os.close(top)
+        self._links: str | None = None
+        self._links_lock = threading.Lock()
+        self._names = itertools.count()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self._links is not None:
+            shutil.rmtree(self._links, ignore_errors=True)  # links only; rmtree never follows them
+            self._links = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def open_file(self, relative: PurePosixPath) -> tuple[int, os.stat_result]:
+        """(descriptor, fstat) of a plain file below the root: its folder walked from the root's descriptor and
+        the file opened in it, nothing followed, never blocked on. Close the descriptor."""
+        relative = PurePosixPath(relative)
+        shown = self.root / relative
+        if relative.parent.parts:
+            with drive.opened_dir(self.fd, relative.parent, shown=self.root) as folder:
+                return drive.open_file_at(folder, relative.name, shown=shown)
+        return drive.open_file_at(self.fd, relative.name, shown=shown)
+
+    @contextmanager
+    def reading(self, relative: PurePosixPath):
+        """An OpenedSource for a file below the root; its descriptor and link are gone after the block."""
+        fd, st = self.open_file(relative)
+        link = None
+        try:
+            path = Path(FD_FOLDER, str(fd))
+            folder = self._link_folder()
+            link = f"{next(self._names)}{_suffix(relative)}"
+            os.symlink(str(path), os.path.join(folder, link))
+            yield OpenedSource(fd, st, path, Path(folder, link))
+        finally:
+            if link is not None:
+                try:
+                    os.unlink(os.path.join(self._links or "", link))
+                except OSError:
+                    pass
+            os.close(fd)
+
+    def _link_folder(self) -> str:
+        """A private folder (mode 0700, made by mkdtemp) for the typed links; nobody else can put a name in it."""
+        with self._links_lock:
+            if self._links is None:
+                self._links = tempfile.mkdtemp(prefix="imalink-source-")
+            return self._links
+
+    def walk(self, *, recursive: bool = True) -> tuple[list["SourceFile"], list["Skipped"]]:
+        """Every regular file below the root, in a stable order; symbolic links are reported, never followed.
+
+        Folders are opened relative to their parent's descriptor with O_NOFOLLOW: a folder swapped for a link
+        while the walk runs raises UnsafeSource, and nothing of it is walked.
+        """
+        found: list[SourceFile] = []
+        skipped: list[Skipped] = []
+
+        def on_error(relative: PurePosixPath, exc: OSError) -> None:
+            skipped.append(Skipped(_shown(relative.as_posix()), "unreadable", f"cannot be read: {exc.strerror}"))
+
+        skip_dir = is_junk_dir if recursive else (lambda name: True)
+        try:
+            for relative, st in drive.walk_files(self.fd, skip_dir=skip_dir, shown=self.root, strict=False, on_error=on_error):
+                text = relative.as_posix()
+                if stat.S_ISLNK(st.st_mode):
+                    skipped.append(Skipped(_shown(text), "symlink", "symbolic links are not followed"))
+                    continue
+                if not stat.S_ISREG(st.st_mode) or is_junk(relative.name):
+                    continue  # a named pipe, socket or device is never a photo, and is never opened
+                if not _is_utf8(text):
+                    # The database and the indexes hold text; a surrogate-escaped name cannot be stored.
+                    skipped.append(Skipped(_shown(text), "bad_name", "the file name is not valid UTF-8; rename it to import it"))
+                    continue
+                found.append(SourceFile(self.root / relative, relative, st.st_size, st.st_mtime_ns, tree=self))
+        except drive.UnsafeLayout as problem:
+            raise UnsafeSource(
+                f"The source {self.root} changed while it was walked: {problem.path} is now {problem.found}, not "
+                f"{problem.expected}. ImaLink does not follow it; nothing was imported.",
+                details={"field": "source_path", "path": str(self.root), "reason_code": "unsafe_source", "unsafe_path": problem.path},
+            ) from None
+        return found, skipped
+
+
+def _suffix(relative: PurePosixPath) -> str:
+    suffix = relative.suffix
+    return suffix if len(suffix.encode("utf-8", "surrogateescape")) <= 200 else ""
 
 
 @dataclass
@@ -42,48 +212,6 @@ class Skipped:
     relative: str
     code: str
     reason: str
-
-
-def walk_source(root: Path, *, recursive: bool = True) -> tuple[list[SourceFile], list[Skipped]]:
-    """Every regular file under root, in a stable order; symlinks are not followed (they may point anywhere)."""
-    found: list[SourceFile] = []
-    skipped: list[Skipped] = []
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as exc:
-            skipped.append(Skipped(_shown(str(folder.relative_to(root))), "unreadable", f"folder cannot be read: {exc.strerror}"))
-            continue
-        subfolders = []
-        for entry in entries:
-            try:
-                if entry.is_symlink():
-                    skipped.append(Skipped(_rel(root, entry.path), "symlink", "symbolic links are not followed"))
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    if recursive and not is_junk_dir(entry.name):
-                        subfolders.append(Path(entry.path))
-                    continue
-                if not entry.is_file(follow_symlinks=False) or is_junk(entry.name):
-                    continue
-                if not _is_utf8(entry.path):
-                    # The database and the indexes hold text; a surrogate-escaped name cannot be stored.
-                    skipped.append(Skipped(_rel(root, entry.path), "bad_name", "the file name is not valid UTF-8; rename it to import it"))
-                    continue
-                st = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                skipped.append(Skipped(_rel(root, entry.path), "unreadable", f"cannot be read: {exc.strerror}"))
-                continue
-            found.append(SourceFile(Path(entry.path), PurePosixPath(_rel(root, entry.path)), st.st_size, st.st_mtime_ns))
-        stack.extend(reversed(subfolders))
-    return found, skipped
-
-
-def _rel(root: Path, path: str) -> str:
-    """The path relative to root, as text that is always valid UTF-8 (undecodable bytes shown as U+FFFD)."""
-    return _shown(Path(path).relative_to(root).as_posix())
 
 
 def _is_utf8(path: str) -> bool:
