@@ -1,20 +1,26 @@
 """The verified copy into a storage: into .imalink/tmp/, fsync, re-read and compare, then placed without
 ever replacing a file that is already there (a clash gets ` (2)`, ` (3)`, ...).
+
+Everything on the storage's side is reached through storages.drive, from the storage folder's descriptor:
+.imalink/tmp and every folder under photos/ are opened with O_NOFOLLOW one level at a time, the temporary
+copy is created with O_EXCL | O_NOFOLLOW in the tmp folder's descriptor, and it is linked (or renamed) into
+the destination folder's descriptor. A symbolic link (or anything but a folder) where one of those folders
+belongs raises UnsafeLayout, and nothing is read, written or deleted through it.
 """
 
 import errno
 import os
+import stat
 import threading
 import uuid
 from pathlib import Path, PurePosixPath
 
-import xxhash
+from storages import drive
 
-from storages.atomic import fsync_dir, make_folders_below
+from .checksums import CHUNK, fd_checksum
 
-from .checksums import CHUNK, file_checksum
-
-TMP_DIR = Path(".imalink") / "tmp"
+TMP_DIR = PurePosixPath(".imalink") / "tmp"
+PHOTOS = "photos"
 _place_lock = threading.Lock()
 
 
@@ -23,46 +29,51 @@ class CopyVerificationFailed(Exception):
 
 
 def clean_tmp(root: Path) -> int:
-    """Remove partial copies left by a run that was killed. Only ImaLink's own tmp folder is touched."""
+    """Remove partial copies left by a run that was killed. Only plain files named import-* in ImaLink's own
+    tmp folder are removed, by name relative to its descriptor; a tmp folder that is a link raises UnsafeLayout."""
     removed = 0
-    tmp = root / TMP_DIR
-    for entry in os.scandir(tmp):
-        if entry.is_file(follow_symlinks=False) and entry.name.startswith("import-"):
-            os.unlink(entry.path)
-            removed += 1
+    with drive.Storage(root) as storage, storage.folder(TMP_DIR) as tmp_fd, os.scandir(tmp_fd) as entries:
+        for entry in entries:
+            if entry.name.startswith("import-") and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.name, dir_fd=tmp_fd)
+                except FileNotFoundError:
+                    continue
+                removed += 1
     return removed
 
 
-def _copy_to_tmp(source: Path, root: Path) -> Path:
-    tmp = root / TMP_DIR / f"import-{uuid.uuid4().hex}.part"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+def _copy_to_tmp(source: Path, tmp_fd: int) -> str:
+    """A new file in the tmp folder holding source's bytes, fsync'ed, with source's times. Its name."""
+    name = f"import-{uuid.uuid4().hex}.part"
+    fd = os.open(name, drive.WRITE_NEW_FLAGS, 0o644, dir_fd=tmp_fd)
     try:
         with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+            st = os.fstat(src.fileno())
             while chunk := src.read(CHUNK):
                 dst.write(chunk)
             dst.flush()
+            os.utime(dst.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))  # keep the camera's file time, as cp -p does
             os.fsync(dst.fileno())
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _unlink_quietly(name, tmp_fd)
         raise
-    return tmp
+    return name
 
 
-def _verify(tmp: Path, checksum: str) -> None:
+def _verify(tmp_fd: int, name: str, checksum: str, shown) -> None:
     # Read back what the drive holds, not what we meant to write.
-    fd = os.open(tmp, os.O_RDONLY)
+    fd, _ = drive.open_file_at(tmp_fd, name, shown=shown)
     try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    except (AttributeError, OSError):
-        pass
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except (AttributeError, OSError):
+            pass
+        actual = fd_checksum(fd)
     finally:
         os.close(fd)
-    digest = xxhash.xxh3_128()
-    with open(tmp, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    if digest.hexdigest() != checksum:
-        raise CopyVerificationFailed(f"the copy reads back as {digest.hexdigest()}, not {checksum}")
+    if actual != checksum:
+        raise CopyVerificationFailed(f"the copy reads back as {actual}, not {checksum}")
 
 
 def candidate_names(relative: PurePosixPath):
@@ -73,10 +84,18 @@ def candidate_names(relative: PurePosixPath):
         n += 1
 
 
-def _place(tmp: Path, dest: Path) -> bool:
-    """Move tmp to dest only if dest does not exist. False if it does."""
+def _lmode(dirfd: int, name: str) -> int | None:
     try:
-        os.link(tmp, dest)  # atomic, and fails rather than replace
+        return os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return None
+
+
+def _place(tmp_fd: int, tmp_name: str, dest_fd: int, name: str) -> bool:
+    """Move the tmp file to `name` in dest_fd only if nothing is there. False if something is."""
+    try:
+        # atomic, and fails rather than replace; the entry itself is linked, never what it might point to
+        os.link(tmp_name, name, src_dir_fd=tmp_fd, dst_dir_fd=dest_fd, follow_symlinks=False)
     except FileExistsError:
         return False
     except OSError as exc:
@@ -84,12 +103,19 @@ def _place(tmp: Path, dest: Path) -> bool:
             raise
         # Filesystems without hard links (FAT, exFAT): we hold the storage lock, so check-then-rename is ours alone.
         with _place_lock:
-            if os.path.lexists(dest):
+            if _lmode(dest_fd, name) is not None:
                 return False
-            os.rename(tmp, dest)
+            os.rename(tmp_name, name, src_dir_fd=tmp_fd, dst_dir_fd=dest_fd)
             return True
-    os.unlink(tmp)
+    os.unlink(tmp_name, dir_fd=tmp_fd)
     return True
+
+
+def _unlink_quietly(name: str, dirfd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dirfd)
+    except FileNotFoundError:
+        pass
 
 
 def copy_verified(source: Path, *, checksum: str, size: int, root: Path, relative: PurePosixPath, taken_paths: set[str]) -> tuple[str, bool]:
@@ -97,30 +123,50 @@ def copy_verified(source: Path, *, checksum: str, size: int, root: Path, relativ
 
     A file already at a candidate name with the same bytes that no row claims is reused, not copied again:
     that is how a re-run finishes an import that was killed between the rename and the database write.
+    A folder at a candidate name is passed over; a symbolic link, named pipe, socket or device raises
+    UnsafeLayout. `relative` starts with photos/; its folders are made below photos/ one level at a time.
     """
-    tmp = None
-    try:
-        for candidate in candidate_names(relative):
-            dest = root / candidate
-            key = candidate.as_posix()
-            if key in taken_paths:
-                continue
-            if os.path.lexists(dest):
-                if not os.path.islink(dest) and os.path.isfile(dest) and os.path.getsize(dest) == size and file_checksum(dest) == checksum:
-                    return key, False
-                continue
-            if tmp is None:
-                # Below photos/ only, one level at a time: a storage that has gone is never re-created.
-                make_folders_below(root / "photos", dest.parent.relative_to(root / "photos"))
-                tmp = _copy_to_tmp(source, root)
-                st = os.stat(source)
-                os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))  # keep the camera's file time, as cp -p does
-                _verify(tmp, checksum)
-            if _place(tmp, dest):
-                tmp = None
-                fsync_dir(dest.parent)
-                return key, True
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+    relative = PurePosixPath(relative)
+    below = relative.parent.relative_to(PHOTOS)
+    with drive.Storage(root) as storage:
+        # Below photos/ only, one level at a time, none followed: a storage that has gone is never re-created.
+        with storage.folder(PHOTOS) as photos_fd:
+            dest_fd = drive.open_dir(photos_fd, below, create=True, shown=storage.shown(PHOTOS))
+        tmp_fd, tmp_name = -1, None
+        try:
+            for candidate in candidate_names(relative):
+                key = candidate.as_posix()
+                if key in taken_paths:
+                    continue
+                name = candidate.name
+                mode = _lmode(dest_fd, name)
+                if mode is not None:
+                    if stat.S_ISREG(mode):
+                        if _same_bytes(dest_fd, name, size, checksum, storage.shown(key)):
+                            return key, False
+                    elif not stat.S_ISDIR(mode):
+                        raise drive.UnsafeLayout(storage.shown(key), drive.describe_entry(mode), "a file or a folder")
+                    continue
+                if tmp_name is None:
+                    tmp_fd = drive.open_dir(storage.fd, TMP_DIR, shown=storage.root)
+                    tmp_name = _copy_to_tmp(source, tmp_fd)
+                    _verify(tmp_fd, tmp_name, checksum, storage.shown(TMP_DIR / tmp_name))
+                if _place(tmp_fd, tmp_name, dest_fd, name):
+                    tmp_name = None
+                    os.fsync(dest_fd)
+                    return key, True
+        finally:
+            if tmp_name is not None:
+                _unlink_quietly(tmp_name, tmp_fd)
+            if tmp_fd >= 0:
+                os.close(tmp_fd)
+            os.close(dest_fd)
     raise AssertionError("unreachable")
+
+
+def _same_bytes(dest_fd: int, name: str, size: int, checksum: str, shown) -> bool:
+    fd, st = drive.open_file_at(dest_fd, name, shown=shown)
+    try:
+        return st.st_size == size and fd_checksum(fd) == checksum
+    finally:
+        os.close(fd)
