@@ -31,6 +31,7 @@ RUNNERS = {
     "index_storage": "indexing.writer.run_index_storage_job",
     "validate": "indexing.validation.run_validate_job",
     "recover": "indexing.recovery.run_recover_job",
+    "recovery_find": "indexing.recovery.run_find_job",
     "recovery_drill": "indexing.drill.run_drill_job",
     "health_check": "indexing.health.run_health_job",
     "index_batch": "indexing.jobs.run_index_batch_job",

@@ -6,9 +6,11 @@ reported and skipped, and the rest of the storage is still recovered. Running re
 nothing the second time.
 """
 
+import json
 import logging
 import os
 import re
+import stat
 import time
 import uuid as uuid_lib
 from dataclasses import asdict, dataclass, field
@@ -20,17 +22,17 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from imports.models import Author, ImageFile, ImportSession, Photo
-from storages import layout
-from storages.atomic import make_folders_below, write_atomic
+from storages import drive, layout
 from storages.models import FileStorage
 
-from .reader import read_index
 from .writer import BACKUP_DIR
 
 logger = logging.getLogger("imalink.recovery")
 
 RECOVERY_MAX_INDEX_BYTES = 256 * 1024 * 1024
 MAX_HOTPREVIEW_BYTES = 2 * 1024 * 1024
+MAX_MARKER_BYTES = 64 * 1024
+DESCRIBE_MAX_INDEX_BYTES = 64 * 1024 * 1024
 SEARCH_DEPTH = 6
 DIRECTORY_NAME = re.compile(r"^imalink_\d{8}_\d{6}_[0-9a-f]{8}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -124,6 +126,7 @@ class StorageRecovery:
     storage_id: int | None = None
     display_name: str | None = None
     outcome: str = "restored"  # restored | unchanged | skipped
+    reason_code: str | None = None  # "unsafe_layout" when the storage was refused as unsafe to touch
     storage_created: bool = False
     index_sources: dict = field(default_factory=dict)
     sessions_restored: list = field(default_factory=list)
@@ -162,78 +165,316 @@ class RecoveryReport:
 
 # --- finding storages ----------------------------------------------------------------------------------
 
-def find_storage_folders(roots, *, depth: int = SEARCH_DEPTH) -> list[Path]:
-    """Every imalink_* folder under the roots that holds .imalink/storage.json or index.json.
+def _entry_mode(dirfd: int, name: str) -> int | None:
+    try:
+        return os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode
+    except OSError:
+        return None
 
-    Symbolic links are not followed, and the search does not descend into a storage it found.
+
+def _is_storage_folder(fd: int) -> bool:
+    """An imalink_* folder (open on fd) is a storage when it holds index.json or .imalink/storage.json, whatever
+    kind of entry they are (recovery reports one that is not a plain file); a .imalink that is not a folder is
+    reported too. Nothing is followed or read."""
+    if _entry_mode(fd, "index.json") is not None:
+        return True
+    mode = _entry_mode(fd, ".imalink")
+    if mode is None:
+        return False
+    if not stat.S_ISDIR(mode):
+        return True
+    try:
+        inner = os.open(".imalink", drive.DIR_FLAGS, dir_fd=fd)
+    except OSError:
+        return True
+    try:
+        return _entry_mode(inner, "storage.json") is not None
+    finally:
+        os.close(inner)
+
+
+def find_storage_folders(roots, *, depth: int = SEARCH_DEPTH, should_stop=None) -> list[Path]:
+    """Every imalink_* folder under the roots, at any depth up to `depth`, that holds .imalink/storage.json or
+    index.json, inside user folders of any name (photos/, imports/, archive/ ...).
+
+    Each folder is opened from its parent's descriptor with O_NOFOLLOW: symbolic links are never followed, and
+    a folder swapped for one while the search runs is skipped. Only a found storage's own insides are not
+    searched. `should_stop()` is called at each folder (a job's cancel check).
     """
     found: list[Path] = []
-    seen: set[str] = set()
-    for root in roots:
-        stack = [(Path(root), 0)]
-        while stack:
-            folder, level = stack.pop()
-            if folder.name.startswith("imalink_"):
-                if (folder / layout.MARKER).is_file() or (folder / "index.json").is_file():
-                    real = os.path.realpath(folder)
-                    if real not in seen:
-                        seen.add(real)
-                        found.append(folder)
-                    continue
-            if level >= depth:
-                continue
+    seen: set[tuple[int, int]] = set()
+
+    def visit(fd: int, path: Path, level: int) -> None:
+        if should_stop:
+            should_stop()
+        if path.name.startswith("imalink_") and _is_storage_folder(fd):
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                found.append(path)
+            return
+        if level >= depth:
+            return
+        try:
+            with os.scandir(fd) as entries:
+                names = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+        except OSError:
+            return
+        for name in names:
             try:
-                entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+                child = os.open(name, drive.DIR_FLAGS, dir_fd=fd)
             except OSError:
-                continue
-            for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=False) and entry.name not in ("photos", ".imalink", "imports"):
-                        stack.append((Path(entry.path), level + 1))
-                except OSError:
-                    continue
+                continue  # gone, no permission, or swapped for a symbolic link since it was listed
+            try:
+                visit(child, path / name, level + 1)
+            finally:
+                os.close(child)
+
+    for root in roots:
+        try:
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the root itself was checked by its caller
+        except OSError:
+            continue
+        try:
+            visit(fd, Path(root), 0)
+        finally:
+            os.close(fd)
     return sorted(found)
 
 
-# --- reading indexes with fallback to backups ------------------------------------------------------
+# --- reading indexes through the storage's descriptor, with fallback to backups ----------------------
+# An index is read whole (after its size is checked with fstat) and decoded once; the bytes are then dropped.
+# Its one big member (a session's `files`, the master's `import_sessions`) is never built whole: it is walked
+# member by member, each decoded and dropped, so memory stays near the size of the file's text.
 
-def _read_with_backups(root: Path, relative: str, report: StorageRecovery, check) -> dict | None:
-    """The index at `relative`, or the newest backup of it that parses and passes `check`."""
-    reading = read_index(root / relative, max_bytes=RECOVERY_MAX_INDEX_BYTES)
+_DECODER = json.JSONDecoder()
+_WHITESPACE = json.decoder.WHITESPACE
+_BIG_MEMBER = {"files": "{", "import_sessions": "["}
+
+
+class Corrupt(ValueError):
+    pass
+
+
+def _skip(text: str, i: int) -> int:
+    return _WHITESPACE.match(text, i).end()
+
+
+def _members(text: str, i: int, ends: list | None = None):
+    """Yield (key, value) of the JSON object (key None for the JSON array) starting at text[i]; append its end to `ends`."""
+    opener = text[i]
+    closer = "}" if opener == "{" else "]"
+    i = _skip(text, i + 1)
+    if text[i:i + 1] == closer:
+        if ends is not None:
+            ends.append(i + 1)
+        return
+    while True:
+        key = None
+        if opener == "{":
+            if text[i:i + 1] != '"':
+                raise Corrupt(f"expecting a property name at character {i}")
+            key, i = json.decoder.scanstring(text, i + 1)
+            i = _skip(text, i)
+            if text[i:i + 1] != ":":
+                raise Corrupt(f"expecting ':' at character {i}")
+            i = _skip(text, i + 1)
+        value, i = _DECODER.raw_decode(text, i)
+        yield key, value
+        del value
+        i = _skip(text, i)
+        c = text[i:i + 1]
+        if c == ",":
+            i = _skip(text, i + 1)
+        elif c == closer:
+            if ends is not None:
+                ends.append(i + 1)
+            return
+        else:
+            raise Corrupt(f"expecting ',' or {closer!r} at character {i}")
+
+
+@dataclass
+class LazyIndex:
+    """An index's top level without its one big member, which `members()` walks from the text."""
+    head: dict
+    text: str = ""
+    big_at: int | None = None
+
+    def members(self):
+        return _members(self.text, self.big_at) if self.big_at is not None else iter(())
+
+    def get(self, key, default=None):
+        return self.head.get(key, default)
+
+    def __getitem__(self, key):
+        return self.head[key]
+
+
+def _scan(text: str) -> LazyIndex:
+    """Check the whole text is one JSON object (as json.loads would) without building its big member."""
+    i = _skip(text, 0)
+    if text[i:i + 1] != "{":
+        raise Corrupt("the top level is not an object")
+    head: dict = {}
+    big_at = None
+    ends: list = []
+    i = _skip(text, i + 1)
+    if text[i:i + 1] == "}":
+        i += 1
+    else:
+        while True:
+            if text[i:i + 1] != '"':
+                raise Corrupt(f"expecting a property name at character {i}")
+            key, i = json.decoder.scanstring(text, i + 1)
+            i = _skip(text, i)
+            if text[i:i + 1] != ":":
+                raise Corrupt(f"expecting ':' at character {i}")
+            i = _skip(text, i + 1)
+            if _BIG_MEMBER.get(key) == text[i:i + 1]:
+                head.pop(key, None)
+                big_at = i
+                for _ in _members(text, i, ends):
+                    pass
+                i = ends.pop()
+            else:
+                if key in _BIG_MEMBER:
+                    big_at = None
+                head[key], i = _DECODER.raw_decode(text, i)
+            i = _skip(text, i)
+            c = text[i:i + 1]
+            if c == ",":
+                i = _skip(text, i + 1)
+            elif c == "}":
+                i += 1
+                break
+            else:
+                raise Corrupt(f"expecting ',' or '}}' at character {i}")
+    if _skip(text, i) != len(text):
+        raise Corrupt(f"extra data at character {i}")
+    return LazyIndex(head, text if big_at is not None else "", big_at)
+
+
+@dataclass
+class Reading:
+    data: LazyIndex | None
+    problem: str | None  # None, "missing", or why it cannot be used
+
+
+def read_lazy_index(store: drive.Storage, relative, *, max_bytes: int) -> Reading:
+    """One index of the storage as untrusted input, read through the storage's descriptor.
+
+    The folders on the way must be real folders (drive.UnsafeLayout otherwise: the storage is unsafe). The file
+    itself must be a plain file of at most max_bytes (fstat, before a byte is read); anything else is a reason
+    it cannot be used, and a backup may stand in for it.
+    """
+    try:
+        with store.parent_of(relative) as (dirfd, name):
+            try:
+                fd, st = drive.open_file_at(dirfd, name, shown=store.shown(relative))
+            except drive.UnsafeLayout as unsafe:
+                return Reading(None, f"not a plain file: {unsafe.found} (ImaLink writes its indexes as plain files)")
+    except (FileNotFoundError, NotADirectoryError):
+        return Reading(None, "missing")
+    except drive.UnsafeLayout:
+        raise
+    except OSError as exc:
+        return Reading(None, f"unreadable: {exc.strerror}")
+    with os.fdopen(fd, "rb") as handle:
+        if st.st_size > max_bytes:
+            return Reading(None, f"too large: {st.st_size:,} bytes, over the limit of {max_bytes:,}")
+        try:
+            raw = handle.read(max_bytes + 1)
+        except OSError as exc:
+            return Reading(None, f"unreadable: {exc.strerror}")
+    if len(raw) > max_bytes:
+        return Reading(None, f"too large: it grew past the limit of {max_bytes:,} bytes while being read")
+    try:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except (UnicodeDecodeError, LookupError) as exc:
+        return Reading(None, f"corrupt: {str(exc)[:200]}")
+    finally:
+        del raw
+    try:
+        return Reading(_scan(text), None)
+    except RecursionError:
+        return Reading(None, "corrupt: nested too deeply")
+    except (ValueError, MemoryError) as exc:
+        return Reading(None, f"corrupt: {str(exc)[:200]}")
+
+
+class Backups:
+    """The storage's .imalink/index-backups/, listed once: index stem -> its backups, newest first."""
+
+    def __init__(self, store: drive.Storage):
+        self.store = store
+        self._by_stem: dict[str, list[str]] | None = None
+
+    def of(self, stem: str) -> list[str]:
+        if self._by_stem is None:
+            self._by_stem = {}
+            try:
+                listed = self.store.listdir(BACKUP_DIR)
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                listed = []
+            for name, kind in listed:
+                if kind == "file" and name.endswith(".json") and "." in name[:-5]:
+                    self._by_stem.setdefault(name.split(".", 1)[0], []).append(name)
+            for names in self._by_stem.values():
+                names.sort(reverse=True)
+        return self._by_stem.get(stem, [])
+
+
+def _read_with_backups(store: drive.Storage, relative: str, report: StorageRecovery, check, backups: Backups, *, source: str | None = None):
+    """(the index at `relative` or the newest backup of it that parses and passes `check`, where it came from).
+
+    With `source` (a where-from of an earlier call) only that file is read again.
+    """
+    if source is not None:
+        path = relative if source == "file" else f"{BACKUP_DIR.as_posix()}/{source.removeprefix('backup:')}"
+        reading = read_lazy_index(store, path, max_bytes=RECOVERY_MAX_INDEX_BYTES)
+        if reading.data is None:
+            report.problem(relative, f"changed while it was recovered: {reading.problem}")
+            return None, None
+        try:
+            check(reading.data)
+        except Bad as exc:
+            report.problem(relative, f"changed while it was recovered: {exc}")
+            return None, None
+        return reading.data, source
+    reading = read_lazy_index(store, relative, max_bytes=RECOVERY_MAX_INDEX_BYTES)
     if reading.data is not None:
         try:
             check(reading.data)
             report.index_sources[relative] = "file"
-            return reading.data
+            return reading.data, "file"
         except Bad as exc:
             report.problem(relative, str(exc))
     elif reading.problem != "missing":
         report.problem(relative, reading.problem)
-    stem = Path(relative).stem
-    backups = sorted((root / BACKUP_DIR).glob(f"{stem}.*.json"), reverse=True) if (root / BACKUP_DIR).is_dir() else []
-    for backup in backups:
-        if backup.is_symlink():
-            continue
-        candidate = read_index(backup, max_bytes=RECOVERY_MAX_INDEX_BYTES)
+    problem = reading.problem
+    del reading
+    for backup in backups.of(Path(relative).stem):
+        candidate = read_lazy_index(store, f"{BACKUP_DIR.as_posix()}/{backup}", max_bytes=RECOVERY_MAX_INDEX_BYTES)
         if candidate.data is None:
             continue
         try:
             check(candidate.data)
         except Bad:
             continue
-        report.index_sources[relative] = f"backup:{backup.name}"
-        if reading.problem != "missing":
-            report.problem(relative, f"used the backup {backup.name} instead")
-        return candidate.data
-    report.index_sources[relative] = "missing" if reading.problem == "missing" else "unusable"
-    return None
+        report.index_sources[relative] = f"backup:{backup}"
+        if problem != "missing":
+            report.problem(relative, f"used the backup {backup} instead")
+        return candidate.data, f"backup:{backup}"
+    report.index_sources[relative] = "missing" if problem == "missing" else "unusable"
+    return None, None
 
 
 def _check_master(data) -> None:
     info = data.get("storage_info")
     if not isinstance(info, dict):
         raise Bad("storage_info is missing or not an object")
-    if not isinstance(data.get("import_sessions", []), list):
+    if "import_sessions" in data.head:  # a list is walked, not kept in head: what is here is not a list
         raise Bad("import_sessions is not a list")
 
 
@@ -242,14 +483,32 @@ def _check_session(data) -> None:
     if not isinstance(meta, dict):
         raise Bad("import_session is missing or not an object")
     _int(meta.get("id"), "import_session.id", minimum=1, maximum=2**62)
-    if not isinstance(data.get("files", {}), dict):
+    if "files" in data.head:  # an object is walked, not kept in head: what is here is not an object
         raise Bad("files is not an object")
 
 
 # --- the recovery of one storage -------------------------------------------------------------------
 
-def _identity(folder: Path, master: dict | None, report: StorageRecovery) -> uuid_lib.UUID | None:
-    marker = layout.read_marker(folder)
+def _read_marker(store: drive.Storage) -> layout.MarkerReading:
+    """The storage's marker through its descriptor; a marker that is not a plain file makes the storage unsafe."""
+    try:
+        raw = store.read_bytes(layout.MARKER, limit=MAX_MARKER_BYTES)
+    except drive.FileTooLarge:
+        return layout.MarkerReading(None, "too large")
+    except (FileNotFoundError, NotADirectoryError):
+        return layout.MarkerReading(None, "missing")
+    except drive.UnsafeLayout:
+        raise
+    except OSError as exc:
+        return layout.MarkerReading(None, f"unreadable: {exc.strerror}")
+    try:
+        return layout.MarkerReading(str(uuid_lib.UUID(str(json.loads(raw)["storage_uuid"]))))
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return layout.MarkerReading(None, "not a valid storage marker")
+
+
+def _identity(folder: Path, store: drive.Storage, master, report: StorageRecovery) -> uuid_lib.UUID | None:
+    marker = _read_marker(store)
     from_marker = uuid_lib.UUID(marker.storage_uuid) if marker.storage_uuid else None
     from_index = None
     if master is not None:
@@ -328,11 +587,11 @@ def _storage_row(folder: Path, storage_uuid, master: dict | None, session_storag
     return storage
 
 
-def _session_files(folder: Path, master: dict | None, report: StorageRecovery) -> list[str]:
+def _session_files(store: drive.Storage, master, report: StorageRecovery) -> list[str]:
     """Session index files named by the master index and found in imports/, each once."""
     names: list[str] = []
     if master:
-        for i, entry in enumerate(master.get("import_sessions") or []):
+        for i, (_, entry) in enumerate(master.members()):
             try:
                 if not isinstance(entry, dict):
                     raise Bad("not an object")
@@ -342,20 +601,20 @@ def _session_files(folder: Path, master: dict | None, report: StorageRecovery) -
                 names.append(index_file)
             except Bad as exc:
                 report.problem(f"index.json import_sessions[{i}]", str(exc))
-    imports = folder / "imports"
-    if imports.is_dir():
-        for entry in sorted(os.scandir(imports), key=lambda e: e.name):
-            if SESSION_FILE.match(entry.name) and not entry.is_symlink():
-                names.append(f"imports/{entry.name}")
-    seen, unique = set(), []
-    for name in names:
-        if name not in seen:
-            seen.add(name)
-            unique.append(name)
-    return unique
+    for name, kind in _listed_imports(store):
+        if SESSION_FILE.match(name) and kind != "folder":
+            names.append(f"imports/{name}")  # a session index that is not a plain file is reported when read
+    return list(dict.fromkeys(names))
 
 
-def _photo_for(entry: dict, hothash: str, root: Path, report: StorageRecovery, where: str) -> Photo:
+def _listed_imports(store: drive.Storage) -> list[tuple[str, str]]:
+    try:
+        return sorted(store.listdir("imports"))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+
+
+def _photo_for(entry: dict, hothash: str, store: drive.Storage, report: StorageRecovery, where: str) -> Photo:
     photo = Photo.objects.filter(hothash=hothash).first()
     if photo is not None:
         return photo
@@ -400,7 +659,7 @@ def _photo_for(entry: dict, hothash: str, root: Path, report: StorageRecovery, w
         if given is not None and given != expected:
             report.problem(where, f"hotpreview path {str(given)[:120]!r} does not match its hothash; the preview is not used")
         else:
-            preview = _hotpreview_bytes(root / expected)
+            preview = _hotpreview_bytes(store, expected)
             if preview is None:
                 report.problem(where, "its hotpreview is missing or not a JPEG")
             else:
@@ -410,17 +669,20 @@ def _photo_for(entry: dict, hothash: str, root: Path, report: StorageRecovery, w
     return Photo.objects.create(**fields)
 
 
-def _hotpreview_bytes(path: Path) -> bytes | None:
+def _hotpreview_bytes(store: drive.Storage, relative: str) -> bytes | None:
+    """The hotpreview through the storage's descriptor: a fan-out folder or a file that is a symbolic link (or
+    anything but what it should be) raises drive.UnsafeLayout, and nothing outside the storage is read."""
     try:
-        if path.is_symlink() or path.stat().st_size > MAX_HOTPREVIEW_BYTES:
-            return None
-        data = path.read_bytes()
-    except OSError:
+        data = store.read_bytes(relative, limit=MAX_HOTPREVIEW_BYTES)
+    except drive.UnsafeLayout:
+        raise
+    except (drive.FileTooLarge, OSError):
         return None
     return data if data.startswith(b"\xff\xd8\xff") else None
 
 
-def _restore_file(data, *, photo, session, storage, root: Path, report: StorageRecovery, where: str, default_primary: bool) -> None:
+def _restore_file(data, *, photo, session, storage, store: drive.Storage, report: StorageRecovery, where: str, default_primary: bool) -> None:
+    root = store.root
     if not isinstance(data, dict):
         raise Bad("a file entry is not an object")
     path = _storage_path(root, data.get("path") or ("photos/" + _str(data.get("filename"), "filename", max_length=4000)), "path")
@@ -437,7 +699,10 @@ def _restore_file(data, *, photo, session, storage, root: Path, report: StorageR
     if existing is not None:
         report.files_existing += 1
         return
-    on_disk = os.path.isfile(os.path.join(root, path)) and not os.path.islink(os.path.join(root, path))
+    try:
+        on_disk = store.kind(path) == "file"  # never followed: a symbolic link or pipe on the way is unsafe
+    except (FileNotFoundError, NotADirectoryError):
+        on_disk = False
     if not on_disk:
         status = "missing"
         report.missing_count += 1
@@ -461,7 +726,7 @@ def _same_session(existing: ImportSession, meta: dict, storage: FileStorage) -> 
     return existing.file_storage_id == storage.pk and (title is None or existing.title == title[:300] or (not title and existing.title == "Recovered session"))
 
 
-def _restore_session(name: str, data: dict, *, storage: FileStorage, root: Path, report: StorageRecovery, claimed_ids: set, dry_run: bool, reserved_ids: set) -> None:
+def _restore_session(name: str, data: LazyIndex, *, storage: FileStorage, store: drive.Storage, report: StorageRecovery, claimed_ids: set, dry_run: bool, reserved_ids: set) -> None:
     meta = data["import_session"]
     index_id = meta["id"]
     if index_id in claimed_ids:
@@ -497,55 +762,62 @@ def _restore_session(name: str, data: dict, *, storage: FileStorage, root: Path,
                 report.session_id_changes.append({"old_id": index_id, "new_id": session.pk, "index_file": name})
                 report.conflict(name, f"session id {index_id} belongs to another storage here; restored as session {session.pk}")
             report.sessions_restored.append(session.pk)
-        files = data.get("files") or {}
-        for key, entry in files.items():
-            where = f"{name} files[{str(key)[:40]}]"
-            try:
-                if not isinstance(key, str) or not HOTHASH.match(key):
-                    raise Bad("the key is not a hothash")
-                if not isinstance(entry, dict):
-                    raise Bad("the entry is not an object")
-                photo = _photo_for(entry, key, root, report, where)
-                _restore_file(entry, photo=photo, session=session, storage=storage, root=root, report=report, where=where, default_primary=True)
-                companions = entry.get("companions") or []
-                if not isinstance(companions, list):
-                    raise Bad("companions is not a list")
-                for i, companion in enumerate(companions):
-                    try:
-                        _restore_file(companion, photo=photo, session=session, storage=storage, root=root, report=report, where=f"{where} companions[{i}]", default_primary=False)
-                    except Bad as exc:
-                        report.problem(f"{where} companions[{i}]", str(exc))
-            except Bad as exc:
-                report.problem(where, str(exc))
+        try:
+            _restore_files(name, data, session=session, storage=storage, store=store, report=report)
+        except (ValueError, RecursionError) as exc:  # the file changed since it was checked: the rest is skipped
+            report.problem(name, f"corrupt: {str(exc)[:200]}; the entries after it are skipped")
     if renamed_from is not None and not dry_run:
-        _rename_session_index(root, name, session)
+        _rename_session_index(store, name, session)
 
 
-def _rename_session_index(root: Path, name: str, session: ImportSession) -> None:
-    """The session got a new id: write its index under the new name and keep the old file as a backup."""
+def _restore_files(name: str, data: LazyIndex, *, session, storage, store: drive.Storage, report: StorageRecovery) -> None:
+    """The session's files, walked one entry at a time from the index's text, each decoded and dropped."""
+    for key, entry in data.members():
+        where = f"{name} files[{str(key)[:40]}]"
+        try:
+            if not isinstance(key, str) or not HOTHASH.match(key):
+                raise Bad("the key is not a hothash")
+            if not isinstance(entry, dict):
+                raise Bad("the entry is not an object")
+            photo = _photo_for(entry, key, store, report, where)
+            _restore_file(entry, photo=photo, session=session, storage=storage, store=store, report=report, where=where, default_primary=True)
+            companions = entry.get("companions") or []
+            if not isinstance(companions, list):
+                raise Bad("companions is not a list")
+            for i, companion in enumerate(companions):
+                try:
+                    _restore_file(companion, photo=photo, session=session, storage=storage, store=store, report=report, where=f"{where} companions[{i}]", default_primary=False)
+                except Bad as exc:
+                    report.problem(f"{where} companions[{i}]", str(exc))
+        except Bad as exc:
+            report.problem(where, str(exc))
+
+
+def _rename_session_index(store: drive.Storage, name: str, session: ImportSession) -> None:
+    """The session got a new id: write its index under the new name and move the old file aside as a backup."""
     from .writer import write_session_index
 
     session = ImportSession.objects.select_related("file_storage", "default_author").get(pk=session.pk)
     write_session_index(session)
-    old = root / name
-    if old.exists() and not old.is_symlink():
-        backups = make_folders_below(root / ".imalink", "index-backups")
+    if store.kind(name) == "file":  # anything else there raises drive.UnsafeLayout, untouched
         stamp = timezone.now().strftime("%Y%m%dT%H%M%S%fZ")
-        # Named so that no later recovery takes it for a backup of session_<old id>.
-        write_atomic(backups / f"renamed-{old.stem}-to-{session.pk}.{stamp}.json", old.read_bytes())
-        old.unlink()
+        # Named so that no later recovery takes it for a backup of session_<old id>; moved whole, never read.
+        store.rename(name, BACKUP_DIR / f"renamed-{Path(name).stem}-to-{session.pk}.{stamp}.json", create_folders=True)
 
 
 def _reserved_session_ids(folders) -> set[int]:
     """Session ids that the indexes of these folders name (by file name): a renamed session avoids them all."""
     ids: set[int] = set()
     for folder in folders:
-        imports = Path(folder) / "imports"
-        if imports.is_dir():
-            for entry in os.scandir(imports):
-                match = SESSION_FILE.match(entry.name)
-                if match:
-                    ids.add(int(match.group(1)))
+        try:
+            with drive.Storage(Path(folder)) as store:
+                listed = _listed_imports(store)
+        except (OSError, drive.UnsafeLayout):
+            continue  # reported when the storage itself is recovered
+        for name, _kind in listed:
+            match = SESSION_FILE.match(name)
+            if match:
+                ids.add(int(match.group(1)))
     return ids
 
 
@@ -558,23 +830,39 @@ def _fresh_session_id(reserved: set[int]) -> int:
     return fresh
 
 
-def recover_storage_folder(folder: Path, *, dry_run: bool = False, touch_disk: bool = True, reserved_ids: set | None = None) -> StorageRecovery:
+def recover_storage_folder(folder: Path, *, dry_run: bool = False, touch_disk: bool = True, reserved_ids: set | None = None,
+                           store: drive.Storage | None = None, should_stop=None) -> StorageRecovery:
+    """Rebuild one storage's rows from its indexes, read only through the storage's descriptor (storages.drive).
+
+    Session indexes are read one at a time and dropped: a first pass checks each (its size before it is read,
+    then its whole text) and keeps only its import_session; the second reads the chosen file again and restores
+    its files entry by entry. `should_stop()` (a job's cancel check) is called between sessions. Something in
+    the storage that is not what it should be raises drive.UnsafeLayout.
+    """
+    if store is None:
+        with drive.Storage(folder) as opened:
+            return recover_storage_folder(folder, dry_run=dry_run, touch_disk=touch_disk, reserved_ids=reserved_ids, store=opened, should_stop=should_stop)
+    should_stop = should_stop or (lambda: None)
     report = StorageRecovery(path=str(folder))
-    root = folder
-    master = _read_with_backups(root, "index.json", report, _check_master)
-    storage_uuid = _identity(folder, master, report)
+    backups = Backups(store)
+    master, _ = _read_with_backups(store, "index.json", report, _check_master, backups)
+    storage_uuid = _identity(folder, store, master, report)
     if storage_uuid is None:
         report.outcome = "skipped"
         return report
     report.storage_uuid = str(storage_uuid)
-    sessions = []
-    for name in _session_files(folder, master, report):
-        data = _read_with_backups(root, name, report, _check_session)
+    names = _session_files(store, master, report)
+    master = LazyIndex(master.head) if master is not None else None  # its session list is no longer needed
+    sessions = []  # (name, where it was read from, its import_session): the files are read again when restored
+    for name in names:
+        should_stop()
+        data, source = _read_with_backups(store, name, report, _check_session, backups)
         if data is not None:
-            sessions.append((name, data))
+            sessions.append((name, source, data["import_session"]))
+        del data
     first_storage_id = None
-    for _, data in sessions:
-        candidate = data["import_session"].get("file_storage_id")
+    for _, _, meta in sessions:
+        candidate = meta.get("file_storage_id")
         if isinstance(candidate, int) and not isinstance(candidate, bool) and candidate > 0:
             first_storage_id = candidate
             break
@@ -585,21 +873,43 @@ def recover_storage_folder(folder: Path, *, dry_run: bool = False, touch_disk: b
     report.storage_id, report.display_name = storage.pk, storage.display_name
     # Sessions that keep their ids go first: a renamed session takes the next free id, which must not be
     # an id that a later index of this same storage still needs.
+    ids = [meta["id"] for _, _, meta in sessions]
+    existing = {}
+    for i in range(0, len(ids), 2000):
+        existing.update(ImportSession.objects.in_bulk(ids[i:i + 2000]))
+
     def renamed_later(item):
-        existing = ImportSession.objects.filter(pk=item[1]["import_session"]["id"]).first()
-        return existing is not None and not _same_session(existing, item[1]["import_session"], storage)
+        row = existing.get(item[2]["id"])
+        return row is not None and not _same_session(row, item[2], storage)
 
     sessions.sort(key=renamed_later)
+    del existing
     claimed: set[int] = set()
-    for name, data in sessions:
-        _restore_session(name, data, storage=storage, root=root, report=report, claimed_ids=claimed, dry_run=dry_run or not touch_disk,
-                         reserved_ids=reserved_ids if reserved_ids is not None else _reserved_session_ids([folder]))
+    reserved = reserved_ids if reserved_ids is not None else _reserved_session_ids([folder])
+    for name, source, meta in sessions:
+        should_stop()
+        data, _ = _read_with_backups(store, name, report, _check_session, backups, source=source)
+        if data is None:
+            continue
+        if data["import_session"].get("id") != meta["id"]:
+            report.problem(name, "changed while it was recovered: it names another session now; it is skipped")
+            continue
+        _restore_session(name, data, storage=storage, store=store, report=report, claimed_ids=claimed, dry_run=dry_run or not touch_disk,
+                         reserved_ids=reserved)
+        del data
     if report.session_id_changes and not dry_run and touch_disk:
         from .writer import write_master_index
 
         write_master_index(storage)  # it must name the renamed session indexes, not the old files
     changed = report.storage_created or report.sessions_restored or report.files_restored or report.photos_restored
     report.outcome = "restored" if changed else "unchanged"
+    return report
+
+
+def unsafe_report(folder: Path, problem: drive.UnsafeLayout) -> StorageRecovery:
+    """A storage refused because something in it is not what it should be: nothing of it is restored."""
+    report = StorageRecovery(path=str(folder), outcome="skipped", reason_code="unsafe_layout")
+    report.problems.append({"where": problem.path, "problem": problem.reason, "reason_code": "unsafe_layout"})
     return report
 
 
@@ -620,52 +930,71 @@ def recover_from_indexes(search_roots, *, dry_run: bool = False, touch_disk: boo
     """Find the storages under the roots (or take `folders` as given) and rebuild their rows.
 
     dry_run reports without keeping anything; touch_disk=False (the recovery drill) keeps the rows but
-    writes nothing on the drives: no lock file, no renamed index.
+    writes nothing on the drives: no lock file, no renamed index. A storage that is unsafe to touch
+    (drive.UnsafeLayout) is reported with the reason code `unsafe_layout` and nothing of it is kept.
+    A cancel (should_stop raising) between sessions undoes the storage being recovered, keeps those before it.
     """
+    from .jobs import JobCancelled
+
     progress = progress or (lambda **kw: None)
     started = time.monotonic()
     report = RecoveryReport(search_roots=[str(r) for r in search_roots], dry_run=dry_run)
-    folders = [Path(f) for f in folders] if folders is not None else find_storage_folders(search_roots)
+    folders = [Path(f) for f in folders] if folders is not None else find_storage_folders(search_roots, should_stop=should_stop)
     report.found = len(folders)
     reserved = _reserved_session_ids(folders)
     progress(total=len(folders), done=0, force=True)
-    for done, folder in enumerate(folders, start=1):
-        if should_stop:
-            should_stop()
-        progress(current=folder.name)
-        try:
-            with transaction.atomic():
-                storage_report = _recover_locked(folder, dry_run=dry_run, touch_disk=touch_disk, reserved_ids=reserved)
-                if dry_run:
-                    raise _DryRun()
-        except _DryRun:
-            pass
-        report.storages.append(asdict(storage_report))
-        progress(done=done)
-    if not dry_run:
-        _reset_sequences()
+    try:
+        for done, folder in enumerate(folders, start=1):
+            if should_stop:
+                should_stop()
+            progress(current=folder.name)
+            storage_report = None
+            try:
+                with drive.Storage(folder) as store, transaction.atomic():
+                    storage_report = _recover_locked(folder, store, dry_run=dry_run, touch_disk=touch_disk, reserved_ids=reserved, should_stop=should_stop)
+                    if dry_run:
+                        raise _DryRun()
+            except _DryRun:
+                pass
+            except drive.UnsafeLayout as problem:
+                logger.warning("recovery refused %s: %s", folder, problem.reason)
+                storage_report = unsafe_report(folder, problem)
+            except (FileNotFoundError, NotADirectoryError):
+                storage_report = StorageRecovery(path=str(folder), outcome="skipped")
+                storage_report.problem(str(folder), "the storage folder is not there (an unplugged drive?)")
+            report.storages.append(asdict(storage_report))
+            progress(done=done)
+    except JobCancelled as cancelled:
+        report.duration_s = round(time.monotonic() - started, 3)
+        if cancelled.result is None:
+            cancelled.result = {**report.as_dict(), "cancelled": True}
+        raise
+    finally:
+        if not dry_run:
+            _reset_sequences()
     report.duration_s = round(time.monotonic() - started, 3)
     progress(current=None, force=True)
     return report
 
 
-def _recover_locked(folder: Path, *, dry_run: bool, touch_disk: bool = True, reserved_ids: set | None = None) -> StorageRecovery:
+def _recover_locked(folder: Path, store: drive.Storage, *, dry_run: bool, touch_disk: bool = True, reserved_ids: set | None = None,
+                    should_stop=None) -> StorageRecovery:
     """Recover one folder holding its storage lock, so no import or scan runs on it meanwhile.
 
     A read-only drive cannot hold the lock file; recovery only reads it, so it goes ahead without.
     """
     from contextlib import ExitStack
 
-    from storages.locks import LOCK_FILE, storage_lock
+    from storages.locks import storage_lock
 
     target = FileStorage(directory_name=folder.name, base_path=str(folder.parent), display_name=folder.name)
     with ExitStack() as stack:
-        if not dry_run and touch_disk and (folder / LOCK_FILE).parent.is_dir():
+        if not dry_run and touch_disk and store.kind(".imalink") == "folder":  # a .imalink that is not a folder is unsafe
             try:
                 stack.enter_context(storage_lock(target, wait=60))
             except OSError as exc:
                 logger.info("recovering %s without a lock: %s", folder, exc.strerror)
-        return recover_storage_folder(folder, dry_run=dry_run, touch_disk=touch_disk, reserved_ids=reserved_ids)
+        return recover_storage_folder(folder, dry_run=dry_run, touch_disk=touch_disk, reserved_ids=reserved_ids, store=store, should_stop=should_stop)
 
 
 def check_storage_folder(raw: str) -> Path:
@@ -674,7 +1003,16 @@ def check_storage_folder(raw: str) -> Path:
     from storages.paths import resolve_client_dir
 
     folder = resolve_client_dir(raw, field="path")
-    if not folder.name.startswith("imalink_") or not ((folder / layout.MARKER).is_file() or (folder / "index.json").is_file()):
+    try:
+        fd = os.open(folder, drive.DIR_FLAGS)
+    except OSError:
+        is_storage = False
+    else:
+        try:
+            is_storage = _is_storage_folder(fd)
+        finally:
+            os.close(fd)
+    if not folder.name.startswith("imalink_") or not is_storage:
         raise PathRejected(
             f"{raw} is not an ImaLink storage folder: it needs an imalink_* name and .imalink/storage.json or index.json.",
             code="not_a_storage", details={"field": "path"},
@@ -688,3 +1026,54 @@ def run_recover_job(job, ctx) -> dict:
     return recover_from_indexes(
         roots, dry_run=bool(job.params.get("dry_run")), folders=folders, progress=ctx.progress, should_stop=ctx.check_cancelled
     ).as_dict()
+
+
+# --- the recovery page's "find", as a job ------------------------------------------------------------
+
+def describe_storage_folder(folder: Path) -> dict:
+    """What a found storage's master index holds, for display only: read through the storage's descriptor,
+    its size checked before it is read, its session list walked (the first 50 kept), never trusted further."""
+    info = {"path": str(folder), "problem": None, "reason_code": None, "display_name": None, "sessions": [], "total_files": None}
+    try:
+        with drive.Storage(folder) as store:
+            reading = read_lazy_index(store, "index.json", max_bytes=DESCRIBE_MAX_INDEX_BYTES)
+    except drive.UnsafeLayout as problem:
+        info.update(problem=problem.reason, reason_code="unsafe_layout")
+        return info
+    except OSError as exc:
+        info["problem"] = f"unreadable: {exc.strerror}"
+        return info
+    info["problem"] = reading.problem
+    data = reading.data
+    if data is not None:
+        storage_info = data.get("storage_info") if isinstance(data.get("storage_info"), dict) else {}
+        info["display_name"] = str(storage_info.get("display_name") or "")[:200] or None
+        total = storage_info.get("total_files")
+        info["total_files"] = total if isinstance(total, int) and not isinstance(total, bool) else None
+        sessions = []
+        for _, s in data.members():
+            if len(sessions) >= 50:
+                break
+            if isinstance(s, dict):
+                count = s.get("file_count")
+                sessions.append({"title": str(s.get("title", ""))[:200], "file_count": count if isinstance(count, int) and not isinstance(count, bool) else None})
+        info["sessions"] = sessions
+    return info
+
+
+def run_find_job(job, ctx) -> dict:
+    """Find the storages under the roots and describe each from its master index (the recovery page's find)."""
+    started = time.monotonic()
+    roots = [Path(p) for p in job.params.get("search_roots", [])]
+    ctx.progress(total=None, done=0, current="searching", force=True)
+    folders = find_storage_folders(roots, should_stop=ctx.check_cancelled)
+    ctx.progress(total=len(folders), done=0, force=True)
+    storages = []
+    for done, folder in enumerate(folders, start=1):
+        ctx.check_cancelled()
+        ctx.progress(current=folder.name)
+        storages.append(describe_storage_folder(folder))
+        ctx.progress(done=done)
+    ctx.progress(current=None, force=True)
+    return {"search_roots": [str(r) for r in roots], "found": len(storages), "storages": storages,
+            "duration_s": round(time.monotonic() - started, 3)}

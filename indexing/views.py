@@ -1,10 +1,9 @@
 """Pages of the indexing app: thin views over the same services as the API (jobs, recovery, health)."""
 
-from pathlib import Path
-
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from imalink.auth import staff_required
@@ -14,8 +13,8 @@ from storages.paths import resolve_client_dir
 from . import jobs
 from .forms import RecoveryForm
 from .models import HealthReport, Job
-from .reader import read_index
-from .recovery import find_storage_folders
+
+FIND_WAIT_S = 3.0  # how long the page waits for a find job before showing its progress instead
 
 
 @staff_required
@@ -45,22 +44,6 @@ def job_cancel(request, job_id):
     return redirect("job-detail", job_id=job.pk)
 
 
-def _describe(folder: Path) -> dict:
-    """What a found storage's master index holds, read from disk (never trusted beyond display)."""
-    reading = read_index(folder / "index.json", max_bytes=64 * 1024 * 1024)
-    info = {"path": str(folder), "problem": reading.problem, "display_name": None, "sessions": [], "total_files": None}
-    if reading.data:
-        storage_info = reading.data.get("storage_info") if isinstance(reading.data.get("storage_info"), dict) else {}
-        info["display_name"] = str(storage_info.get("display_name") or "")[:200] or None
-        info["total_files"] = storage_info.get("total_files") if isinstance(storage_info.get("total_files"), int) else None
-        sessions = reading.data.get("import_sessions") if isinstance(reading.data.get("import_sessions"), list) else []
-        info["sessions"] = [
-            {"title": str(s.get("title", ""))[:200], "file_count": s.get("file_count") if isinstance(s.get("file_count"), int) else None}
-            for s in sessions[:50] if isinstance(s, dict)
-        ]
-    return info
-
-
 @staff_required
 def recovery(request):
     form = RecoveryForm(request.POST or None)
@@ -73,15 +56,29 @@ def recovery(request):
         else:
             action = request.POST.get("action", "find")
             if action == "find":
-                found = [_describe(folder) for folder in find_storage_folders([Path(r) for r in roots])]
+                # The search and the reading of indexes run in a worker, never in this request (it waits a moment
+                # for a quick answer only when the job was really sent); the page shows the job's result.
+                job = jobs.job_start(kind="recovery_find", params={"search_roots": roots}, user=request.user)
+                job.refresh_from_db()
+                if job.enqueued_at is not None:
+                    jobs.job_wait(job, FIND_WAIT_S)
+                return redirect(f"{reverse('recovery')}?find={job.pk}")
             elif action in ("dry_run", "recover"):
                 job = jobs.job_start(kind="recover", params={"search_roots": roots, "dry_run": action == "dry_run"}, user=request.user)
                 return redirect("job-detail", job_id=job.pk)
             elif action == "drill":
                 job = jobs.job_start(kind="recovery_drill", params={"search_roots": roots}, user=request.user)
                 return redirect("job-detail", job_id=job.pk)
+    find_job = None
+    if request.method == "GET" and request.GET.get("find", "").isdigit():
+        find_job = Job.objects.filter(pk=int(request.GET["find"]), kind="recovery_find").first()
+        if find_job is not None:
+            find_job = jobs.job_checked(find_job)
+            form = RecoveryForm(initial={"search_roots": "\n".join(find_job.params.get("search_roots", []))})
+            if find_job.status == Job.Status.SUCCEEDED:
+                found = (find_job.result or {}).get("storages", [])
     recent = Job.objects.filter(kind__in=("recover", "recovery_drill")).order_by("-created_at")[:10]
-    return render(request, "indexing/recovery.html", {"form": form, "found": found, "recent": recent})
+    return render(request, "indexing/recovery.html", {"form": form, "found": found, "recent": recent, "find_job": find_job})
 
 
 @staff_required

@@ -50,7 +50,10 @@ def test_the_job_page_shows_a_finished_import(browser):
 def test_the_recovery_page_finds_storages_and_starts_a_dry_run(browser, make_storage, allowed_root, test_queue):
     storage = make_storage("Family drive")
     response = browser.post("/recovery/", {"search_roots": str(allowed_root), "action": "find"})
-    page = response.content.decode()
+    find = Job.objects.get(kind="recovery_find")  # the search runs as a job, not in the request
+    assert response.status_code == 302 and response.url == f"/recovery/?find={find.pk}"
+    jobs.job_run(find.pk)
+    page = browser.get(response.url).content.decode()
     assert "Family drive" in page and storage["directory_name"] in page
     response = browser.post("/recovery/", {"search_roots": str(allowed_root), "action": "dry_run"})
     job = Job.objects.get(kind="recover")
