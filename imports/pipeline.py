@@ -8,6 +8,7 @@ a re-run finishes the rest without duplicates.
 
 import logging
 import os
+import stat
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -21,7 +22,6 @@ from django.utils import timezone
 
 from imalink.errors import ImalinkError, PathRejected
 from storages import drive
-from storages.atomic import make_folders_below, write_atomic
 from storages.ignored import ignored_part
 from storages.locks import storage_lock
 from storages.paths import is_inside, resolve_client_dir
@@ -277,12 +277,14 @@ class _Worker:
         return p
 
     def _store_hotpreview(self, info) -> None:
-        path = self.root / hotpreview_relative_path(info.hothash)
-        if path.exists():
-            return
-        previews = self.root / ".imalink" / "hotpreviews"
-        make_folders_below(previews, path.parent.relative_to(previews))  # a storage that has gone is never re-created
-        write_atomic(path, info.hotpreview)
+        relative = hotpreview_relative_path(info.hothash)
+        # Through the storage's descriptor, nothing followed: a fan-out folder that is a link (or a file, or
+        # anything but a folder) raises UnsafeLayout and nothing is written through it. The storage folder
+        # itself is only opened, never made, so a storage that has gone is never re-created.
+        with drive.Storage(self.root) as storage:
+            if storage.kind(relative) == "file":
+                return
+            storage.write_atomic(relative, info.hotpreview, create_folders=True)
 
 
 def _photo_defaults(info, session) -> dict:
@@ -324,7 +326,10 @@ def _record_unit(results: list[Prepared], *, session: ImportSession, report: Imp
                 report.photos_created += int(created)
                 is_primary = created or not photo.files.filter(is_primary=True).exists()
             try:
-                st = os.stat(storage.full_path / p.stored_path)
+                with drive.Storage(storage.full_path) as opened:
+                    st = opened.lstat(p.stored_path)  # the folders on the way are walked without following
+                if not stat.S_ISREG(st.st_mode):
+                    raise drive.UnsafeLayout(opened.shown(p.stored_path), drive.describe_entry(st.st_mode), "a file")
             except OSError as exc:
                 # The drive went after the copy was placed: this unit's rows roll back, and a re-run
                 # finds the copy where it lies and records it.
