@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres test-reliability setup migrate clean browser bench-import bench-scan bench-pages bench-validate bench-load
+.PHONY: run test test-sqlite test-postgres test-reliability setup migrate clean browser bench-import bench-scan bench-pages bench-validate bench-load bench-recovery
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -70,6 +70,9 @@ bench-pages: setup
 
 bench-validate: setup
 	$(PY) benchmarks/validate_benchmark.py
+
+bench-recovery: setup
+	$(PY) benchmarks/recovery_benchmark.py
 
 # 50 clients against gunicorn (README's Production command) during an import and a scan; needs Redis.
 bench-load: setup
