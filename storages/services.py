@@ -141,35 +141,35 @@ def _looks_unmounted(base: Path) -> bool:
         return False
 
 
-def _diagnose(storage: FileStorage) -> tuple[str | None, str | None]:
-    """(reason_code, reason) for a storage that cannot be used, or (None, None).
+def _diagnose(storage: FileStorage) -> tuple[str | None, str | None, drive.UnsafeLayout | None]:
+    """(reason_code, reason, the UnsafeLayout if that is the cause) for a storage that cannot be used, or Nones.
 
     Nothing here follows a symbolic link inside the storage or blocks on a named pipe (storages.drive): what is
     not what it should be there makes the storage unavailable with `unsafe_layout`, saying which path and why.
     """
     base, root = Path(storage.base_path), storage.full_path
     if not base.exists():
-        return "path_missing", f"The base path {base} does not exist. Connect or mount the drive that holds it."
+        return "path_missing", f"The base path {base} does not exist. Connect or mount the drive that holds it.", None
     if not os.path.lexists(root):
         if _looks_unmounted(base):
-            return "not_mounted", f"{base} is an empty folder and not a mount point: the drive is probably not mounted."
-        return "storage_folder_missing", f"{base} is there, but the storage folder {storage.directory_name} is not in it. Was the drive swapped or the folder moved?"
+            return "not_mounted", f"{base} is an empty folder and not a mount point: the drive is probably not mounted.", None
+        return "storage_folder_missing", f"{base} is there, but the storage folder {storage.directory_name} is not in it. Was the drive swapped or the folder moved?", None
     try:
         problem = drive.check_layout(root, folders=_target_folders(storage))
     except FileNotFoundError:
-        return "storage_folder_missing", f"{base} is there, but the storage folder {storage.directory_name} is not in it. Was the drive swapped or the folder moved?"
+        return "storage_folder_missing", f"{base} is there, but the storage folder {storage.directory_name} is not in it. Was the drive swapped or the folder moved?", None
     except OSError as exc:
-        return "unreadable", f"{root} cannot be read: {exc.strerror}."
+        return "unreadable", f"{root} cannot be read: {exc.strerror}.", None
+    if problem is None:
+        marker = layout.read_marker(root)
+        problem = marker.unsafe
     if problem is not None:
-        return "unsafe_layout", problem.reason
-    marker = layout.read_marker(root)
-    if marker.unsafe is not None:
-        return "unsafe_layout", marker.unsafe.reason
+        return "unsafe_layout", problem.reason, problem
     if marker.storage_uuid is None:
-        return "marker_missing", f"{root / layout.MARKER} is {marker.problem}: this folder cannot be confirmed as this storage."
+        return "marker_missing", f"{root / layout.MARKER} is {marker.problem}: this folder cannot be confirmed as this storage.", None
     if marker.storage_uuid != str(storage.storage_uuid):
-        return "marker_mismatch", f"{root} belongs to another storage ({marker.storage_uuid}). Is another drive mounted here?"
-    return None, None
+        return "marker_mismatch", f"{root} belongs to another storage ({marker.storage_uuid}). Is another drive mounted here?", None
+    return None, None, None
 
 
 def _target_folders(storage: FileStorage) -> list[str]:
@@ -207,7 +207,7 @@ def storage_is_writable(root: Path) -> tuple[bool, str | None]:
 def storage_check_accessibility(storage: FileStorage) -> AccessibilityReport:
     """Check the storage on disk, store the result on its row, and return it."""
     now = timezone.now()
-    reason_code, reason = _diagnose(storage)
+    reason_code, reason, _ = _diagnose(storage)
     accessible = reason_code is None
     writable = False
     free = total = None
@@ -294,7 +294,7 @@ def storage_require_available(storage: FileStorage, *, writable: bool = False) -
     """
     from imalink.errors import StorageUnavailable
 
-    reason_code, reason = _diagnose(storage)
+    reason_code, reason, problem = _diagnose(storage)
     if reason_code is None and writable:
         ok, problem = storage_is_writable(storage.full_path)
         if not ok:
@@ -303,6 +303,10 @@ def storage_require_available(storage: FileStorage, *, writable: bool = False) -
         # Every page and list shows it as unavailable too, not only this refusal.
         FileStorage.objects.filter(pk=storage.pk).update(is_accessible=False, accessibility_reason=reason, accessibility_checked_at=timezone.now())
         storage.is_accessible, storage.accessibility_reason = False, reason
+    if reason_code == "unsafe_layout":
+        problem.message = f"Storage {storage.display_name!r} is unavailable: {reason}"
+        problem.details["storage_uuid"] = str(storage.storage_uuid)
+        raise problem
     if reason_code is not None:
         raise StorageUnavailable(
             f"Storage {storage.display_name!r} is unavailable: {reason}",

@@ -2,8 +2,9 @@
 
 An index file in a storage can be anything a user, a tool or an attacker put there: a symbolic link out of the
 drive, a named pipe that blocks whoever opens it, a folder, a sparse file of gigabytes. Whatever it is, it is
-never followed, never blocks, never has its target copied onto the drive, and is kept, moved aside whole, when
-ImaLink writes the index in its place. A symbolic link in place of a folder ImaLink writes into is refused.
+never followed, never blocks and never has its target copied onto the drive. What is not a plain file makes the
+storage unavailable (unsafe_layout) until the user moves it aside; a plain file too large to be an index is
+moved aside whole when the index is rewritten. The full matrix of places is tests/reliability/test_hostile_matrix.py.
 """
 
 import json
@@ -20,7 +21,7 @@ from indexing.reader import read_index
 from indexing.recovery import recover_from_indexes
 from indexing.scanner import scan_storage
 from indexing.writer import index_status, write_storage_indexes
-from storages.atomic import UnsafeFolder
+from storages.drive import UnsafeLayout
 from tests.conftest import imported_storage
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -74,45 +75,54 @@ def drive_bytes(storage) -> list[bytes]:
     return [p.read_bytes() for p in storage.full_path.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_size < 10_000_000]
 
 
-KINDS = ["symlink out", "symlink to /dev/zero", "named pipe", "folder", "sparse 600 MB"]
+HOSTILE_KINDS = ["symlink out", "symlink to /dev/zero", "named pipe", "folder"]
 
 
 @pytest.mark.parametrize("which", ["master", "session"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_a_scan_keeps_whatever_stands_in_an_index_place_and_writes_a_true_index(drive, outside, kind, which, api):
+@pytest.mark.parametrize("kind", HOSTILE_KINDS)
+def test_whatever_is_not_a_plain_file_in_an_index_place_makes_the_storage_unsafe_until_it_is_moved_aside(drive, outside, kind, which, api):
     storage, session = drive
     path = storage.full_path / ("index.json" if which == "master" else f"imports/session_{session.pk}.json")
     plant(kind, path, outside)
 
-    status = index_status(storage)  # never blocks on the pipe, never reads through the link
-    state = status["master_index"] if which == "master" else status["sessions"][0]
-    assert state["status"] == "corrupt", state
-    assert ("not a plain file" in state["problem"]) or ("too large" in state["problem"]), state["problem"]
-    answer = api.get(f"/api/v1/storage-index/status/{storage.storage_uuid}")
+    answer = api.get(f"/api/v1/storage-index/status/{storage.storage_uuid}")  # never blocks on the pipe, never reads through the link
     assert answer.status_code == 200, answer.content
-
+    data = answer.json()["data"]
+    assert (data["available"], data["reason_code"]) == (False, "unsafe_layout"), data
+    assert str(path) in data["reason"]
     move_one_photo(storage)
+    with pytest.raises(UnsafeLayout):
+        scan_storage(storage)
+    assert not storage.image_files.filter(status="missing").exists(), "an unsafe storage had rows marked missing"
+
+    # The user moves the entry aside, as the reason says; then the scan runs and writes a true index.
+    aside = storage.full_path.parent / "moved-aside"
+    path.rename(aside)
     report = scan_storage(storage)
     assert report.changes_detected and len(report.moved_files) == 1
-
-    # The index in its place is a plain file that parses and agrees with the database.
-    assert path.is_file() and not path.is_symlink()
-    assert read_index(path).data is not None
+    assert path.is_file() and not path.is_symlink() and read_index(path).data is not None
     storage.refresh_from_db()
     after = index_status(storage)
     assert after["master_index"]["status"] == "current" and all(s["status"] == "current" for s in after["sessions"]), after
-    # What stood there is kept whole, moved aside, and never followed.
-    (aside,) = list((storage.full_path / ".imalink/index-backups").glob(f"{path.stem}.*.set-aside"))
-    if kind.startswith("symlink"):
-        assert aside.is_symlink() and os.readlink(aside) == (str(outside / "secret.json") if kind == "symlink out" else "/dev/zero")
-    elif kind == "folder":
-        assert (aside / "keep.txt").read_text() == "a user's note"
-    elif kind == "named pipe":
-        assert aside.is_fifo()
-    else:
-        assert aside.stat().st_size == 600 * 1024 * 1024
     assert (outside / "secret.json").read_bytes() == SECRET
     assert not any(b"secret-7f3a9c" in data for data in drive_bytes(storage)), "a file off the drive was copied onto it"
+
+
+@pytest.mark.parametrize("which", ["master", "session"])
+def test_a_plain_file_too_large_to_be_an_index_is_kept_whole_and_a_true_index_written(drive, outside, which):
+    storage, session = drive
+    path = storage.full_path / ("index.json" if which == "master" else f"imports/session_{session.pk}.json")
+    plant("sparse 600 MB", path, outside)
+
+    state = index_status(storage)
+    state = state["master_index"] if which == "master" else state["sessions"][0]
+    assert state["status"] == "corrupt" and "too large" in state["problem"], state
+    move_one_photo(storage)
+    report = scan_storage(storage)
+    assert report.changes_detected and len(report.moved_files) == 1
+    assert read_index(path).data is not None
+    (aside,) = list((storage.full_path / ".imalink/index-backups").glob(f"{path.stem}.*.set-aside"))
+    assert aside.stat().st_size == 600 * 1024 * 1024
 
 
 @pytest.mark.parametrize("folder", ["imports", ".imalink/index-backups"])
@@ -124,36 +134,14 @@ def test_a_symlink_in_place_of_a_folder_that_holds_indexes_is_refused_and_nothin
     before = sorted(p.name for p in outside.iterdir())
     (storage.full_path / "index.json").write_text('{"changed": "so that it is rewritten"}')
 
-    with pytest.raises(UnsafeFolder) as raised:
+    with pytest.raises(UnsafeLayout) as raised:
         write_storage_indexes(storage)
     assert "symbolic link" in raised.value.message and str(real) in raised.value.message
     finished = jobs.job_run(jobs.job_start(kind="index_storage", storage=storage, enqueue=False).pk)
     assert finished.status == "failed"
-    assert (finished.errors[-1]["code"], finished.errors[-1]["status"]) == ("unsafe_folder", 409), "the API answers 409 unsafe_folder"
+    assert (finished.errors[-1]["code"], finished.errors[-1]["status"]) == ("storage_unavailable", 409), finished.errors
     assert sorted(p.name for p in outside.iterdir()) == before, "an index was written off the drive"
     assert (outside / "secret.json").read_bytes() == SECRET
-
-
-@pytest.mark.parametrize("kind", ["named pipe", "symlink out", "folder"])
-def test_adopt_meets_a_hostile_master_index_with_a_reason_and_recovers_from_its_backup(drive, outside, kind):
-    storage, session = drive
-    root = storage.full_path
-    write_storage_indexes(storage)
-    good = (root / "index.json").read_bytes()
-    # A backup of the master as the writer keeps it; then the database is lost.
-    backups = root / ".imalink/index-backups"
-    backups.mkdir(exist_ok=True)
-    (backups / "index.20260101T000000000000Z.json").write_bytes(good)
-    call_command("flush", interactive=False, verbosity=0)
-    plant(kind, root / "index.json", outside)
-
-    report = recover_from_indexes([], folders=[root])
-    (found,) = report.storages
-    assert any("not a plain file" in p["problem"] for p in found["problems"]), found["problems"]
-    assert found["files_restored"] == 3, found
-    assert ImportSession.objects.get(pk=session.pk).title == "Card"
-    assert (outside / "secret.json").read_bytes() == SECRET
-    assert not any(b"secret-7f3a9c" in data for data in drive_bytes(storage))
 
 
 def test_adopt_through_the_api_with_a_named_pipe_for_an_index_answers_without_hanging(drive, outside, api, celery_worker):
@@ -176,23 +164,27 @@ def test_adopt_through_the_api_with_a_named_pipe_for_an_index_answers_without_ha
     assert "not a plain file" in body or "index" in body.lower(), body
 
 
-def test_an_import_that_cannot_write_its_index_through_a_symlinked_imports_folder_still_succeeds(drive, outside, corpus):
-    """The files are placed and recorded; only the index is refused, and index status says it is missing."""
+def test_an_import_whose_imports_folder_turns_into_a_symlink_midway_still_places_and_records_every_file(drive, outside, corpus, api):
+    """Checked at the start, swapped while the files are copied: the files are placed and recorded, and only the
+    index is refused (nothing is written through the link); index status then names the unsafe folder."""
     from imports.pipeline import import_folder
 
     storage, _session = drive
     imports = storage.full_path / "imports"
-    shutil.rmtree(imports)
-    imports.symlink_to(outside, target_is_directory=True)
     card = storage.full_path.parent / "card2"
     card.mkdir()
     shutil.copy(corpus / "jpeg/camera/door-knocker.jpg", card)
     session = ImportSession.objects.create(title="Second card", file_storage=storage)
 
-    report = import_folder(session_id=session.pk, source_path=str(card))
+    def swap_once(**values):
+        if values.get("done") and not imports.is_symlink():
+            imports.rename(storage.full_path.parent / "imports-aside")
+            imports.symlink_to(outside, target_is_directory=True)
+
+    report = import_folder(session_id=session.pk, source_path=str(card), progress=swap_once)
 
     assert (report.imported, report.failed) == (1, 0)
     assert session.image_files.count() == 1
     assert sorted(p.name for p in outside.iterdir()) == ["secret.json"], "an index was written off the drive"
-    state = next(s for s in index_status(storage)["sessions"] if s["session_id"] == session.pk)
-    assert not state["current"]
+    answer = api.get(f"/api/v1/storage-index/status/{storage.storage_uuid}")
+    assert answer.json()["data"]["reason_code"] == "unsafe_layout", answer.json()
