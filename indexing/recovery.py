@@ -987,6 +987,9 @@ def _recover_locked(folder: Path, store: drive.Storage, *, dry_run: bool, touch_
 
     from storages.locks import storage_lock
 
+    # The whole layout first: a storage with a link, a pipe or a wrong type anywhere ImaLink looks is refused
+    # before any index of it is read (unsafe_layout), as every other operation refuses it.
+    drive.require_safe_layout(folder)
     target = FileStorage(directory_name=folder.name, base_path=str(folder.parent), display_name=folder.name)
     with ExitStack() as stack:
         if not dry_run and touch_disk and store.kind(".imalink") == "folder":  # a .imalink that is not a folder is unsafe
