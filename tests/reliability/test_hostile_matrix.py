@@ -254,3 +254,33 @@ def test_a_hostile_entry_in_the_layout_is_never_followed_never_hangs_and_makes_t
         else:
             leaked = [p.hothash for p in Photo.objects.all() if p.hotpreview and bytes(p.hotpreview) in secret_previews]
             assert not leaked, f"{run.__name__} served a preview read from outside the storage"
+
+
+@pytest.mark.parametrize("what", ["symlink to an outside folder", "named pipe", "wrong type"])
+def test_create_never_follows_a_storage_folder_swapped_right_after_it_was_made(allowed_root, tmp_path, monkeypatch, what):
+    """The sub-folders and the marker are made from the new folder's descriptor: what is put in its place
+    between the mkdir and the next step is refused, and nothing is made through it."""
+    import storages.layout
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    real_mkdir = os.mkdir
+
+    def mkdir_then_swap(path, *args, **kwargs):
+        real_mkdir(path, *args, **kwargs)
+        if kwargs.get("dir_fd") is None and Path(path).name.startswith("imalink_"):
+            os.rmdir(path)
+            if what == "symlink to an outside folder":
+                os.symlink(outside, path)
+            elif what == "named pipe":
+                os.mkfifo(path)
+            else:
+                Path(path).write_bytes(b"not a folder")
+
+    monkeypatch.setattr(storages.layout.os, "mkdir", mkdir_then_swap)
+    with pytest.raises(ImalinkError) as raised:
+        storage_create(base_path=str(allowed_root), display_name="Raced")
+    monkeypatch.undo()
+    assert is_unsafe(raised.value), (raised.value.code, raised.value.message)
+    assert list(outside.iterdir()) == [], "a storage was made through the swapped folder"
+    assert not FileStorage.objects.exists()
