@@ -26,6 +26,7 @@ from storages.ignored import ignored_part
 from storages.locks import storage_lock
 from storages.paths import is_inside, resolve_client_dir
 from storages.services import storage_require_available
+from storages.unsafe import mark_unsafe
 
 from . import media
 from .checksums import file_checksum
@@ -261,12 +262,16 @@ class _Worker:
         return p
 
     def adopt(self, src: SourceFile, checksum: str | None) -> Prepared:
-        """Learn a file that is already in photos/ (found by a scan): the import's steps without the copy."""
+        """Learn a file that is already in photos/ (found by a scan): the import's steps without the copy.
+
+        The file is read through the storage's descriptor, nothing followed: a folder or file swapped for a link
+        or a pipe since the walk raises drive.UnsafeLayout, and the storage is unsafe (the scan says so)."""
         p = Prepared(src, checksum=checksum)
         try:
-            if p.checksum is None:
-                p.checksum = file_checksum(src.path)
-            p.info = media.inspect_file(src.path, checksum=p.checksum, mtime_ns=src.mtime_ns, max_pixels=self.max_pixels)
+            with src.reading() as opened:
+                if p.checksum is None:
+                    p.checksum = file_checksum(opened.path)
+                p.info = media.inspect_file(opened.typed_path, checksum=p.checksum, mtime_ns=src.mtime_ns, max_pixels=self.max_pixels)
             if p.info.hotpreview:
                 self._store_hotpreview(p.info)
             p.stored_path = src.relative.as_posix()
@@ -363,9 +368,22 @@ def import_folder(
     should_stop=None,
     threads: int | None = None,
 ) -> ImportReport:
-    """Import every file under source_path into the session's storage. Safe to re-run after a crash."""
-    progress = progress or (lambda **kw: None)
+    """Import every file under source_path into the session's storage. Safe to re-run after a crash.
+
+    Something on the drive that is not what it should be (drive.UnsafeLayout) stops the import; the storage is
+    then recorded as unavailable with that reason, and every copy already placed has its row.
+    """
     session = ImportSession.objects.select_related("file_storage", "default_author").get(pk=session_id)
+    try:
+        return _import_folder(session, source_path=source_path, target_subdirectory=target_subdirectory, recursive=recursive,
+                              progress=progress, should_stop=should_stop, threads=threads)
+    except drive.UnsafeLayout as problem:
+        mark_unsafe(session.file_storage, problem)
+        raise
+
+
+def _import_folder(session, *, source_path, target_subdirectory, recursive, progress, should_stop, threads) -> ImportReport:
+    progress = progress or (lambda **kw: None)
     storage = session.file_storage
     source, target = import_validate(session, source_path, target_subdirectory)
     report = ImportReport(session_id=session.pk, storage_uuid=str(storage.storage_uuid), source_path=str(source), target_subdirectory=target.as_posix() if target.parts else "")
@@ -474,17 +492,18 @@ def adopt_in_place(*, storage, files, should_stop=None) -> ImportReport:
     report = ImportReport(session_id=session.pk, storage_uuid=str(storage.storage_uuid), source_path=str(storage.full_path / "photos"), target_subdirectory="")
     root = storage.full_path
     worker = _Worker(root=root, target=PurePosixPath(), claims=None, max_pixels=settings.IMALINK_MAX_PIXELS)
-    sources = [SourceFile(root / d.path, PurePosixPath(d.path), d.size, d.mtime_ns) for d in files]
-    known = {d.path: d.checksum for d in files}
-    report.total = len(sources)
-    for unit in group_units(sources, media.RAW_EXTENSIONS):
-        if should_stop:
-            should_stop()
-        results = [worker.adopt(f, known.get(f.relative.as_posix())) for f in unit.files]
-        before = report.imported
-        _record_unit(results, session=session, report=report)
-        if report.imported > before:
-            report.files.extend(p.stored_path for p in results if not p.failure)
+    with drive.Storage(root) as opened, SourceTree.on_storage(opened) as tree:
+        sources = [SourceFile(root / d.path, PurePosixPath(d.path), d.size, d.mtime_ns, tree=tree) for d in files]
+        known = {d.path: d.checksum for d in files}
+        report.total = len(sources)
+        for unit in group_units(sources, media.RAW_EXTENSIONS):
+            if should_stop:
+                should_stop()
+            results = [worker.adopt(f, known.get(f.relative.as_posix())) for f in unit.files]
+            before = report.imported
+            _record_unit(results, session=session, report=report)
+            if report.imported > before:
+                report.files.extend(p.stored_path for p in results if not p.failure)
     report.images_count = ImageFile.objects.filter(import_session=session).count()
     return report
 

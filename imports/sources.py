@@ -110,6 +110,15 @@ class SourceTree:
         self._links_lock = threading.Lock()
         self._names = itertools.count()
 
+    @classmethod
+    def on_storage(cls, storage: drive.Storage) -> "SourceTree":
+        """The tree of an open storage (for files a scan adopts where they lie): reached from its descriptor,
+        so a folder or file under photos/ swapped for a link since the walk raises drive.UnsafeLayout."""
+        tree = cls.__new__(cls)
+        tree.root, tree.fd = storage.root, os.dup(storage.fd)
+        tree._links, tree._links_lock, tree._names = None, threading.Lock(), itertools.count()
+        return tree
+
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)

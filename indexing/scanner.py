@@ -245,7 +245,11 @@ def scan_storage(storage, *, dry_run: bool = False, adopt_new: bool = False, pro
             if adopt_new and plan["new"]:
                 from imports.pipeline import adopt_in_place
 
-                report.adopted = adopt_in_place(storage=storage, files=plan["new"], should_stop=should_stop).as_dict()
+                try:
+                    report.adopted = adopt_in_place(storage=storage, files=plan["new"], should_stop=should_stop).as_dict()
+                except drive.UnsafeLayout as exc:  # a new file swapped for a link or a pipe since the walk
+                    mark_unsafe(storage, exc)
+                    raise
                 adopted_paths = set(report.adopted.get("files", []))
                 for entry in report.new_files:
                     entry["adopted"] = entry["path"] in adopted_paths

@@ -284,3 +284,30 @@ def test_create_never_follows_a_storage_folder_swapped_right_after_it_was_made(a
     assert is_unsafe(raised.value), (raised.value.code, raised.value.message)
     assert list(outside.iterdir()) == [], "a storage was made through the swapped folder"
     assert not FileStorage.objects.exists()
+
+
+def test_a_file_swapped_for_a_link_between_the_scan_walk_and_its_adoption_is_never_read(hostile, corpus, monkeypatch):
+    """scan ?adopt_new reads each new file through the storage's descriptor: a file under photos/ replaced by a
+    link to an image off the drive after the walk saw it is refused as unsafe, and nothing of it is adopted."""
+    import imports.pipeline
+
+    storage, _session, _second, outside, _aside = hostile
+    new = storage.full_path / "photos" / TARGET / "new.jpg"
+    shutil.copy(corpus / "jpeg/camera/door-knocker.jpg", new)
+    shutil.copy(corpus / "jpeg/camera/canon_hdr_NO.jpg", outside / "outside.jpg")
+    real_adopt = imports.pipeline._Worker.adopt
+
+    def swap_then_adopt(self, src, checksum):
+        if src.relative.name == "new.jpg" and not new.is_symlink():
+            new.unlink()
+            new.symlink_to(outside / "outside.jpg")
+        return real_adopt(self, src, checksum)
+
+    monkeypatch.setattr(imports.pipeline._Worker, "adopt", swap_then_adopt)
+    before = tree_digest(outside)
+    with pytest.raises(ImalinkError) as raised:
+        scan_storage(storage, adopt_new=True)
+    assert is_unsafe(raised.value), raised.value.message
+    assert ImageFile.objects.filter(file_storage=storage).count() == 3, "a file read through the link was adopted"
+    assert not FileStorage.objects.get(pk=storage.pk).is_accessible
+    assert tree_digest(outside) == before
