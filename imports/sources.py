@@ -178,13 +178,13 @@ class SourceTree:
         found: list[SourceFile] = []
         skipped: list[Skipped] = []
 
-        def on_error(relative: PurePosixPath, exc: OSError) -> None:
-            skipped.append(Skipped(_shown(relative.as_posix()), "unreadable", f"cannot be read: {exc.strerror}"))
+        def on_error(relative: str, exc: OSError) -> None:
+            skipped.append(Skipped(_shown(relative), "unreadable", f"cannot be read: {exc.strerror}"))
 
         skip_dir = is_junk_dir if recursive else (lambda name: True)
         try:
-            for relative, st in drive.walk_files(self.fd, skip_dir=skip_dir, shown=self.root, strict=False, on_error=on_error):
-                text = relative.as_posix()
+            for text, st in drive.walk_files(self.fd, skip_dir=skip_dir, shown=self.root, strict=False, on_error=on_error):
+                relative = PurePosixPath(text)
                 if stat.S_ISLNK(st.st_mode):
                     skipped.append(Skipped(_shown(text), "symlink", "symbolic links are not followed"))
                     continue

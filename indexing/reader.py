@@ -7,7 +7,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from storages.atomic import describe_entry
+from storages.drive import describe_entry
 
 MAX_INDEX_BYTES = 512 * 1024 * 1024
 

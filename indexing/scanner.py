@@ -8,11 +8,9 @@ An unavailable storage is refused before anything is read or written.
 
 import logging
 import os
-import stat
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -73,58 +71,6 @@ class ScanReport:
         return asdict(self)
 
 
-def _walk_file_stats(dirfd: int, *, skip_dir=None, shown: Path | str = "", on_error=None):
-    """drive.walk_files, strict, for a walk that must keep up with a bare os.scandir (benchmarks/scan_benchmark.py):
-    the same refusal, but in no particular order and each path a plain str ("a/b/c.jpg") relative to dirfd,
-    which spares a sort and a PurePosixPath per file (together they doubled the scan of 100,000 files).
-
-    A symbolic link, named pipe, socket or device below dirfd raises UnsafeLayout. Each folder is opened from
-    dirfd by drive.open_dir, one component at a time with O_NOFOLLOW (a folder swapped for a link is refused);
-    each entry is lstat'ed relative to its folder's descriptor. `skip_dir` and `on_error` as in walk_files.
-    """
-    is_reg = stat.S_ISREG
-    stack = [""]
-    while stack:
-        rel = stack.pop()
-        try:
-            fd = drive.open_dir(dirfd, rel, shown=shown) if rel else os.dup(dirfd)
-        except drive.UnsafeLayout:
-            raise
-        except OSError as exc:
-            if on_error is None:
-                raise
-            on_error(rel, exc)
-            continue
-        try:
-            prefix = rel + "/" if rel else ""
-            try:
-                entries = os.scandir(fd)
-            except OSError as exc:
-                if on_error is None:
-                    raise
-                on_error(rel, exc)
-                continue
-            with entries:
-                for entry in entries:
-                    name = entry.name
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            if skip_dir is None or not skip_dir(name):
-                                stack.append(prefix + name)
-                            continue
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError as exc:
-                        if on_error is None:
-                            raise
-                        on_error(prefix + name, exc)
-                        continue
-                    if not is_reg(st.st_mode):
-                        raise drive.UnsafeLayout(os.path.join(shown, prefix + name), drive.describe_entry(st.st_mode), "a file or a folder")
-                    yield prefix + name, st
-        finally:
-            os.close(fd)
-
-
 def walk_photos(root) -> tuple[set[tuple[str, int, int]], list[dict]]:
     """(path, size, mtime_ns) of every plain file under photos/, walked by storages.drive from the storage's
     descriptor, each folder opened with O_NOFOLLOW, nothing followed.
@@ -149,7 +95,7 @@ def walk_photos(root) -> tuple[set[tuple[str, int, int]], list[dict]]:
             return found, skipped
         try:
             prefix = PHOTOS + "/"
-            for relative, st in _walk_file_stats(photos, skip_dir=is_junk_dir, shown=storage.shown(PHOTOS), on_error=on_error):
+            for relative, st in drive.walk_files(photos, skip_dir=is_junk_dir, shown=storage.shown(PHOTOS), on_error=on_error, ordered=False):
                 add((prefix + relative, st.st_size, st.st_mtime_ns))
         finally:
             os.close(photos)

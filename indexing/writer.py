@@ -1,6 +1,6 @@
 """Writes a storage's JSON indexes (DESIGN §4): the master `index.json` and, later, session indexes.
 
-Every write goes through storages.atomic, keeps the last BACKUPS_KEPT copies in .imalink/index-backups/,
+Every write goes through storages.drive (descriptor-relative, atomic: temp file, fsync, rename), keeps the last BACKUPS_KEPT copies in .imalink/index-backups/,
 and is skipped when nothing but the generation time would change. Each write leaves an IndexRecord, so that
 index_status can vouch for an unchanged index from the database's revision counters and one lstat.
 """
@@ -443,8 +443,6 @@ def _index_states(storage, indexes) -> dict[str, dict]:
     Anything else gets the full check: a current answer is recorded for the next call, and any other answer is
     cached under the same revision, basis and stat, so a stale index is not rebuilt on every call either.
     """
-    from .models import IndexRecord
-
     with drive.Storage(storage.full_path) as opened:
         return _index_states_in(opened, storage, indexes)
 

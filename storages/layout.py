@@ -11,7 +11,6 @@ from datetime import datetime
 from pathlib import Path
 
 from . import drive
-from .atomic import fsync_dir
 
 FORMAT_VERSION = 1
 MARKER = Path(".imalink") / "storage.json"
@@ -37,7 +36,7 @@ def create_tree(root: Path, *, storage_uuid: uuid_lib.UUID, created_at: datetime
         marker = {"storage_uuid": str(storage_uuid), "created_at": created_at.isoformat(), "format_version": FORMAT_VERSION}
         storage.write_atomic(MARKER, (json.dumps(marker, indent=2) + "\n").encode())
         os.fsync(storage.fd)
-    fsync_dir(root.parent)
+    drive.fsync_dir(root.parent)
 
 
 def remove_empty_tree(root: Path) -> None:

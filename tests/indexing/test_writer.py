@@ -212,15 +212,16 @@ def test_a_write_that_fails_at_the_rename_leaves_the_old_index_and_no_temporary_
 KILL_WRITER = """
 import json, sys
 from pathlib import Path
-from storages.atomic import write_atomic
+from storages.drive import Storage
 
 target = Path(sys.argv[1])
 payloads = [json.dumps({"version": v, "blob": [str(v) * 100] * 20000}).encode() for v in (1, 2)]
 print("ready", flush=True)
 i = 0
-while True:
-    write_atomic(target, payloads[i % 2])
-    i += 1
+with Storage(target.parent) as folder:
+    while True:
+        folder.write_atomic(target.name, payloads[i % 2])
+        i += 1
 """
 
 

@@ -18,7 +18,6 @@ from django.core.management import call_command
 from imports.models import ImportSession
 from indexing import jobs
 from indexing.reader import read_index
-from indexing.recovery import recover_from_indexes
 from indexing.scanner import scan_storage
 from indexing.writer import index_status, write_storage_indexes
 from storages.drive import UnsafeLayout
