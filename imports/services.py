@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 
 from imalink.errors import Conflict, ImalinkError, NotFound, StorageUnavailable
 from storages.models import FileStorage
-from storages.paths import is_inside
+from storages import drive
 from storages.services import storage_require_available
 
 from . import media  # noqa: F401  (registers the HEIF opener with Pillow)
@@ -237,23 +237,24 @@ def photo_preview_jpeg(photo: Photo) -> bytes | None:
 
 
 def _render_from_file(image_file: ImageFile) -> bytes | None:
+    """The preview rendered from the file on the drive, read through the storage's descriptor (storages.drive):
+    a link, a pipe or a folder where the file belongs is never followed or opened, and the hotpreview stands in."""
     storage = image_file.file_storage
     try:
         storage_require_available(storage)
-    except StorageUnavailable:
+        with drive.Storage(storage.full_path) as opened:
+            fd, _st = opened.open_read(image_file.relative_path)
+    except (StorageUnavailable, OSError):
         return None
-    root = Path(os.path.realpath(storage.full_path))
-    path = Path(os.path.realpath(root / image_file.relative_path))
-    if not is_inside(path, root) or not path.is_file():
-        return None
-    try:
-        if image_file.file_format not in PILLOW_FILE_FORMATS:
-            return _render_raw(path)
-        with Image.open(path) as im:
-            return _encode_preview(im, orient=True)
-    except Exception as exc:  # a file changed or damaged on disk falls back to the hotpreview
-        logger.info("no preview rendered from %s: %s: %s", path, type(exc).__name__, exc)
-        return None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            if image_file.file_format not in PILLOW_FILE_FORMATS:
+                return _render_raw(Path(f"/proc/self/fd/{handle.fileno()}"))  # LibRaw opens by name: this very file
+            with Image.open(handle) as im:
+                return _encode_preview(im, orient=True)
+        except Exception as exc:  # a file changed or damaged on disk falls back to the hotpreview
+            logger.info("no preview rendered from %s: %s: %s", storage.full_path / image_file.relative_path, type(exc).__name__, exc)
+            return None
 
 
 def _encode_preview(im: Image.Image, *, orient: bool) -> bytes | None:

@@ -311,3 +311,20 @@ def test_a_file_swapped_for_a_link_between_the_scan_walk_and_its_adoption_is_nev
     assert ImageFile.objects.filter(file_storage=storage).count() == 3, "a file read through the link was adopted"
     assert not FileStorage.objects.get(pk=storage.pk).is_accessible
     assert tree_digest(outside) == before
+
+
+def test_the_photo_preview_never_renders_a_file_off_the_drive_that_a_link_points_to(hostile, corpus, admin_client):
+    """The ~1024 px preview is rendered from the primary file through the storage's descriptor: when that file
+    is now a link to an image off the drive, the stored hotpreview stands in and the outside image is never read."""
+    storage, _session, _second, outside, _aside = hostile
+    image_file = ImageFile.objects.filter(file_storage=storage, relative_path__endswith="DSCN0010.jpg").select_related("photo").get()
+    served = admin_client.get(f"/photos/{image_file.photo.hothash}/preview.jpg")
+    assert served.status_code == 200 and served.content != bytes(image_file.photo.hotpreview), "rendered from the file"
+    path = storage.full_path / image_file.relative_path
+    path.unlink()
+    shutil.copy(corpus / "jpeg/camera/canon_hdr_NO.jpg", outside / "other.jpg")
+    path.symlink_to(outside / "other.jpg")
+
+    served = admin_client.get(f"/photos/{image_file.photo.hothash}/preview.jpg")
+    assert served.status_code == 200
+    assert served.content == bytes(image_file.photo.hotpreview), "a preview was rendered from the image the link points to"
