@@ -14,8 +14,10 @@ import stat
 import time
 import uuid as uuid_lib
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
+import ijson
 from django.core.management.color import no_style
 from django.db import connection, transaction
 from django.utils import timezone
@@ -243,66 +245,198 @@ def find_storage_folders(roots, *, depth: int = SEARCH_DEPTH, should_stop=None) 
 
 
 # --- reading indexes through the storage's descriptor, with fallback to backups ----------------------
-# An index is read whole (after its size is checked with fstat) and decoded once; the bytes are then dropped.
-# Its one big member (a session's `files`, the master's `import_sessions`) is never built whole: it is walked
-# member by member, each decoded and dropped, so memory stays near the size of the file's text.
+# An index is parsed as a stream by ijson (its yajl2_c backend) straight from the descriptor drive opened, after
+# its size is checked with fstat; ijson is never let read more than the limit. A first pass checks that the
+# whole file is one JSON object and keeps its small top-level members; its one big member (a session's `files`,
+# the master's `import_sessions`) is never built whole: members() reads the file again and yields it entry by
+# entry, each built and dropped. Memory stays near the size of one entry, not of the file.
+#
+# ijson.basic_parse is driven here, not ijson.parse/items/kvitems: those keep a prefix string for every level of
+# nesting, so an index of nothing but "[" takes memory quadratic in its depth (100 KB of them exhaust a
+# machine's memory). basic_parse and MAX_NESTING keep a hostile index at a cost linear in its size. Numbers
+# come as json.loads gives them: ints (of any size) and floats; ijson's Decimals are turned into floats here
+# (with use_float=True, yajl would refuse a whole index over one integer past 64 bits).
 
-_DECODER = json.JSONDecoder()
-_WHITESPACE = json.decoder.WHITESPACE
-_BIG_MEMBER = {"files": "{", "import_sessions": "["}
+MAX_NESTING = 512  # ImaLink's indexes nest 6 levels deep; json.loads stopped near 1,000 (the recursion limit)
+_BIG_MEMBER = {"files": "start_map", "import_sessions": "start_array"}
+_OPEN = frozenset(("start_map", "start_array"))
+_CLOSE = frozenset(("end_map", "end_array"))
 
 
 class Corrupt(ValueError):
     pass
 
 
-def _skip(text: str, i: int) -> int:
-    return _WHITESPACE.match(text, i).end()
+class _Grew(Corrupt):
+    pass
 
 
-def _members(text: str, i: int, ends: list | None = None):
-    """Yield (key, value) of the JSON object (key None for the JSON array) starting at text[i]; append its end to `ends`."""
-    opener = text[i]
-    closer = "}" if opener == "{" else "]"
-    i = _skip(text, i + 1)
-    if text[i:i + 1] == closer:
-        if ends is not None:
-            ends.append(i + 1)
-        return
-    while True:
-        key = None
-        if opener == "{":
-            if text[i:i + 1] != '"':
-                raise Corrupt(f"expecting a property name at character {i}")
-            key, i = json.decoder.scanstring(text, i + 1)
-            i = _skip(text, i)
-            if text[i:i + 1] != ":":
-                raise Corrupt(f"expecting ':' at character {i}")
-            i = _skip(text, i + 1)
-        value, i = _DECODER.raw_decode(text, i)
-        yield key, value
-        del value
-        i = _skip(text, i)
-        c = text[i:i + 1]
-        if c == ",":
-            i = _skip(text, i + 1)
-        elif c == closer:
-            if ends is not None:
-                ends.append(i + 1)
+class _Bounded:
+    """The index's open file as ijson reads it: from its start (a UTF-8 byte order mark skipped), and never
+    more than `limit` bytes, since the file may grow while it is read."""
+
+    def __init__(self, handle, limit: int):
+        self.handle, self.limit, self.done = handle, limit, 0
+
+    def rewind(self) -> None:
+        self.handle.seek(0)
+        start = self.handle.read(4)
+        encoding = json.detect_encoding(start)
+        if encoding not in ("utf-8", "utf-8-sig"):
+            raise Corrupt(f"not UTF-8 text (it looks like {encoding}); ImaLink writes its indexes as UTF-8")
+        skip = 3 if encoding == "utf-8-sig" else 0
+        self.handle.seek(skip)
+        self.done = skip
+
+    def read(self, size: int = -1) -> bytes:
+        room = self.limit + 1 - self.done
+        chunk = self.handle.read(room if size is None or size < 0 else min(size, room))
+        self.done += len(chunk)
+        if self.done > self.limit:
+            raise _Grew(f"too large: it grew past the limit of {self.limit:,} bytes while being read")
+        return chunk
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def _ijson_message(exc: Exception) -> str:
+    """yajl's message without the excerpt of the file it quotes."""
+    text = exc.args[0] if exc.args else ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return (str(text).strip().splitlines() or ["not valid JSON"])[0]
+
+
+def _events(source: _Bounded):
+    """The JSON events of the whole file, from its start; numbers as json.loads gives them; nesting limited."""
+    source.rewind()
+    depth = 0
+    try:
+        for event, value in ijson.basic_parse(source):
+            if event in _OPEN:
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise Corrupt("nested too deeply")
+            elif event in _CLOSE:
+                depth -= 1
+            elif event == "number" and type(value) is Decimal:
+                value = float(value)
+            yield event, value
+    except ijson.JSONError as exc:
+        raise Corrupt(_ijson_message(exc)) from None
+
+
+def _next(events):
+    for item in events:
+        return item
+    raise Corrupt("the file ends too early")  # ijson raises first; this keeps a StopIteration out of the generators
+
+
+def _value(first, value, events):
+    """The whole JSON value that starts with (first, value), built from the events that follow."""
+    if first not in _OPEN:
+        return value
+    builder = ijson.ObjectBuilder()
+    add = builder.event
+    add(first, value)
+    depth = 1
+    for event, item in events:
+        add(event, item)
+        if event in _OPEN:
+            depth += 1
+        elif event in _CLOSE:
+            depth -= 1
+            if not depth:
+                return builder.value
+    raise Corrupt("the file ends too early")
+
+
+def _pass_over(first, events) -> None:
+    """Read past the value that starts with the event `first` without building it."""
+    if first in _OPEN:
+        depth = 1
+        for event, _ in events:
+            if event in _OPEN:
+                depth += 1
+            elif event in _CLOSE:
+                depth -= 1
+                if not depth:
+                    return
+
+
+def _top_level(events):
+    """(key, first event of its value, first value) of each member of the top-level object; the caller reads
+    (or passes over) each value before it asks for the next member. The file must end after the object."""
+    if _next(events)[0] != "start_map":
+        raise Corrupt("the top level is not an object")
+    for event, key in events:
+        if event == "end_map":
+            for _ in events:  # ijson reports anything but white space after the object
+                pass
             return
+        yield (key, *_next(events))
+
+
+def _scan(source: _Bounded) -> tuple[dict, dict]:
+    """(the small top-level members, {big member's key: which of its occurrences holds it}) of the whole file,
+    checked to be one JSON object as json.loads would, its big member walked but not built. A repeated key
+    counts by its last occurrence, as with json.loads."""
+    events = _events(source)
+    head: dict = {}
+    big: dict = {}
+    seen: dict = {}
+    for key, event, value in _top_level(events):
+        if key in _BIG_MEMBER:
+            seen[key] = seen.get(key, 0) + 1
+            head.pop(key, None)
+            big.pop(key, None)
+            if event == _BIG_MEMBER[key]:
+                big[key] = seen[key]
+            else:
+                head[key] = None  # of the wrong type: its check reports it, its value is never needed
+            _pass_over(event, events)
         else:
-            raise Corrupt(f"expecting ',' or {closer!r} at character {i}")
+            head[key] = _value(event, value, events)
+    return head, big
 
 
-@dataclass
+@dataclass(eq=False)
 class LazyIndex:
-    """An index's top level without its one big member, which `members()` walks from the text."""
+    """An index's top level without its big member, which `members(key)` reads again from the open file."""
     head: dict
-    text: str = ""
-    big_at: int | None = None
+    big: dict = field(default_factory=dict)
+    source: _Bounded | None = None
 
-    def members(self):
-        return _members(self.text, self.big_at) if self.big_at is not None else iter(())
+    def members(self, key: str):
+        """(key, value) of each entry of the big member `key` (key None in an array), read from the file again.
+
+        Raises Corrupt (a ValueError) if the file no longer reads as it did when it was checked."""
+        occurrence = self.big.get(key)
+        if occurrence is None:
+            return
+        try:
+            events = _events(self.source)
+            seen = 0
+            for name, event, value in _top_level(events):
+                if name == key:
+                    seen += 1
+                    if seen == occurrence:
+                        if event != _BIG_MEMBER[key]:
+                            raise Corrupt(f"{key} changed since the file was checked")
+                        yield from _entries(event, events)
+                        return
+                _pass_over(event, events)
+            raise Corrupt(f"{key} is gone since the file was checked")
+        except OSError as exc:
+            raise Corrupt(f"unreadable: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
+
+    def __del__(self):
+        self.close()
 
     def get(self, key, default=None):
         return self.head.get(key, default)
@@ -311,48 +445,17 @@ class LazyIndex:
         return self.head[key]
 
 
-def _scan(text: str) -> LazyIndex:
-    """Check the whole text is one JSON object (as json.loads would) without building its big member."""
-    i = _skip(text, 0)
-    if text[i:i + 1] != "{":
-        raise Corrupt("the top level is not an object")
-    head: dict = {}
-    big_at = None
-    ends: list = []
-    i = _skip(text, i + 1)
-    if text[i:i + 1] == "}":
-        i += 1
+def _entries(opener, events):
+    if opener == "start_map":
+        for event, key in events:
+            if event == "end_map":
+                return
+            yield key, _value(*_next(events), events)
     else:
-        while True:
-            if text[i:i + 1] != '"':
-                raise Corrupt(f"expecting a property name at character {i}")
-            key, i = json.decoder.scanstring(text, i + 1)
-            i = _skip(text, i)
-            if text[i:i + 1] != ":":
-                raise Corrupt(f"expecting ':' at character {i}")
-            i = _skip(text, i + 1)
-            if _BIG_MEMBER.get(key) == text[i:i + 1]:
-                head.pop(key, None)
-                big_at = i
-                for _ in _members(text, i, ends):
-                    pass
-                i = ends.pop()
-            else:
-                if key in _BIG_MEMBER:
-                    big_at = None
-                head[key], i = _DECODER.raw_decode(text, i)
-            i = _skip(text, i)
-            c = text[i:i + 1]
-            if c == ",":
-                i = _skip(text, i + 1)
-            elif c == "}":
-                i += 1
-                break
-            else:
-                raise Corrupt(f"expecting ',' or '}}' at character {i}")
-    if _skip(text, i) != len(text):
-        raise Corrupt(f"extra data at character {i}")
-    return LazyIndex(head, text if big_at is not None else "", big_at)
+        for event, value in events:
+            if event == "end_array":
+                return
+            yield None, _value(event, value, events)
 
 
 @dataclass
@@ -366,7 +469,8 @@ def read_lazy_index(store: drive.Storage, relative, *, max_bytes: int) -> Readin
 
     The folders on the way must be real folders (drive.UnsafeLayout otherwise: the storage is unsafe). The file
     itself must be a plain file of at most max_bytes (fstat, before a byte is read); anything else is a reason
-    it cannot be used, and a backup may stand in for it.
+    it cannot be used, and a backup may stand in for it. An index with a big member keeps its file open for
+    members(); close() it (or drop it) when done.
     """
     try:
         with store.parent_of(relative) as (dirfd, name):
@@ -380,27 +484,26 @@ def read_lazy_index(store: drive.Storage, relative, *, max_bytes: int) -> Readin
         raise
     except OSError as exc:
         return Reading(None, f"unreadable: {exc.strerror}")
-    with os.fdopen(fd, "rb") as handle:
+    handle = os.fdopen(fd, "rb", buffering=0)
+    try:
         if st.st_size > max_bytes:
             return Reading(None, f"too large: {st.st_size:,} bytes, over the limit of {max_bytes:,}")
+        source = _Bounded(handle, max_bytes)
         try:
-            raw = handle.read(max_bytes + 1)
+            head, big = _scan(source)
+        except _Grew as exc:
+            return Reading(None, str(exc))
         except OSError as exc:
             return Reading(None, f"unreadable: {exc.strerror}")
-    if len(raw) > max_bytes:
-        return Reading(None, f"too large: it grew past the limit of {max_bytes:,} bytes while being read")
-    try:
-        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
-    except (UnicodeDecodeError, LookupError) as exc:
-        return Reading(None, f"corrupt: {str(exc)[:200]}")
+        except (ValueError, MemoryError) as exc:
+            return Reading(None, f"corrupt: {str(exc)[:200]}")
+        if not big:
+            return Reading(LazyIndex(head), None)
+        handle = None  # kept open by the index, for members()
+        return Reading(LazyIndex(head, big, source), None)
     finally:
-        del raw
-    try:
-        return Reading(_scan(text), None)
-    except RecursionError:
-        return Reading(None, "corrupt: nested too deeply")
-    except (ValueError, MemoryError) as exc:
-        return Reading(None, f"corrupt: {str(exc)[:200]}")
+        if handle is not None:
+            handle.close()
 
 
 class Backups:
@@ -439,6 +542,7 @@ def _read_with_backups(store: drive.Storage, relative: str, report: StorageRecov
         try:
             check(reading.data)
         except Bad as exc:
+            reading.data.close()
             report.problem(relative, f"changed while it was recovered: {exc}")
             return None, None
         return reading.data, source
@@ -449,6 +553,7 @@ def _read_with_backups(store: drive.Storage, relative: str, report: StorageRecov
             report.index_sources[relative] = "file"
             return reading.data, "file"
         except Bad as exc:
+            reading.data.close()
             report.problem(relative, str(exc))
     elif reading.problem != "missing":
         report.problem(relative, reading.problem)
@@ -461,6 +566,7 @@ def _read_with_backups(store: drive.Storage, relative: str, report: StorageRecov
         try:
             check(candidate.data)
         except Bad:
+            candidate.data.close()
             continue
         report.index_sources[relative] = f"backup:{backup}"
         if problem != "missing":
@@ -591,16 +697,19 @@ def _session_files(store: drive.Storage, master, report: StorageRecovery) -> lis
     """Session index files named by the master index and found in imports/, each once."""
     names: list[str] = []
     if master:
-        for i, (_, entry) in enumerate(master.members()):
-            try:
-                if not isinstance(entry, dict):
-                    raise Bad("not an object")
-                index_file = _str(entry.get("index_file"), "index_file", max_length=300)
-                if not re.fullmatch(r"imports/session_\d{1,18}\.json", index_file):
-                    raise Bad(f"index_file={index_file[:100]!r} is not imports/session_<id>.json")
-                names.append(index_file)
-            except Bad as exc:
-                report.problem(f"index.json import_sessions[{i}]", str(exc))
+        try:
+            for i, (_, entry) in enumerate(master.members("import_sessions")):
+                try:
+                    if not isinstance(entry, dict):
+                        raise Bad("not an object")
+                    index_file = _str(entry.get("index_file"), "index_file", max_length=300)
+                    if not re.fullmatch(r"imports/session_\d{1,18}\.json", index_file):
+                        raise Bad(f"index_file={index_file[:100]!r} is not imports/session_<id>.json")
+                    names.append(index_file)
+                except Bad as exc:
+                    report.problem(f"index.json import_sessions[{i}]", str(exc))
+        except ValueError as exc:  # the file changed since it was checked: the sessions in imports/ are still found
+            report.problem("index.json", f"corrupt: {str(exc)[:200]}; the sessions listed after it are skipped")
     for name, kind in _listed_imports(store):
         if SESSION_FILE.match(name) and kind != "folder":
             names.append(f"imports/{name}")  # a session index that is not a plain file is reported when read
@@ -764,15 +873,15 @@ def _restore_session(name: str, data: LazyIndex, *, storage: FileStorage, store:
             report.sessions_restored.append(session.pk)
         try:
             _restore_files(name, data, session=session, storage=storage, store=store, report=report)
-        except (ValueError, RecursionError) as exc:  # the file changed since it was checked: the rest is skipped
+        except ValueError as exc:  # the file changed (or became unreadable) since it was checked: the rest is skipped
             report.problem(name, f"corrupt: {str(exc)[:200]}; the entries after it are skipped")
     if renamed_from is not None and not dry_run:
         _rename_session_index(store, name, session)
 
 
 def _restore_files(name: str, data: LazyIndex, *, session, storage, store: drive.Storage, report: StorageRecovery) -> None:
-    """The session's files, walked one entry at a time from the index's text, each decoded and dropped."""
-    for key, entry in data.members():
+    """The session's files, read one entry at a time from the index's file, each built and dropped."""
+    for key, entry in data.members("files"):
         where = f"{name} files[{str(key)[:40]}]"
         try:
             if not isinstance(key, str) or not HOTHASH.match(key):
@@ -852,13 +961,15 @@ def recover_storage_folder(folder: Path, *, dry_run: bool = False, touch_disk: b
         return report
     report.storage_uuid = str(storage_uuid)
     names = _session_files(store, master, report)
-    master = LazyIndex(master.head) if master is not None else None  # its session list is no longer needed
+    if master is not None:
+        master.close()  # its session list is no longer needed
     sessions = []  # (name, where it was read from, its import_session): the files are read again when restored
     for name in names:
         should_stop()
         data, source = _read_with_backups(store, name, report, _check_session, backups)
         if data is not None:
             sessions.append((name, source, data["import_session"]))
+            data.close()
         del data
     first_storage_id = None
     for _, _, meta in sessions:
@@ -891,11 +1002,14 @@ def recover_storage_folder(folder: Path, *, dry_run: bool = False, touch_disk: b
         data, _ = _read_with_backups(store, name, report, _check_session, backups, source=source)
         if data is None:
             continue
-        if data["import_session"].get("id") != meta["id"]:
-            report.problem(name, "changed while it was recovered: it names another session now; it is skipped")
-            continue
-        _restore_session(name, data, storage=storage, store=store, report=report, claimed_ids=claimed, dry_run=dry_run or not touch_disk,
-                         reserved_ids=reserved)
+        try:
+            if data["import_session"].get("id") != meta["id"]:
+                report.problem(name, "changed while it was recovered: it names another session now; it is skipped")
+                continue
+            _restore_session(name, data, storage=storage, store=store, report=report, claimed_ids=claimed, dry_run=dry_run or not touch_disk,
+                             reserved_ids=reserved)
+        finally:
+            data.close()
         del data
     if report.session_id_changes and not dry_run and touch_disk:
         from .writer import write_master_index
@@ -1054,12 +1168,17 @@ def describe_storage_folder(folder: Path) -> dict:
         total = storage_info.get("total_files")
         info["total_files"] = total if isinstance(total, int) and not isinstance(total, bool) else None
         sessions = []
-        for _, s in data.members():
-            if len(sessions) >= 50:
-                break
-            if isinstance(s, dict):
-                count = s.get("file_count")
-                sessions.append({"title": str(s.get("title", ""))[:200], "file_count": count if isinstance(count, int) and not isinstance(count, bool) else None})
+        try:
+            for _, s in data.members("import_sessions"):
+                if len(sessions) >= 50:
+                    break
+                if isinstance(s, dict):
+                    count = s.get("file_count")
+                    sessions.append({"title": str(s.get("title", ""))[:200], "file_count": count if isinstance(count, int) and not isinstance(count, bool) else None})
+        except ValueError as exc:  # the file changed since it was checked
+            info["problem"] = f"corrupt: {str(exc)[:200]}"
+        finally:
+            data.close()
         info["sessions"] = sessions
     return info
 
