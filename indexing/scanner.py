@@ -85,7 +85,7 @@ def walk_photos(root) -> tuple[set[tuple[str, int, int]], list[dict]]:
     add = found.add
 
     def on_error(relative: str, exc: OSError) -> None:
-        skipped.append({"path": f"{PHOTOS}/{relative}" if relative else PHOTOS, "reason": f"cannot be read: {exc.strerror}"})
+        skipped.append({"path": relative, "reason": f"cannot be read: {exc.strerror}"})
 
     with drive.Storage(root) as storage:
         try:
@@ -94,9 +94,8 @@ def walk_photos(root) -> tuple[set[tuple[str, int, int]], list[dict]]:
             skipped.append({"path": PHOTOS, "reason": f"folder cannot be read: {exc.strerror}"})
             return found, skipped
         try:
-            prefix = PHOTOS + "/"
-            for relative, st in drive.walk_files(photos, skip_dir=is_junk_dir, shown=storage.shown(PHOTOS), on_error=on_error, ordered=False):
-                add((prefix + relative, st.st_size, st.st_mtime_ns))
+            for relative, st in drive.walk_files(photos, skip_dir=is_junk_dir, shown=storage.root, on_error=on_error, ordered=False, named=PHOTOS):
+                add((relative, st.st_size, st.st_mtime_ns))
         finally:
             os.close(photos)
     return found, skipped

@@ -309,60 +309,83 @@ def write_atomic_at(dirfd: int, name: str, data: bytes, *, mode: int = 0o644, sh
     os.fsync(dirfd)
 
 
-def walk_files(dirfd: int, *, skip_dir=None, shown: Path | str = "", strict: bool = True, on_error=None, ordered: bool = True):
+def walk_files(dirfd: int, *, skip_dir=None, shown: Path | str = "", strict: bool = True, on_error=None, ordered: bool = True,
+               named: str = ""):
     """Yield (relative path, lstat) of every plain file below dirfd, nothing followed; the path is a str like
     "a/b/c.jpg". With ordered, each folder's entries come in name order, its files before its subfolders'
     (a stable order for an import); without, in the order the folder lists them, which spares a sort per
     folder and keeps a scan of 100,000 files close to a bare os.scandir walk (benchmarks/scan_benchmark.py).
 
-    Each folder is opened from dirfd one component at a time with O_NOFOLLOW, so a folder swapped for a
-    symbolic link while the walk runs is refused, not walked. With strict, a symbolic link, named pipe, socket
+    Each folder is opened from its parent's descriptor with O_NOFOLLOW, so a folder swapped for a symbolic
+    link while the walk runs is refused, not walked. With strict, a symbolic link, named pipe, socket
     or device below dirfd raises UnsafeLayout; without it those are yielded too, for the caller to report.
     `skip_dir(name)` names folders not to enter. `on_error(relative, OSError)` hears of a folder or entry that
-    cannot be read (it vanished, or no permission); without it the error is raised.
+    cannot be read (it vanished, or no permission); without it the error is raised. With `named`, every path
+    starts with that folder name (dirfd being that folder, and `shown` the folder holding it).
     """
     is_reg = stat.S_ISREG
-    stack = [""]
-    while stack:
-        rel = stack.pop()
+
+    def listed(fd: int, rel: str):
+        """(files as (path, lstat), subfolder names) of the open folder fd, or None when it cannot be listed."""
+        prefix = rel + "/" if rel else ""
         try:
-            fd = open_dir(dirfd, rel, shown=shown) if rel else os.dup(dirfd)
-        except UnsafeLayout:
-            raise
+            with os.scandir(fd) as listing:
+                entries = sorted(listing, key=lambda e: e.name) if ordered else list(listing)
         except OSError as exc:
             if on_error is None:
                 raise
             on_error(rel, exc)
-            continue
-        try:
-            prefix = rel + "/" if rel else ""
+            return [], []
+        files, subfolders = [], []
+        for entry in entries:  # DirEntry.stat works relative to fd, which stays open until its subfolders are done
+            name = entry.name
             try:
-                with os.scandir(fd) as listing:
-                    entries = sorted(listing, key=lambda e: e.name) if ordered else list(listing)
+                if entry.is_dir(follow_symlinks=False):
+                    if skip_dir is None or not skip_dir(name):
+                        subfolders.append(name)
+                    continue
+                st = entry.stat(follow_symlinks=False)
             except OSError as exc:
                 if on_error is None:
                     raise
-                on_error(rel, exc)
+                on_error(prefix + name, exc)
                 continue
-            subfolders = []
-            for entry in entries:  # DirEntry.stat works relative to fd, which stays open until this folder is done
-                name = entry.name
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if skip_dir is None or not skip_dir(name):
-                            subfolders.append(prefix + name)
-                        continue
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as exc:
-                    if on_error is None:
-                        raise
-                    on_error(prefix + name, exc)
-                    continue
-                if strict and not is_reg(st.st_mode):
-                    raise _unsafe(os.path.join(shown, prefix + name), st.st_mode, "a file or a folder")
-                yield prefix + name, st
-            stack.extend(reversed(subfolders))
-        finally:
+            if strict and not is_reg(st.st_mode):
+                raise _unsafe(os.path.join(shown, prefix + name), st.st_mode, "a file or a folder")
+            files.append((prefix + name, st))
+        return files, subfolders
+
+    # Depth first; each folder is opened relative to its parent's descriptor (one openat, O_NOFOLLOW), and a
+    # folder's descriptor stays open while its subfolders are walked: at most one per level is open.
+    top = os.dup(dirfd)
+    stack = []
+    try:
+        files, subfolders = listed(top, named)
+        stack.append((top, named, iter(subfolders)))
+        yield from files
+        while stack:
+            fd, rel, pending = stack[-1]
+            name = next(pending, None)
+            if name is None:
+                os.close(fd)
+                stack.pop()
+                continue
+            child_rel = f"{rel}/{name}" if rel else name
+            try:
+                child = os.open(name, DIR_FLAGS, dir_fd=fd)  # one component: the parent's descriptor, no follow
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise _unsafe(os.path.join(shown, child_rel), _lmode(fd, name), "a folder") from None
+                if on_error is None:
+                    raise
+                on_error(child_rel, exc)
+                continue
+            stack.append((child, child_rel, iter(())))  # closed by the loop even if listing raises
+            files, subfolders = listed(child, child_rel)
+            stack[-1] = (child, child_rel, iter(subfolders))
+            yield from files
+    finally:
+        for fd, _, _ in stack:
             os.close(fd)
 
 
