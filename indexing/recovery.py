@@ -989,12 +989,10 @@ def recover_storage_folder(folder: Path, *, dry_run: bool = False, touch_disk: b
     for i in range(0, len(ids), 2000):
         existing.update(ImportSession.objects.in_bulk(ids[i:i + 2000]))
 
-    def renamed_later(item):
-        row = existing.get(item[2]["id"])
-        return row is not None and not _same_session(row, item[2], storage)
-
-    sessions.sort(key=renamed_later)
-    del existing
+    renamed = {meta["id"] for _, _, meta in sessions
+               if (row := existing.get(meta["id"])) is not None and not _same_session(row, meta, storage)}
+    existing.clear()  # the rows are not needed past this sort
+    sessions.sort(key=lambda item: item[2]["id"] in renamed)
     claimed: set[int] = set()
     reserved = reserved_ids if reserved_ids is not None else _reserved_session_ids([folder])
     for name, source, meta in sessions:
