@@ -6,7 +6,6 @@ API routes, admin actions and commands call these functions; they hold the rules
 import errno
 import logging
 import os
-import shutil
 import uuid as uuid_lib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -215,8 +214,7 @@ def storage_check_accessibility(storage: FileStorage) -> AccessibilityReport:
         writable, write_problem = storage_is_writable(storage.full_path)
         if not writable:
             reason_code, reason = "read_only", write_problem
-        usage = shutil.disk_usage(storage.full_path)
-        free, total = usage.free, usage.total
+        free, total = _disk_space(storage.full_path)
     FileStorage.objects.filter(pk=storage.pk).update(
         is_accessible=accessible,
         is_writable=writable,
@@ -285,6 +283,17 @@ def run_accessibility_check_job(job, ctx) -> dict:
         ctx.progress(done=done)
     ctx.progress(current=None, force=True)
     return {"storages": results, "accessible": ctx.progress_data["accessible"], "unavailable": ctx.progress_data["unavailable"]}
+
+
+def _disk_space(root: Path) -> tuple[int | None, int | None]:
+    """(free, total) bytes of the filesystem that holds the storage, from the storage folder's own descriptor
+    (statvfs by name would follow a storage folder swapped for a link since it was checked)."""
+    try:
+        with drive.Storage(root) as opened:
+            st = os.fstatvfs(opened.fd)
+    except (OSError, drive.UnsafeLayout):
+        return None, None
+    return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
 
 
 def storage_require_available(storage: FileStorage, *, writable: bool = False) -> None:
