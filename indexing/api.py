@@ -6,7 +6,7 @@ from django.core.paginator import Paginator
 from ninja import Query, Router, Schema, Status
 from pydantic import ConfigDict, Field
 
-from imalink.errors import Conflict, NotFound, StorageUnavailable
+from imalink.errors import Conflict, ImalinkError, NotFound, StorageUnavailable
 from imalink.schemas import JobAccepted, ok, responses
 from imports.services import session_get
 from storages import drive
@@ -118,15 +118,39 @@ def session_index(request, session_id: int):
     return _read_from_disk(session.file_storage, session_index_file(session.id), f"The index of session {session.id}")
 
 
+class ValidateIn(Schema):
+    """The optional body of a validation: {"mode": "quick" | "full"}. Any other field is refused with 422."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["quick", "full"] | None = None
+
+
 @index_router.post(
     "/validate/{storage_uuid}",
     response=responses(ValidationOut, _202=JobAccepted),
     summary="Check every file against the database: quick (size and mtime) or full (re-hash every file)",
 )
-def validate(request, storage_uuid: str, mode: Literal["quick", "full"] = "quick", wait: float | None = Query(None, ge=0)):
+def validate(
+    request,
+    storage_uuid: str,
+    body: ValidateIn | None = None,
+    mode: Literal["quick", "full"] | None = None,
+    wait: float | None = Query(None, ge=0),
+):
+    chosen = validation_mode(query=mode, body=body.mode if body else None)
     storage = storage_get(storage_uuid)
     storage_require_available(storage)
-    return _job_answer(request, kind="validate", storage=storage, params={"mode": mode}, wait=wait)
+    return _job_answer(request, kind="validate", storage=storage, params={"mode": chosen}, wait=wait)
+
+
+def validation_mode(*, query: str | None, body: str | None) -> str:
+    """The mode from the query or the body, whichever the client used; quick when neither. Both, disagreeing: 422."""
+    if query and body and query != body:
+        raise ImalinkError(
+            f"The query asks for a {query} validation and the body for a {body} one: send the mode once.",
+            code="validation_error", status=422, details={"query": query, "body": body},
+        )
+    return query or body or "quick"
 
 
 @index_router.post(

@@ -122,6 +122,8 @@ class ApiClient:
 
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
         extra = {"content_type": "application/json"} if data is not None else {}
+        if data is None and method in ("post", "put"):
+            data, extra = "", {"content_type": "application/json"}  # no body at all, as curl -X POST sends
         return getattr(self.client, method)(path, data=data, headers=self.headers, **extra, **kwargs)
 
     def get(self, path, **kw):

@@ -264,3 +264,24 @@ def test_the_command_on_a_clean_storage_prints_the_summary(storage, session):
     out = StringIO()
     call_command("validate_storage", str(storage.storage_uuid), stdout=out, stderr=StringIO())
     assert "quick validation:" in out.getvalue() and "; 0 bytes read" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_mode_comes_from_the_query_or_the_body_and_an_unknown_field_is_422(storage, session, api, test_queue):
+    url = f"/api/v1/storage-index/validate/{storage.storage_uuid}?wait=0"
+
+    def mode_of(response):
+        assert response.status_code == 202, response.content
+        return Job.objects.get(pk=response.json()["data"]["job_id"]).params["mode"]
+
+    assert mode_of(api.post(url, {"mode": "full"})) == "full"  # the body alone: today it is ignored and a quick one runs
+    assert mode_of(api.post(url + "&mode=full")) == "full"
+    assert mode_of(api.post(url + "&mode=full", {"mode": "full"})) == "full"
+    assert mode_of(api.post(url)) == "quick"
+    assert mode_of(api.post(url, {})) == "quick"
+    jobs = Job.objects.count()
+    error = assert_error(api.post(url, {"mode": "full", "deep": True}), 422, "validation_error")
+    assert "deep" in json.dumps(error["details"])
+    assert_error(api.post(url, {"mode": "bogus"}), 422, "validation_error")
+    assert_error(api.post(url + "&mode=quick", {"mode": "full"}), 422, "validation_error")
+    assert Job.objects.count() == jobs  # nothing was started for a refused request
