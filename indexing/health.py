@@ -9,7 +9,7 @@ from django.db.models import Count, Q, Sum
 
 from imports.models import ImageFile, Photo
 from storages.models import FileStorage
-from storages.services import storage_check_accessibility, storage_statistics
+from storages.services import low_on_space, storage_check_accessibility, storage_statistics
 
 from .alerts import send_health_alerts
 from .models import HealthReport
@@ -50,7 +50,7 @@ def run_health_check(*, progress=None) -> HealthReport:
         else:
             totals["files"] += figures["total_files"]
             totals["size_mb"] += figures["total_size_mb"]
-            if access.free_space_gb is not None and access.free_space_gb < settings.IMALINK_LOW_SPACE_GB:
+            if low_on_space(access.free_bytes):
                 issues.append(_issue(f"low_space:{storage.storage_uuid}", "warning", f"Storage '{name}' is low on space: {access.free_space_gb:.2f} GB free", storage))
             if status and not status["master_index_exists"]:
                 issues.append(_issue(f"missing_index:{storage.storage_uuid}", "error", f"Storage '{name}' has missing indexes", storage))

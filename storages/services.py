@@ -10,6 +10,7 @@ import uuid as uuid_lib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,6 +23,11 @@ from .paths import allowed_roots, is_inside, resolve_client_dir
 logger = logging.getLogger("imalink.storages")
 
 GB = 1024**3
+
+
+def low_on_space(free_bytes: int | None) -> bool:
+    """Whether a storage has less free space than IMALINK_LOW_SPACE_GB: the one rule the pages and the health check share."""
+    return free_bytes is not None and free_bytes < settings.IMALINK_LOW_SPACE_GB * GB
 
 
 def storage_get(storage_uuid) -> FileStorage:
@@ -407,7 +413,6 @@ def storage_migrate(storage: FileStorage, *, new_base_path: str) -> MigrationRep
     Refused (400, nothing changed) unless storage_check_migration accepts the new place. The old place is
     never written to: the old drive may be failing, or be kept as a backup copy.
     """
-    from django.conf import settings
 
     from indexing.writer import index_status, write_master_index
 

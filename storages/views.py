@@ -30,8 +30,6 @@ from . import services
 from .models import FileStorage
 from .paths import allowed_roots
 
-GB = 1024**3
-LOW_SPACE_BYTES = GB
 SESSIONS_PER_PAGE = 50
 JOBS_SHOWN = 10
 SCAN_ROWS_SHOWN = 200  # a scan of a big reorganisation can list thousands; the job page has them all
@@ -57,7 +55,7 @@ def _free_space(storage: FileStorage) -> dict | None:
         "used": storage.total_bytes - storage.free_bytes,
         "free_percent": free_percent,
         "used_percent": round(100 - free_percent, 1),
-        "low": storage.free_bytes < LOW_SPACE_BYTES,
+        "low": services.low_on_space(storage.free_bytes),
     }
 
 

@@ -339,3 +339,17 @@ def test_an_unplugged_storage_refuses_every_disk_action(user_client, storage, ac
     response = user_client.post(action_url(storage, action))
     assert response["Location"] == detail_url(storage)
     assert not Job.objects.exists()
+
+
+def test_the_page_and_the_health_check_share_one_low_space_setting(user_client, storage, settings):
+    from indexing.health import run_health_check
+
+    for threshold_above_free, low in ((True, True), (False, False)):
+        storage.refresh_from_db()
+        free_gb = (storage.free_bytes or 0) / 1024**3
+        settings.IMALINK_LOW_SPACE_GB = free_gb + 50 if threshold_above_free else 0.001  # 1 MB: no test drive is that full
+        report = run_health_check()  # it also refreshes the free space the page shows
+        health_says_low = any(i["message"].endswith("GB free") and "low on space" in i["message"] for i in report.issues)
+        assert health_says_low is low, (settings.IMALINK_LOW_SPACE_GB, report.issues)
+        assert ("low on space" in html(user_client.get("/"))) is low
+        assert ("low on space" in html(user_client.get(f"/storages/{storage.storage_uuid}/"))) is low
