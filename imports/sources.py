@@ -188,8 +188,13 @@ class SourceTree:
                 if stat.S_ISLNK(st.st_mode):
                     skipped.append(Skipped(_shown(text), "symlink", "symbolic links are not followed"))
                     continue
-                if not stat.S_ISREG(st.st_mode) or is_junk(relative.name):
-                    continue  # a named pipe, socket or device is never a photo, and is never opened
+                if not stat.S_ISREG(st.st_mode):
+                    # A named pipe, socket or device is never a photo, and is never opened: the report says so.
+                    kind = special_kind(st.st_mode)
+                    skipped.append(Skipped(_shown(text), "special_file", f"{kind} is not a file; it was not opened"))
+                    continue
+                if is_junk(relative.name):
+                    continue
                 if not _is_utf8(text):
                     # The database and the indexes hold text; a surrogate-escaped name cannot be stored.
                     skipped.append(Skipped(_shown(text), "bad_name", "the file name is not valid UTF-8; rename it to import it"))
@@ -202,6 +207,19 @@ class SourceTree:
                 details={"field": "source_path", "path": str(self.root), "reason_code": "unsafe_source", "unsafe_path": problem.path},
             ) from None
         return found, skipped
+
+
+def special_kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words for the report."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "a special file"
 
 
 def _suffix(relative: PurePosixPath) -> str:

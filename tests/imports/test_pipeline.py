@@ -94,6 +94,29 @@ def test_os_junk_is_ignored_and_symlinks_are_not_followed(session, card, tmp_pat
     assert report.failures == [{"path": "link.jpg", "code": "symlink", "reason": "symbolic links are not followed"}]
 
 
+def test_pipes_sockets_and_devices_are_reported_as_skipped_and_never_opened(session, card):
+    import socket
+    import stat
+
+    os.mkfifo(card / "pipe.jpg")  # opening it for reading would hang the import
+    os.mkdir(card / "sub")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(card / "sub" / "sock.jpg"))
+    expected = [
+        {"path": "pipe.jpg", "code": "special_file", "reason": "a named pipe (FIFO) is not a file; it was not opened"},
+        {"path": "sub/sock.jpg", "code": "special_file", "reason": "a socket is not a file; it was not opened"},
+    ]
+    if os.geteuid() == 0:  # only root may make a device node
+        os.mknod(card / "null.jpg", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+        expected.append({"path": "null.jpg", "code": "special_file", "reason": "a character device is not a file; it was not opened"})
+    try:
+        report = run(session, card)
+    finally:
+        listener.close()
+    assert report.imported == 2 and report.total == 2
+    assert sorted(report.failures, key=lambda f: f["path"]) == sorted(expected, key=lambda f: f["path"])
+
+
 def test_the_session_remembers_where_its_files_came_from(session, card):
     run(session, card, target_subdirectory="2024/italy")
     session.refresh_from_db()
