@@ -132,6 +132,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "ninja",
     "django_celery_beat",
+    "axes",
     "imalink",
     "storages",
     "imports",
@@ -148,6 +149,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: it turns a refused login into the lockout page
 ]
 
 ROOT_URLCONF = "imalink.urls"
@@ -208,6 +210,23 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
+
+# --- Login throttling (django-axes) -------------------------------------------------------------
+# After IMALINK_LOGIN_FAILURE_LIMIT failed logins for one username from one address, that pair is refused (429,
+# even with the right password) for IMALINK_LOGIN_COOLOFF_MINUTES after the last failure; a success resets the
+# count. An administrator lifts a lockout in the admin (Axes > Access attempts) or with
+# `manage.py axes_reset_username <name>`. Covers /accounts/login/ and /admin/login/ alike.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_number("IMALINK_LOGIN_FAILURE_LIMIT", 5, minimum=1, integer=True)
+IMALINK_LOGIN_COOLOFF_MINUTES = env_number("IMALINK_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+AXES_COOLOFF_TIME = IMALINK_LOGIN_COOLOFF_MINUTES / 60  # axes reads a float as hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_CALLABLE = "imalink.login.lockout_response"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -277,6 +296,8 @@ EMAIL_HOST_PASSWORD = _env("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_number("EMAIL_TIMEOUT", 10.0, minimum=1)
 DEFAULT_FROM_EMAIL = _env("DEFAULT_FROM_EMAIL") or "imalink@localhost"
+# Password reset by e-mail is offered only when a mail server is named: the reset pages answer 404 otherwise.
+IMALINK_MAIL_CONFIGURED = _env("EMAIL_HOST") is not None
 
 # /metrics (Prometheus): open to a client that sends "Authorization: Bearer <IMALINK_METRICS_TOKEN>", or whose
 # address is in IMALINK_METRICS_ALLOW ("none": token only). Behind a reverse proxy on this host every client
