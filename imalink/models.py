@@ -1,6 +1,7 @@
 """API tokens: bearer credentials for scripts, stored only as a SHA-256 digest.
 
-The plain token is shown once, when it is made; revoking sets revoked_at and keeps the row for the audit trail.
+The plain token is shown once, when it is made. Revoking is final: it sets revoked_at and overwrites the digest, so
+the row stays for the audit trail but no token can ever match it again, whatever later happens to revoked_at.
 """
 
 import hashlib
@@ -11,6 +12,8 @@ from django.db import models
 from django.utils import timezone
 
 TOKEN_PREFIX = "ilk_"
+# A revoked token's digest: the colon keeps it from ever equalling a SHA-256 hex digest, the random part keeps it unique.
+REVOKED_DIGEST_PREFIX = "revoked:"
 
 
 def hash_token(token: str) -> str:
@@ -36,9 +39,16 @@ class ApiToken(models.Model):
     @classmethod
     def issue(cls, *, user, name: str = "") -> tuple["ApiToken", str]:
         """Create a token and return it with its plain text, which is never stored."""
-        plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, name=name, digest=hash_token(plain), hint=plain[:10])
+        token = cls(user=user, name=name)
+        plain = token.set_new_secret()
+        token.save()
         return token, plain
+
+    def set_new_secret(self) -> str:
+        """Give an unsaved token its secret: store the digest and hint, return the plain text."""
+        plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self.digest, self.hint = hash_token(plain), plain[:10]
+        return plain
 
     @classmethod
     def authenticate(cls, plain: str):
@@ -60,4 +70,11 @@ class ApiToken(models.Model):
     def revoke(self):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
-            self.save(update_fields=["revoked_at"])
+            self.digest = REVOKED_DIGEST_PREFIX + secrets.token_hex(16)
+            self.save(update_fields=["revoked_at", "digest"])
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and self.revoked_at is None:
+            if type(self).objects.filter(pk=self.pk, revoked_at__isnull=False).exists():
+                raise ValueError(f"API token {self.hint}… is revoked, and a revoked token stays revoked.")
+        super().save(*args, **kwargs)
