@@ -7,7 +7,7 @@
     var total = p.total || 0, done = p.done || 0;
     var pct = total ? Math.round((100 * done) / total) : (job.status === "succeeded" ? 100 : 0);
     var bar = el.querySelector("[data-bar]");
-    if (bar) { bar.style.width = pct + "%"; bar.parentElement.setAttribute("aria-valuenow", pct); }
+    if (bar) bar.value = pct;  // a <progress>: its value sets the bar and what a screen reader hears
     var set = function (name, value) { var t = el.querySelector("[data-field=" + name + "]"); if (t) t.textContent = fmt(value); };
     set("status", job.status); set("percent", pct + "%"); set("done", done); set("total", total || "–");
     set("imported", p.imported); set("duplicates", p.duplicates); set("failed", p.failed);

@@ -33,7 +33,7 @@ def test_the_job_page_shows_progress_failures_and_a_cancel_button(browser):
     job = Job.objects.create(kind="import", status="running", progress={"total": 10, "done": 4, "imported": 3, "failed": 1, "current": "DCIM/IMG_5.jpg",
                                                                       "recent_failures": [{"path": "bad.jpg", "code": "truncated", "reason": "truncated: image file is truncated"}]})
     page = browser.get(f"/jobs/{job.pk}/").content.decode()
-    assert f'data-job-id="{job.pk}"' in page and 'role="progressbar"' in page
+    assert f'data-job-id="{job.pk}"' in page and '<progress class="bar" data-bar' in page
     assert "DCIM/IMG_5.jpg" in page and "bad.jpg: truncated: image file is truncated" in page
     assert "Cancel" in page
     response = browser.post(f"/jobs/{job.pk}/cancel/", follow=True)

@@ -115,7 +115,7 @@ def test_it_shows_running_and_recent_jobs_with_live_progress(user_client, storag
     assert f'data-job-id="{running.pk}" data-status="running"' in page
     assert f'data-job-id="{done.pk}" data-status="succeeded"' in page
     assert f'href="/jobs/{running.pk}/"' in page
-    assert 'role="progressbar"' in page and "data-bar" in page
+    assert '<progress class="bar" data-bar max="100" value="25"' in page
     assert 'data-field="percent">25%' in page and 'data-field="percent">100%' in page
 
 
