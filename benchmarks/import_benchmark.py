@@ -166,7 +166,7 @@ def run_end_to_end(source: Path, processes: int, scratch: Path) -> dict | None:
         return None
     queue = f"imalink-bench-{os.getpid()}"
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    env = {**os.environ, "IMALINK_CELERY_QUEUE": queue, "CELERY_BROKER_URL": url, "IMALINK_IMPORT_THREADS": str(processes)}
+    env = {**os.environ, "IMALINK_INSTANCE": settings.IMALINK_INSTANCE, "IMALINK_CELERY_QUEUE": queue, "CELERY_BROKER_URL": url, "IMALINK_IMPORT_THREADS": str(processes)}
     log = open(scratch / "worker.log", "wb")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "imalink", "worker", "-Q", queue, "-c", str(processes), "-l", "INFO",

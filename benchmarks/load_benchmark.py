@@ -241,7 +241,7 @@ def main():
         queue = f"imalink-load-{uuidlib.uuid4().hex[:8]}"
         prom = work / "prometheus"
         prom.mkdir()
-        env = {**os.environ, "IMALINK_CELERY_QUEUE": queue, "PYTHONUNBUFFERED": "1", "PROMETHEUS_MULTIPROC_DIR": str(prom)}
+        env = {**os.environ, "IMALINK_INSTANCE": settings.IMALINK_INSTANCE, "IMALINK_CELERY_QUEUE": queue, "PYTHONUNBUFFERED": "1", "PROMETHEUS_MULTIPROC_DIR": str(prom)}
         web_log, worker_log = work / "gunicorn.log", work / "worker.log"
         web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "imalink.wsgi:application", "--bind", f"127.0.0.1:{port}", *GUNICORN_ARGS],

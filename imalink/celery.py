@@ -12,3 +12,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imalink.settings")
 app = Celery("imalink")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+from imalink import worker_start  # noqa: E402,F401  (the worker's start-up line: instance and queue)

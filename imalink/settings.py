@@ -4,8 +4,10 @@ Every value goes through a typed helper that refuses bad input, so a typo stops 
 message instead of surfacing later as odd behaviour.
 """
 
+import hashlib
 import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -233,6 +235,30 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Instance -----------------------------------------------------------------------------------
+# Instances on one host share one Redis; each keeps to its own queue and keys. Its name is IMALINK_INSTANCE, else
+# one derived from the database it serves, so two checkouts (or a test instance beside a real one) never take
+# each other's jobs.
+INSTANCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+
+def instance_name(database: dict) -> str:
+    """ "db-" and a short stable hash of the database's identity: engine, host, port and name (a SQLite file's full path)."""
+    name = str(database.get("NAME") or "")
+    if database["ENGINE"] == "django.db.backends.sqlite3" and name and not name.startswith(("file:", ":memory:")):
+        name = str(Path(name).resolve())
+    identity = "\0".join([database["ENGINE"], str(database.get("HOST") or ""), str(database.get("PORT") or ""), name])
+    return "db-" + hashlib.sha256(identity.encode()).hexdigest()[:8]
+
+
+IMALINK_INSTANCE = _env("IMALINK_INSTANCE") or instance_name(DATABASES["default"])
+if not INSTANCE_NAME.fullmatch(IMALINK_INSTANCE):
+    raise ImproperlyConfigured(
+        f"IMALINK_INSTANCE={IMALINK_INSTANCE!r} is not an instance name: use 1 to 40 of a-z, 0-9, - and _, starting with a letter or digit."
+    )
+# Everything the instance keeps in Redis (broker queues, broadcasts, results, later locks) is under this prefix.
+IMALINK_REDIS_PREFIX = f"imalink:{IMALINK_INSTANCE}:"
+
 # --- Celery -------------------------------------------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", "redis://localhost:6379/0", schemes=("redis", "rediss", "unix"))
 # `make run` points the broker at kombu's filesystem transport when no Redis answers.
@@ -247,7 +273,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
     }
-CELERY_TASK_DEFAULT_QUEUE = _env("IMALINK_CELERY_QUEUE") or "imalink"
+else:
+    # kombu prefixes every key, list and pub/sub channel it uses, so the queues and the broadcasts (revoke,
+    # inspect, ping) of one instance are invisible to another. The filesystem broker is under var/ already.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": IMALINK_REDIS_PREFIX}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": IMALINK_REDIS_PREFIX}  # if a Redis result backend is set
+CELERY_TASK_DEFAULT_QUEUE = _env("IMALINK_CELERY_QUEUE") or f"imalink-{IMALINK_INSTANCE}"  # the variable is for tests
 CELERY_TASK_IGNORE_RESULT = True  # jobs keep their own state in the database (indexing.Job)
 CELERY_TASK_ACKS_LATE = True  # a killed worker's task is delivered again, and tasks are idempotent
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

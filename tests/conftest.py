@@ -230,6 +230,8 @@ def subprocess_env(tmp_path: Path, **extra) -> dict:
         DATABASE_URL=subprocess_database_url(),
         IMALINK_VAR_DIR=str(tmp_path / "var"),
         IMALINK_ALLOWED_ROOTS=os.pathsep.join(str(p) for p in settings.IMALINK_ALLOWED_ROOTS),
+        # This test process's instance and queue: the subprocess's own database path would name another instance.
+        IMALINK_INSTANCE=settings.IMALINK_INSTANCE,
         IMALINK_CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
         PYTHONUNBUFFERED="1",
     )
