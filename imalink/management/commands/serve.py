@@ -1,6 +1,7 @@
 """Start ImaLink's web server, a Celery worker and Celery beat in one foreground process group.
 
-This is the last step of `make run`. Ctrl-C (or SIGTERM) stops all three cleanly, through honcho.
+This is the last step of `make run`. One that dies is started again after a short back-off while the others
+go on (imalink/supervise.py); Ctrl-C (or SIGTERM) stops all three cleanly.
 """
 
 import os
@@ -11,9 +12,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from honcho.manager import Manager
 
 from imalink.first_run import admin_password_file, choose_broker, ensure_admin_user
+from imalink.supervise import Supervisor
 
 
 class Command(BaseCommand):
@@ -34,22 +35,29 @@ class Command(BaseCommand):
             ))
         broker_url, broker_line = choose_broker()
         self.stdout.write(broker_line)
+        named = "IMALINK_INSTANCE" if os.environ.get("IMALINK_INSTANCE", "").strip() else "derived from the database; set IMALINK_INSTANCE to name it"
+        self.stdout.write(
+            f"Instance: {settings.IMALINK_INSTANCE} ({named}); Celery queue {settings.CELERY_TASK_DEFAULT_QUEUE}, "
+            f"Redis keys under {settings.IMALINK_REDIS_PREFIX}"
+        )
         self.stdout.write(f"ImaLink on http://localhost:{port}/ (admin at /admin/, API docs at /api/v1/docs)")
         self.stdout.flush()
 
         python = shlex.quote(sys.executable)
-        env = {**os.environ, "CELERY_BROKER_URL": broker_url, "PYTHONUNBUFFERED": "1"}
+        # The instance as announced above, whatever the children's working folder makes of a relative database path.
+        env = {**os.environ, "CELERY_BROKER_URL": broker_url, "IMALINK_INSTANCE": settings.IMALINK_INSTANCE, "PYTHONUNBUFFERED": "1"}
         # The gunicorn workers share their request metrics through files; last run's figures are not this run's.
         metrics_dir = Path(settings.VAR_DIR) / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         queue = settings.CELERY_TASK_DEFAULT_QUEUE
         # exec: each process leads the session honcho starts it in, with no shell between (see imalink/priority.py).
-        manager = Manager()
+        manager = Supervisor()
         manager.add_process(
             "web",
             f"exec {python} -m gunicorn imalink.wsgi:application --bind {shlex.quote(host)}:{port} "
-            f"--workers {web_workers} --threads 8 --timeout 120 --graceful-timeout 10 --access-logfile -",
+            f"--workers {web_workers} --threads 8 --timeout 120 --graceful-timeout 10 --access-logfile - "
+            f"--control-socket {shlex.quote(str(Path(settings.VAR_DIR) / 'gunicorn.ctl'))}",
             env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
             cwd=str(settings.BASE_DIR),
         )
