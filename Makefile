@@ -1,21 +1,30 @@
-# ImaLink: `make run` starts everything, `make test` runs the whole suite. Both set themselves up first.
+# ImaLink: `make run` starts everything, `make test` runs the whole suite. Both set themselves up first:
+# `make run` installs only what ImaLink needs to run; `make test` adds the test extras (pytest, Playwright, ...).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres test-reliability setup migrate clean browser bench-import bench-scan bench-pages bench-validate bench-load bench-recovery
+.PHONY: run test test-sqlite test-postgres test-reliability setup setup-test migrate clean browser bench-import bench-scan bench-pages bench-validate bench-load bench-recovery
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
 		{ echo "ImaLink needs Python 3.11 or newer; set PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PIP) -e .
 	@touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(PIP) -e '.[test]'
+	@touch $(TEST_STAMP)
+
 setup: $(STAMP)
+
+setup-test: $(TEST_STAMP)
 
 # Browser tests drive Debian's Chromium through Playwright (no browser download). As root it is installed
 # here; elsewhere install the chromium package yourself, or the browser tests are skipped (not under CI=true).
@@ -35,15 +44,15 @@ run: migrate
 # The suite runs once on SQLite and once on PostgreSQL. Under CI=true a missing PostgreSQL is a failure.
 # Tests marked database_independent (pure media code, the fuzz pass) touch no database, and the four
 # 20-kill loops (one_database) test file handling: the SQLite pass alone runs them.
-test: setup browser
+test: setup-test browser
 	$(PY) manage.py makemigrations --check --dry-run
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
-test-sqlite: setup
+test-sqlite: setup-test
 	env -u DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
 
-test-postgres: setup
+test-postgres: setup-test
 	@if [ "$$CI" = "true" ] || $(PY) -c 'import psycopg,sys; psycopg.connect("$(PG_TEST_URL)", connect_timeout=2).close()' 2>/dev/null; then \
 		echo "== PostgreSQL pass ($(PG_TEST_URL)) =="; \
 		DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -m "not database_independent and not one_database" $(PYTEST_ARGS); \
@@ -52,7 +61,7 @@ test-postgres: setup
 	fi
 
 # The reliability and security suite alone (it is also part of make test).
-test-reliability: setup browser
+test-reliability: setup-test browser
 	env -u DATABASE_URL $(PY) -m pytest tests/reliability $(PYTEST_ARGS)
 
 clean:
@@ -75,5 +84,6 @@ bench-recovery: setup
 	$(PY) benchmarks/recovery_benchmark.py
 
 # 50 clients against gunicorn (README's Production command) during an import and a scan; needs Redis.
-bench-load: setup
+# Its clients use aiohttp, one of the test extras.
+bench-load: setup-test
 	$(PY) benchmarks/load_benchmark.py
