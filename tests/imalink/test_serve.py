@@ -4,6 +4,7 @@ back-off, with one line saying so, while the web server keeps answering; Ctrl-C 
 import os
 import re
 import signal
+import stat
 import time
 from pathlib import Path
 
@@ -78,8 +79,13 @@ def kill_and_watch_the_web(server, name: str, word: bytes, back: str) -> tuple[i
 
 
 def test_a_killed_worker_or_beat_is_restarted_while_the_web_serves_and_ctrl_c_stops_all(imalink_server, api_token):
+    from django.conf import settings
+
     server = imalink_server
     bearer = {"Authorization": f"Bearer {api_token}"}
+    # It says which instance and queue it serves, and gunicorn's control socket is the instance's own, under var/.
+    assert f"Instance: {settings.IMALINK_INSTANCE} (IMALINK_INSTANCE); Celery queue {settings.CELERY_TASK_DEFAULT_QUEUE}, " in server.output()
+    assert stat.S_ISSOCK((server.tmp_path / "var" / "gunicorn.ctl").stat().st_mode)
 
     old, new, answers = kill_and_watch_the_web(server, "worker", b"worker", "ready.")
     assert new != old and answers >= 2
