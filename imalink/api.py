@@ -1,29 +1,67 @@
 """The JSON API at /api/v1: one NinjaAPI, each app's router, and the one place errors are shaped."""
 
 import logging
+import threading
 
+import kombu.exceptions
+import redis.exceptions
 from csp.decorators import csp_update
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 
-from .auth import api_auth
+from .auth import UNAUTHORIZED, api_auth, staff_required_for_docs
 from .errors import ImalinkError, error_body
+from .limits import too_large_body
+from .schemas import declare_error_ranges
 
 logger = logging.getLogger("imalink.api")
 
-api = NinjaAPI(
+# What kombu and redis-py raise when the broker cannot be reached (kombu wraps most of them in OperationalError).
+BROKER_ERRORS = (kombu.exceptions.OperationalError, kombu.exceptions.ConnectionError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+BROKER_DOWN = (
+    "The task broker is unreachable, so the work was not handed to a worker. A job this request recorded stays queued "
+    "and is sent again once the broker answers (see /api/v1/jobs/)."
+)
+
+
+class ImalinkAPI(NinjaAPI):
+    """NinjaAPI whose OpenAPI document is built once per process, every operation declaring 4XX and 5XX errors."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._documents: dict = {}
+        self._document_lock = threading.Lock()
+
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        # Shared, not copied: callers read it. The lock makes twenty first fetches wait for one build, not run twenty.
+        key = (path_prefix, tuple(sorted((path_params or {}).items())))
+        with self._document_lock:
+            if key not in self._documents:
+                document = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+                self._documents[key] = declare_error_ranges(document)
+            return self._documents[key]
+
+
+def _docs_access(view):
+    """The document and the docs page: staff only (imalink.auth), and a Content-Security-Policy of their own."""
+    # Swagger UI's stylesheet draws its arrows and icons as data: images: the docs page (and the document
+    # beside it) also allow images from data:, and nothing else in the site-wide Content-Security-Policy changes.
+    return csp_update({"img-src": ["data:"]})(staff_required_for_docs(view))
+
+
+api = ImalinkAPI(
     title="ImaLink API",
     version="1",
     description="Self-describing photo storages, verified imports, scans and indexes.",
     auth=api_auth,
     docs_url="/docs",
-    # Swagger UI's stylesheet draws its arrows and icons as data: images: the docs page (and the document
-    # beside it) also allow images from data:, and nothing else in the site-wide Content-Security-Policy changes.
-    docs_decorator=csp_update({"img-src": ["data:"]}),
+    docs_decorator=_docs_access,
     urls_namespace="api",
 )
 
@@ -47,7 +85,7 @@ def _validation_error(request, exc: ValidationError):
 
 @api.exception_handler(AuthenticationError)
 def _unauthenticated(request, exc):
-    return _error("unauthorized", "Authentication required: log in, or send 'Authorization: Bearer <token>'.", 401)
+    return _error("unauthorized", UNAUTHORIZED, 401)
 
 
 @api.exception_handler(AuthorizationError)
@@ -83,9 +121,18 @@ def _overflow(request, exc):
     return _error("validation_error", "A number in the request is out of range.", 422)
 
 
+@api.exception_handler(RequestDataTooBig)
+def _too_large(request, exc):
+    # Rarely reached: imalink.limits refuses an oversized body before it is read; this is Django's own check.
+    return JsonResponse(too_large_body(settings.DATA_UPLOAD_MAX_MEMORY_SIZE), status=413)
+
+
 @api.exception_handler(Exception)
 def _unexpected(request, exc):
-    if isinstance(exc, (OperationalError, InterfaceError)) or type(exc).__name__ == "OperationalError":
+    if isinstance(exc, BROKER_ERRORS):
+        logger.warning("task broker unreachable during %s %s: %s: %s", request.method, request.path, type(exc).__name__, exc)
+        return _error("broker_unavailable", BROKER_DOWN, 503)
+    if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable during %s %s: %s", request.method, request.path, type(exc).__name__)
         return _error("service_unavailable", "The database is unreachable; try again shortly.", 503)
     if isinstance(exc, DatabaseError):

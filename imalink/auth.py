@@ -8,11 +8,12 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
 from ninja.errors import AuthorizationError, HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
+from .errors import error_body
 from .models import ApiToken
 
 STAFF_ONLY = "ImaLink is for staff accounts only: ask an administrator to mark your account as staff."
@@ -53,6 +54,40 @@ class LoggedInSession(APIKeyCookie):
 
 
 api_auth = [TokenAuth(), LoggedInSession()]
+UNAUTHORIZED = "Authentication required: log in, or send 'Authorization: Bearer <token>'."
+
+
+def api_user(request: HttpRequest):
+    """The staff user that api_auth finds behind a bearer token or the session, or None; 403 for non-staff."""
+    for auth in api_auth:
+        user = auth(request)
+        if user:
+            return user
+    return None
+
+
+def staff_required_for_docs(view):
+    """The OpenAPI document and its docs page: staff only, by token or session, like every API route.
+
+    The document answers 401 and 403 in the error shape; the docs page sends an anonymous browser to the login page.
+    """
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        page = request.resolver_match is not None and request.resolver_match.url_name == "openapi-view"
+        try:
+            user = api_user(request)
+        except HttpError as exc:  # AuthorizationError is one: a logged-in account that is not staff
+            if page:
+                raise PermissionDenied(exc.message) from None
+            return JsonResponse(error_body("forbidden", exc.message), status=exc.status_code)
+        if user is None:
+            if page:
+                return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+            return JsonResponse(error_body("unauthorized", UNAUTHORIZED), status=401)
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def staff_required(view):

@@ -143,6 +143,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "imalink.metrics.MetricsMiddleware",  # first, so the response times cover every other middleware
+    "imalink.limits.RequestSizeLimitMiddleware",  # a body over IMALINK_MAX_REQUEST_BYTES: 413 before it is read
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # early, so responses cut short by later middleware get the policy too
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -291,6 +292,9 @@ IMALINK_ALLOWED_ROOTS = env_paths("IMALINK_ALLOWED_ROOTS", [Path.home()])
 IMALINK_SYNC_WAIT = env_number("IMALINK_SYNC_WAIT", 30.0)
 # Pixel limit per image: above it, or implausibly many pixels for the file's size, an image is a decompression bomb.
 IMALINK_MAX_PIXELS = env_number("IMALINK_MAX_PIXELS", 250_000_000, minimum=1, integer=True)
+# The largest request body any route accepts (2.5 MB, Django's own default); a bigger one answers 413 (imalink/limits.py).
+IMALINK_MAX_REQUEST_BYTES = env_number("IMALINK_MAX_REQUEST_BYTES", 2_621_440, minimum=1, integer=True)
+DATA_UPLOAD_MAX_MEMORY_SIZE = IMALINK_MAX_REQUEST_BYTES
 IMALINK_IMPORT_THREADS = env_number("IMALINK_IMPORT_THREADS", max(2, os.cpu_count() or 2), minimum=1, integer=True)
 # Health check: a storage with less free space than this is "low on space" (the seed's threshold is 1 GB);
 # photos kept in fewer storages than IMALINK_MIN_COPIES are reported (1: never).

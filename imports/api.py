@@ -7,7 +7,7 @@ from django.http import HttpResponse
 from ninja import Query, Router, Status
 
 from imalink.errors import NotFound
-from imalink.schemas import ERROR_CODES_4XX, ERROR_CODES_5XX, ErrorResponse, JobAccepted, ok, responses
+from imalink.schemas import JobAccepted, ok, responses
 from indexing.jobs import job_response, job_start
 
 from . import services
@@ -118,7 +118,6 @@ def get_photo(request, hothash: str):
 
 @photos_router.get(
     "/{hothash}/hotpreview",
-    response={ERROR_CODES_4XX: ErrorResponse, ERROR_CODES_5XX: ErrorResponse},
     summary="The photo's hotpreview JPEG (from the database, so it works while the drive is unplugged)",
     openapi_extra={"responses": {200: {"description": "The hotpreview", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}}},
 )

@@ -121,7 +121,8 @@ def test_an_unknown_api_path_gets_the_error_shape(api):
     assert_error(api.get("/api/v1/no/such/route"), 404, "not_found")
 
 
-def test_the_api_docs_are_served(client):
+def test_the_api_docs_are_served(client, admin_user):
+    client.force_login(admin_user)  # staff only (tests/imalink/test_api_document.py)
     assert client.get("/api/v1/docs").status_code == 200
     schema = client.get("/api/v1/openapi.json").json()
     assert "/api/v1/file-storage/create" in schema["paths"]
