@@ -137,7 +137,8 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again(transactional_db, red
     assert touched == {"failed": [], "resent": [lost.pk]}
     lost.refresh_from_db()
     assert lost.celery_task_id != "lost-in-a-redis-restart" and lost.enqueued_at > timezone.now() - timedelta(seconds=30)
-    assert redis.Redis.from_url(redis_available).llen(test_queue) == 1, "the message is on the broker again"
+    # kombu keeps the instance's queues under its key prefix (IMALINK_REDIS_PREFIX).
+    assert redis.Redis.from_url(redis_available).llen(settings.IMALINK_REDIS_PREFIX + test_queue) == 1, "the message is on the broker again"
 
 
 def test_a_worker_killed_mid_import_leaves_a_failed_job_and_a_rerun_completes(celery_worker, make_storage, allowed_root, corpus, api):
