@@ -130,3 +130,15 @@ def test_a_non_staff_session_gets_403(client, clerk):
     client.force_login(clerk)
     assert_error(client.get(DOCUMENT), 403, "forbidden")
     assert client.get(DOCS).status_code == 403
+
+
+def test_the_web_server_builds_the_document_as_it_starts(monkeypatch):
+    import importlib
+
+    import imalink.wsgi
+
+    monkeypatch.setattr(ninja_api, "_documents", {})
+    importlib.reload(imalink.wsgi)  # what each gunicorn worker runs as it starts
+    (document, served), = ninja_api._documents.values()
+    assert document is ninja_api.get_openapi_schema(path_params={})
+    assert json.loads(served) == json.loads(json.dumps(document))

@@ -65,11 +65,17 @@ def dead_broker():
     changes = {"broker_url": DEAD_BROKER, "broker_connection_timeout": 1, "broker_connection_retry": False,
                "broker_connection_max_retries": 0, "task_publish_retry": False}
     saved = {key: celery_app.conf[key] for key in changes}
-    celery_app.close()  # no pooled connection to the real broker is reused
+    forget_connections()
     celery_app.conf.update(changes)
     yield DEAD_BROKER
+    forget_connections()
     celery_app.conf.update(saved)
-    celery_app.close()
+
+
+def forget_connections():
+    """Drop the app's pooled broker connections and producers, as Celery does after a fork, so none is reused."""
+    celery_app._pool = None  # not closed: kombu's shared producer pools may still hold its connections
+    celery_app.amqp._producer_pool = None
 
 
 @pytest.mark.django_db(transaction=True)  # so the job's on_commit send runs inside the request, as in production
