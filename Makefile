@@ -87,3 +87,7 @@ bench-recovery: setup
 # Its clients use aiohttp, one of the test extras.
 bench-load: setup-test
 	$(PY) benchmarks/load_benchmark.py
+
+# 20 clients fetch the OpenAPI document from gunicorn while a list call is timed; aiohttp is a test extra.
+bench-openapi: setup-test
+	$(PY) benchmarks/openapi_benchmark.py
