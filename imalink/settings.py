@@ -143,9 +143,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "imalink.metrics.MetricsMiddleware",  # first, so the response times cover every other middleware
-    "imalink.limits.RequestSizeLimitMiddleware",  # a body over IMALINK_MAX_REQUEST_BYTES: 413 before it is read
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # early, so responses cut short by later middleware get the policy too
+    "imalink.limits.RequestSizeLimitMiddleware",  # a body over IMALINK_MAX_REQUEST_BYTES: 413 before it is read (with the headers above)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

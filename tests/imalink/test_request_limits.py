@@ -52,7 +52,11 @@ def test_an_oversized_body_answers_413_in_the_error_shape_on_api_routes(api, mak
 
 
 def test_an_anonymous_oversized_body_is_refused_before_anything_else(client):
-    assert_too_large(client.post("/api/v1/authors/", oversized_json(), content_type="application/json"))
+    response = client.post("/api/v1/authors/", oversized_json(), content_type="application/json")
+    assert_too_large(response)
+    # The refusal still carries the security headers every other answer has.
+    assert "default-src 'self'" in response["Content-Security-Policy"]
+    assert response["X-Content-Type-Options"] == "nosniff"
 
 
 def test_an_oversized_form_answers_a_plain_413_on_pages_and_the_admin(client, admin_user):
