@@ -11,6 +11,7 @@ import threading
 import time
 import traceback
 from datetime import timedelta
+from pathlib import Path
 
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
@@ -199,7 +200,20 @@ def _owner_is_gone(worker: str) -> bool:
         return True
     except PermissionError:  # a process of another user holds that pid: alive, though maybe not ours
         return False
-    return False
+    return _is_zombie(int(pid))
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed process that nobody has reaped yet still answers kill(pid, 0), but it is dead (state Z or X).
+
+    A worker's pool process killed with its worker is re-parented to PID 1, which may reap it late.
+    """
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False  # no /proc here, or it is gone this instant: the next sweep decides
+    state = stat_line[stat_line.rfind(b")") + 2:][:1]  # the field after "(comm)", which may itself hold spaces
+    return state in (b"Z", b"X")
 
 
 def jobs_sweep_stale(jobs=None, *, resend: bool = True) -> dict:

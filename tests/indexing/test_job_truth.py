@@ -171,3 +171,22 @@ def test_a_worker_killed_mid_import_leaves_a_failed_job_and_a_rerun_completes(ce
     placed = {p.relative_to(storage.full_path).as_posix() for p in (storage.full_path / "photos").rglob("*") if p.is_file()}
     assert placed == set(rows.values_list("relative_path", flat=True)), "a file without a row, or a row without a file"
     assert not any((storage.full_path / ".imalink" / "tmp").iterdir()), "an orphan in .imalink/tmp"
+
+
+@pytest.mark.database_independent
+def test_a_process_killed_but_not_yet_reaped_counts_as_gone():
+    # A worker's pool process killed with it is re-parented to PID 1, which may reap it late: kill(pid, 0)
+    # still succeeds on such a zombie, and the sweep must not take it for a live owner of the job.
+    dead = subprocess.Popen(["true"])  # never waited for here: it stays a zombie of this process
+    deadline = time.monotonic() + 10
+    while jobs._owner_is_gone(f"{HOST}:{dead.pid}") is False and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert jobs._owner_is_gone(f"{HOST}:{dead.pid}") is True
+    alive = subprocess.Popen(["sleep", "30"])
+    try:
+        assert jobs._owner_is_gone(f"{HOST}:{alive.pid}") is False
+        assert jobs._owner_is_gone(f"elsewhere:{alive.pid}") is False  # another host's pid says nothing here
+    finally:
+        alive.kill()
+        alive.wait()
+        dead.wait()
