@@ -98,12 +98,21 @@ def _secret_key() -> str:
             raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long.")
         return value
     key_file = VAR_DIR / "secret_key"
-    try:
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return key_file.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(50))
+    if not key_file.exists():
+        # Written whole under a temporary name, then linked into place: processes starting together (the two test
+        # passes, say) either make the one key or read it complete, never an empty file another is still writing.
+        temp = VAR_DIR / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temp, key_file)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            temp.unlink()
     return key_file.read_text().strip()
 
 

@@ -27,6 +27,18 @@ def test_it_starts_with_no_configuration_at_all(tmp_path):
     assert again.returncode == 0 and key.read_text() == key.read_text()
 
 
+def test_processes_starting_together_share_one_complete_secret_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE")}
+    env.update(IMALINK_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="imalink.settings")
+    probe = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
+    starts = [subprocess.Popen([sys.executable, "-c", probe], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    results = [(p.communicate(timeout=60), p.returncode) for p in starts]
+    assert all(code == 0 for _, code in results), [err for (_, err), _ in results]
+    keys = {out.strip() for (out, _), _ in results}
+    assert len(keys) == 1 and len(keys.pop()) >= 32  # one key, never an empty file read half-written
+    assert [p.name for p in (tmp_path / "var").iterdir() if p.name.startswith(".secret_key")] == []
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
