@@ -44,10 +44,12 @@ run: migrate
 # The suite runs once on SQLite and once on PostgreSQL. Under CI=true a missing PostgreSQL is a failure.
 # Tests marked database_independent (pure media code, the fuzz pass) touch no database, and the four
 # 20-kill loops (one_database) test file handling: the SQLite pass alone runs them.
+# The two passes run side by side (they share nothing: own databases, own queues, own temporary folders);
+# each one's output is shown whole when it ends.
 test: setup-test browser
 	$(PY) manage.py makemigrations --check --dry-run
-	$(MAKE) --no-print-directory test-sqlite
-	$(MAKE) --no-print-directory test-postgres
+	@echo "== the SQLite and PostgreSQL passes run side by side; each one's output follows when it ends =="
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite: setup-test
 	env -u DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
