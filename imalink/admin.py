@@ -23,6 +23,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ("hint", "created_at", "last_used_at", "revoked_at")
     actions = ["revoke"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Whose token it is is fixed when it is made: moving it to another user would hand them its holder's access.
+        return self.readonly_fields if obj is None else ("user", *self.readonly_fields)
+
     def get_fields(self, request, obj=None):
         if obj is None:
             return ("user", "name")

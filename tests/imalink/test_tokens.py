@@ -155,3 +155,13 @@ def test_revoked_digests_are_unique_and_never_a_sha256(admin_user):
     digests = set(ApiToken.objects.values_list("digest", flat=True))
     assert len(digests) == 3
     assert all(d.startswith("revoked:") and len(d) <= 64 for d in digests)
+
+
+def test_a_token_keeps_its_owner(staff, admin_user, django_user_model):
+    other = django_user_model.objects.create_user("other", password="x", is_staff=True)
+    _, token = make_in_admin(staff, admin_user)
+    change = reverse("admin:imalink_apitoken_change", args=[token.pk])
+    assert 'name="user"' not in staff.get(change).content.decode()
+    post(staff, change, {"user": other.pk, "name": "renamed"})
+    token.refresh_from_db()
+    assert token.user == admin_user and token.name == "renamed"
