@@ -93,8 +93,12 @@ def first_start(commit: str, args) -> dict:
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     git("checkout", "-q", commit, cwd=clone)
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("IMALINK_", "CELERY_", "MAKE", "MFLAGS")) and k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV", "PYTHONPATH")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("IMALINK_", "CELERY_", "MAKE", "MFLAGS"))
+        and k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV", "PYTHONPATH")
+    }
     env.update(IMALINK_PORT=str(port), IMALINK_VAR_DIR=str(clone / "var"))
     if not args.pip_cache:
         env["PIP_NO_CACHE_DIR"] = "1"
@@ -102,8 +106,14 @@ def first_start(commit: str, args) -> dict:
     url = f"http://localhost:{port}/accounts/login/"
     print(f"{commit[:10]}: make run in {clone} (port {port}) ...", flush=True)
     began = time.monotonic()
-    make = subprocess.Popen(["make", "run", f"PYTHON={args.python}"], cwd=clone, env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    make = subprocess.Popen(
+        ["make", "run", f"PYTHON={args.python}"],
+        cwd=clone,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     serving = page = None
     try:
         while time.monotonic() - began < args.timeout and make.poll() is None:
@@ -117,8 +127,12 @@ def first_start(commit: str, args) -> dict:
         stop(make, clone)
     if page is None:
         print(log.read_text(errors="replace")[-3000:])
-        raise SystemExit(f"{commit[:10]}: no page after {time.monotonic() - began:.0f} s (make exited {make.returncode})")
-    listed = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-m", "pip", "list", "--format=json"], capture_output=True, text=True)
+        raise SystemExit(
+            f"{commit[:10]}: no page after {time.monotonic() - began:.0f} s (make exited {make.returncode})"
+        )
+    listed = subprocess.run(
+        [str(clone / ".venv" / "bin" / "python"), "-m", "pip", "list", "--format=json"], capture_output=True, text=True
+    )
     row = {
         "commit": commit,
         "subject": git("log", "-1", "--format=%s", commit),
@@ -138,7 +152,9 @@ def main():
     parser.add_argument("commits", nargs="*", help="commits to measure (default: before the install split, and HEAD)")
     parser.add_argument("--python", default="python3", help="the Python that makes the venv (make's PYTHON)")
     parser.add_argument("--timeout", type=float, default=900)
-    parser.add_argument("--pip-cache", action="store_true", help="let pip use its cache (a machine that installed before)")
+    parser.add_argument(
+        "--pip-cache", action="store_true", help="let pip use its cache (a machine that installed before)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the clones under /tmp")
     args = parser.parse_args()
     commits = [git("rev-parse", c) for c in args.commits] or default_commits()
@@ -146,15 +162,23 @@ def main():
 
     print(f"\n{'commit':<11} {'first page':>10} {'serving':>8} {'packages':>8} {'venv MB':>8} {'pytest':>6}  subject")
     for row in rows:
-        print(f"{row['commit'][:10]:<11} {row['seconds_to_first_page']:>9.1f}s {row['seconds_to_serve']:>7.1f}s {row['packages_installed']:>8} "
-              f"{row['venv_mb']:>8} {'yes' if row['test_extras_installed'] else 'no':>6}  {row['subject'][:70]}")
+        print(
+            f"{row['commit'][:10]:<11} {row['seconds_to_first_page']:>9.1f}s {row['seconds_to_serve']:>7.1f}s {row['packages_installed']:>8} "
+            f"{row['venv_mb']:>8} {'yes' if row['test_extras_installed'] else 'no':>6}  {row['subject'][:70]}"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "what": "seconds from `make run` in a fresh clone to /accounts/login/ answering 200 (serving: to serve's 'ImaLink on' line, after pip and migrate)",
-        "pip_cache": "used" if args.pip_cache else "off (PIP_NO_CACHE_DIR=1)",
-        "machine": f"{os.cpu_count()} cores, {platform.python_version()} ({args.python}), shared with other work",
-        "runs": rows,
-    }, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "what": "seconds from `make run` in a fresh clone to /accounts/login/ answering 200 (serving: to serve's 'ImaLink on' line, after pip and migrate)",
+                "pip_cache": "used" if args.pip_cache else "off (PIP_NO_CACHE_DIR=1)",
+                "machine": f"{os.cpu_count()} cores, {platform.python_version()} ({args.python}), shared with other work",
+                "runs": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"\nwritten to {RESULTS.relative_to(REPO)}")
 
 

@@ -144,8 +144,12 @@ def run_in_process(source: Path, threads: int, scratch: Path) -> dict:
     report = import_folder(session_id=session.pk, source_path=str(source), threads=threads)
     elapsed = time.perf_counter() - started
     assert report.imported == report.total and report.failed == 0, report.failures[:3]
-    return {"files": report.imported, "seconds": elapsed, "bytes": report.bytes_copied,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "files": report.imported,
+        "seconds": elapsed,
+        "bytes": report.bytes_copied,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def run_end_to_end(source: Path, processes: int, scratch: Path) -> dict | None:
@@ -166,12 +170,36 @@ def run_end_to_end(source: Path, processes: int, scratch: Path) -> dict | None:
         return None
     queue = f"imalink-bench-{os.getpid()}"
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    env = {**os.environ, "IMALINK_INSTANCE": settings.IMALINK_INSTANCE, "IMALINK_CELERY_QUEUE": queue, "CELERY_BROKER_URL": url, "IMALINK_IMPORT_THREADS": str(processes)}
+    env = {
+        **os.environ,
+        "IMALINK_INSTANCE": settings.IMALINK_INSTANCE,
+        "IMALINK_CELERY_QUEUE": queue,
+        "CELERY_BROKER_URL": url,
+        "IMALINK_IMPORT_THREADS": str(processes),
+    }
     log = open(scratch / "worker.log", "wb")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "imalink", "worker", "-Q", queue, "-c", str(processes), "-l", "INFO",
-         "--without-gossip", "--without-mingle"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "imalink",
+            "worker",
+            "-Q",
+            queue,
+            "-c",
+            str(processes),
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -183,15 +211,27 @@ def run_end_to_end(source: Path, processes: int, scratch: Path) -> dict | None:
         session = new_session(scratch, "endtoend")
         client = Client(headers={"Authorization": f"Bearer {token}"}, SERVER_NAME="localhost")
         started = time.perf_counter()
-        response = client.post(f"/api/v1/import-sessions/{session.pk}/import?wait=0", {"source_path": str(source)}, content_type="application/json")
+        response = client.post(
+            f"/api/v1/import-sessions/{session.pk}/import?wait=0",
+            {"source_path": str(source)},
+            content_type="application/json",
+        )
         job_id = response.json()["data"]["job_id"]
         while not (job := Job.objects.get(pk=job_id)).is_finished:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
         assert job.status == "succeeded", job.errors
-        pids = [worker.pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()]
+        pids = [worker.pid] + [
+            int(p)
+            for p in subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()
+        ]
         peak = max(peak_rss_mb([p]) for p in pids)
-        return {"files": job.result["imported"], "seconds": elapsed, "bytes": job.result["bytes_copied"], "peak_rss_mb": peak}
+        return {
+            "files": job.result["imported"],
+            "seconds": elapsed,
+            "bytes": job.result["bytes_copied"],
+            "peak_rss_mb": peak,
+        }
     finally:
         os.killpg(worker.pid, 15)
         worker.wait(30)

@@ -85,7 +85,9 @@ def make_source(folder: Path, count: int, offset: int = 0) -> None:
     folder.mkdir(parents=True)
     for n in range(offset, offset + count):
         image = Image.new("RGB", (320, 240), ((n * 37) % 256, (n * 11) % 256, (n * 73 + n // 256) % 256))
-        image.paste(Image.frombytes("RGB", (96, 72), random.Random(n).randbytes(96 * 72 * 3)).resize((320, 240)), (0, 0))
+        image.paste(
+            Image.frombytes("RGB", (96, 72), random.Random(n).randbytes(96 * 72 * 3)).resize((320, 240)), (0, 0)
+        )
         image.save(folder / f"LOAD_{n:05d}.jpg", quality=85)
 
 
@@ -98,13 +100,18 @@ def percentile(sorted_ms: list[float], p: float) -> float:
 def summarise(samples: list[tuple[float, bool]], seconds: float) -> dict:
     times = sorted(ms for ms, _ in samples)
     return {
-        "requests": len(samples), "errors": sum(1 for _, ok in samples if not ok), "rps": len(samples) / seconds,
-        "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95), "p99_ms": percentile(times, 99),
+        "requests": len(samples),
+        "errors": sum(1 for _, ok in samples if not ok),
+        "rps": len(samples) / seconds,
+        "p50_ms": percentile(times, 50),
+        "p95_ms": percentile(times, 95),
+        "p99_ms": percentile(times, 99),
         "max_ms": times[-1] if times else float("nan"),
     }
 
 
 # --- the clients: their own process, one asyncio loop -------------------------------------------------
+
 
 async def clients_run(plan: dict) -> dict:
     import aiohttp
@@ -173,16 +180,26 @@ def clients_main() -> None:
 
 # --- the run ----------------------------------------------------------------------------------------
 
+
 def print_run(name: str, run: dict, args) -> None:
-    print(f"\n{name}: {args.clients} clients for {run['seconds']:.0f} s, gunicorn {' '.join(GUNICORN_ARGS)}, {args.files:,} photos, "
-          f"while importing {args.import_files} JPEGs and scanning, on {os.cpu_count()} cores", flush=True)
-    print(f"{'kind':22} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(
+        f"\n{name}: {args.clients} clients for {run['seconds']:.0f} s, gunicorn {' '.join(GUNICORN_ARGS)}, {args.files:,} photos, "
+        f"while importing {args.import_files} JPEGs and scanning, on {os.cpu_count()} cores",
+        flush=True,
+    )
+    print(
+        f"{'kind':22} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    )
     for kind, r in [*run["kinds"].items(), ("overall", run["overall"])]:
-        print(f"{kind:22} {r['requests']:9,} {r['errors']:7} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}")
+        print(
+            f"{kind:22} {r['requests']:9,} {r['errors']:7} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}"
+        )
     during = run["during_jobs"]
     print(f"-- of those, the requests sent while the import or the scan ran ({during['seconds']:.1f} s):")
     for kind, r in [*during["kinds"].items(), ("overall", during["overall"])]:
-        print(f"{kind:22} {r['requests']:9,} {r['errors']:7} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}")
+        print(
+            f"{kind:22} {r['requests']:9,} {r['errors']:7} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}"
+        )
     for kind, job in run["jobs"].items():
         print(f"{kind} job: {job}")
     for error in run["error_samples"]:
@@ -196,7 +213,9 @@ def main():
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=45)
     parser.add_argument("--import-files", type=int, default=1500)
-    parser.add_argument("--postgres", metavar="URL", help="run on a new database on this PostgreSQL server (dropped after), not SQLite")
+    parser.add_argument(
+        "--postgres", metavar="URL", help="run on a new database on this PostgreSQL server (dropped after), not SQLite"
+    )
     parser.add_argument("--runs", nargs="+", choices=["users", "saturation"], default=["users", "saturation"])
     parser.add_argument("--clients-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -224,7 +243,13 @@ def main():
         user = get_user_model().objects.create_superuser("bench", "", "bench-password-123")
         token = ApiToken.issue(user=user, name="load benchmark")[1]
         login = SessionStore()
-        login.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend", HASH_SESSION_KEY: user.get_session_auth_hash()})
+        login.update(
+            {
+                SESSION_KEY: str(user.pk),
+                BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+                HASH_SESSION_KEY: user.get_session_auth_hash(),
+            }
+        )
         login.create()
         # The builder's photos have no hotpreview; give a thousand of them one, as an import would.
         buffer = io.BytesIO()
@@ -241,24 +266,72 @@ def main():
         queue = f"imalink-load-{uuidlib.uuid4().hex[:8]}"
         prom = work / "prometheus"
         prom.mkdir()
-        env = {**os.environ, "IMALINK_INSTANCE": settings.IMALINK_INSTANCE, "IMALINK_CELERY_QUEUE": queue, "PYTHONUNBUFFERED": "1", "PROMETHEUS_MULTIPROC_DIR": str(prom)}
+        env = {
+            **os.environ,
+            "IMALINK_INSTANCE": settings.IMALINK_INSTANCE,
+            "IMALINK_CELERY_QUEUE": queue,
+            "PYTHONUNBUFFERED": "1",
+            "PROMETHEUS_MULTIPROC_DIR": str(prom),
+        }
         web_log, worker_log = work / "gunicorn.log", work / "worker.log"
         web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "imalink.wsgi:application", "--bind", f"127.0.0.1:{port}", *GUNICORN_ARGS],
-            cwd=REPO, env=env, stdout=web_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "imalink.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                *GUNICORN_ARGS,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=web_log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "imalink", "worker", "--loglevel", "INFO", "--queues", queue,
-             "--without-gossip", "--without-mingle", "--hostname", f"load-{uuidlib.uuid4().hex[:8]}@%h"],
-            cwd=REPO, env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "imalink",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--queues",
+                queue,
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"load-{uuidlib.uuid4().hex[:8]}@%h",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=worker_log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        plan = {"base": base, "clients": args.clients, "seconds": args.seconds, "token": token, "session_key": login.session_key,
-                "cookie_name": settings.SESSION_COOKIE_NAME, "storage_uuid": storage_uuid, "hothashes": hothashes}
+        plan = {
+            "base": base,
+            "clients": args.clients,
+            "seconds": args.seconds,
+            "token": token,
+            "session_key": login.session_key,
+            "cookie_name": settings.SESSION_COOKIE_NAME,
+            "storage_uuid": storage_uuid,
+            "hothashes": hothashes,
+        }
         runs = {}
         try:
-            wait_for(lambda: "ready." in worker_log.read_text(errors="replace"), "the Celery worker", worker, worker_log)
+            wait_for(
+                lambda: "ready." in worker_log.read_text(errors="replace"), "the Celery worker", worker, worker_log
+            )
             workers = int(GUNICORN_ARGS[GUNICORN_ARGS.index("--workers") + 1])
-            wait_for(lambda: web_log.read_text(errors="replace").count("Booting worker") >= workers, "gunicorn", web, web_log)
+            wait_for(
+                lambda: web_log.read_text(errors="replace").count("Booting worker") >= workers, "gunicorn", web, web_log
+            )
             warm_up(base, token, workers)
             for n, (name, think) in enumerate([("users", THINK_SECONDS), ("saturation", None)]):
                 if name not in args.runs:
@@ -278,22 +351,32 @@ def main():
                         os.killpg(proc.pid, signal.SIGKILL)
 
     result = {
-        "photos": args.files, "clients": args.clients, "seconds_per_run": args.seconds, "import_files": args.import_files,
-        "server": "gunicorn imalink.wsgi:application " + " ".join(GUNICORN_ARGS) + " (README.md, Production), " + ("PostgreSQL" if args.postgres else "SQLite (WAL)"),
+        "photos": args.files,
+        "clients": args.clients,
+        "seconds_per_run": args.seconds,
+        "import_files": args.import_files,
+        "server": "gunicorn imalink.wsgi:application "
+        + " ".join(GUNICORN_ARGS)
+        + " (README.md, Production), "
+        + ("PostgreSQL" if args.postgres else "SQLite (WAL)"),
         "worker": f"celery -A imalink worker (concurrency = cores), IMALINK_WORKER_NICE={settings.IMALINK_WORKER_NICE} (imalink/priority.py)",
         "machine": f"{os.cpu_count()} cores shared by the clients, gunicorn, the Celery worker and the benchmark",
         "client_model": {
             "users": f"each client requests, then thinks {THINK_SECONDS[0]}-{THINK_SECONDS[1]} s (uniform), again; kinds chosen uniformly",
             "saturation": "each client requests again as soon as it has its answer (closed loop, no think time)",
         },
-        "runs": runs, "target_p95_ms": TARGET_P95_MS, "total_seconds": time.monotonic() - began,
+        "runs": runs,
+        "target_p95_ms": TARGET_P95_MS,
+        "total_seconds": time.monotonic() - began,
     }
     result["met"] = {name: run["met"] for name, run in runs.items()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / ("load-postgres.json" if args.postgres else "load.json")
     out.write_text(json.dumps(result, indent=2))
-    print(f"\n0 errors and every p95 <= {TARGET_P95_MS} ms: {result['met']}\n"
-          f"Whole benchmark {result['total_seconds']:.0f} s. Figures written to {out}")
+    print(
+        f"\n0 errors and every p95 <= {TARGET_P95_MS} ms: {result['met']}\n"
+        f"Whole benchmark {result['total_seconds']:.0f} s. Figures written to {out}"
+    )
 
 
 def warm_up(base: str, token: str, workers: int) -> None:
@@ -301,7 +384,9 @@ def warm_up(base: str, token: str, workers: int) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     def one(_):
-        return requests.get(f"{base}/api/v1/file-storage/", headers={"Authorization": f"Bearer {token}"}, timeout=60).status_code
+        return requests.get(
+            f"{base}/api/v1/file-storage/", headers={"Authorization": f"Bearer {token}"}, timeout=60
+        ).status_code
 
     with ThreadPoolExecutor(workers * 4) as pool:
         codes = list(pool.map(one, range(workers * 4)))
@@ -315,18 +400,26 @@ def run_load(plan: dict, source: Path) -> dict:
     api.trust_env = False
     api.headers["Authorization"] = f"Bearer {plan['token']}"
     api.headers["Connection"] = "close"  # a kept-alive connection gunicorn closed meanwhile would reset the job's POST
-    created = api.post(f"{base}/api/v1/import-sessions/create", json={"title": f"Load import {source.name}", "file_storage_uuid": plan["storage_uuid"]}, timeout=120)
+    created = api.post(
+        f"{base}/api/v1/import-sessions/create",
+        json={"title": f"Load import {source.name}", "file_storage_uuid": plan["storage_uuid"]},
+        timeout=120,
+    )
     created.raise_for_status()
     session_id = created.json()["data"]["id"]
 
-    clients = subprocess.Popen([sys.executable, __file__, "--clients-process"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    clients = subprocess.Popen(
+        [sys.executable, __file__, "--clients-process"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     clients.stdin.write(json.dumps(plan))
     clients.stdin.close()
     started = time.monotonic()
     time.sleep(1)  # the readers are under way before the background work starts
     jobs = {}
     # An overloaded server answering slowly is a finding: the jobs' own requests wait up to two minutes.
-    answer = api.post(f"{base}/api/v1/import-sessions/{session_id}/import?wait=0", json={"source_path": str(source)}, timeout=120)
+    answer = api.post(
+        f"{base}/api/v1/import-sessions/{session_id}/import?wait=0", json={"source_path": str(source)}, timeout=120
+    )
     jobs["import"] = {"posted_at_s": time.monotonic() - started, **answer.json()["data"]}
     answer = api.post(f"{base}/api/v1/storage-index/scan/{plan['storage_uuid']}?wait=0", timeout=120)
     jobs["scan"] = {"posted_at_s": time.monotonic() - started, **answer.json()["data"]}
@@ -352,7 +445,12 @@ def run_load(plan: dict, source: Path) -> dict:
         if job.get("started_at") and job.get("finished_at"):
             from datetime import datetime
 
-            figures["ran_s"] = round((datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])).total_seconds(), 2)
+            figures["ran_s"] = round(
+                (
+                    datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])
+                ).total_seconds(),
+                2,
+            )
         if kind == "import":
             figures["result"] = {k: (job.get("result") or {}).get(k) for k in ("imported", "duplicates", "failed")}
         jobs[kind] = figures
@@ -361,8 +459,11 @@ def run_load(plan: dict, source: Path) -> dict:
     from datetime import datetime
 
     stamped = run.pop("stamped")
-    spans = [(datetime.fromisoformat(j["started_at"]).timestamp(), datetime.fromisoformat(j["finished_at"]).timestamp())
-             for j in jobs.values() if j.get("started_at") and j.get("finished_at")]
+    spans = [
+        (datetime.fromisoformat(j["started_at"]).timestamp(), datetime.fromisoformat(j["finished_at"]).timestamp())
+        for j in jobs.values()
+        if j.get("started_at") and j.get("finished_at")
+    ]
     begin, end = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (0.0, 0.0)
     during = {name: [(ms, ok) for wall, ms, ok in v if begin <= wall <= end] for name, v in stamped.items()}
     window = max(end - begin, 1e-9)
@@ -371,10 +472,13 @@ def run_load(plan: dict, source: Path) -> dict:
         "kinds": {name: summarise(v, window) for name, v in during.items()},
         "overall": summarise([s for v in during.values() for s in v], window),
     }
-    run["met"] = (run["overall"]["errors"] == 0 and all(r["p95_ms"] <= TARGET_P95_MS for r in run["kinds"].values())
-                  and run["during_jobs"]["overall"]["errors"] == 0
-                  and all(r["p95_ms"] <= TARGET_P95_MS for r in run["during_jobs"]["kinds"].values() if r["requests"])
-                  and all(j.get("status") == "succeeded" for j in jobs.values()))
+    run["met"] = (
+        run["overall"]["errors"] == 0
+        and all(r["p95_ms"] <= TARGET_P95_MS for r in run["kinds"].values())
+        and run["during_jobs"]["overall"]["errors"] == 0
+        and all(r["p95_ms"] <= TARGET_P95_MS for r in run["during_jobs"]["kinds"].values() if r["requests"])
+        and all(j.get("status") == "succeeded" for j in jobs.values())
+    )
     return run
 
 

@@ -45,6 +45,7 @@ THINK_SECONDS = (0.5, 1.5)
 
 # --- the document's clients: their own process, one asyncio loop ---------------------------------------
 
+
 async def clients_run(plan: dict) -> dict:
     import aiohttp
 
@@ -74,7 +75,9 @@ async def clients_run(plan: dict) -> dict:
 
     started = time.monotonic()
     connector = aiohttp.TCPConnector(limit=plan["clients"])
-    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=120), connector=connector) as http:
+    async with aiohttp.ClientSession(
+        headers=headers, timeout=aiohttp.ClientTimeout(total=120), connector=connector
+    ) as http:
         await asyncio.gather(*(client(http, n) for n in range(plan["clients"])))
     elapsed = time.monotonic() - started
     return {"seconds": elapsed, "fetches": load_benchmark.summarise(samples, elapsed), "error_samples": errors}
@@ -86,6 +89,7 @@ def clients_main() -> None:
 
 
 # --- the run ----------------------------------------------------------------------------------------
+
 
 def in_process(token: str, runs: int) -> dict:
     """The document's size, its cold build, and warm fetches through Django's whole stack (test client)."""
@@ -110,8 +114,12 @@ def in_process(token: str, runs: int) -> dict:
         assert response.status_code == 200 and response.content == first.content
     operations = sum(1 for item in document["paths"].values() for _ in item)
     return {
-        "document_bytes": len(first.content), "operations": operations, "cold_build_ms": cold_build_ms,
-        "cold_fetch_ms": cold_fetch_ms, "warm_fetch_median_ms": statistics.median(warm), "warm_fetch_max_ms": max(warm),
+        "document_bytes": len(first.content),
+        "operations": operations,
+        "cold_build_ms": cold_build_ms,
+        "cold_fetch_ms": cold_fetch_ms,
+        "warm_fetch_median_ms": statistics.median(warm),
+        "warm_fetch_max_ms": max(warm),
         "warm_fetches": runs,
     }
 
@@ -141,8 +149,17 @@ def idle(base: str, token: str, args) -> dict:
 
 
 def under_load(base: str, token: str, args, document_bytes: int, fetches: int, think) -> dict:
-    plan = {"base": base, "token": token, "clients": args.clients, "fetches": fetches, "think": think, "document_bytes": document_bytes}
-    clients = subprocess.Popen([sys.executable, __file__, "--clients-process"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    plan = {
+        "base": base,
+        "token": token,
+        "clients": args.clients,
+        "fetches": fetches,
+        "think": think,
+        "document_bytes": document_bytes,
+    }
+    clients = subprocess.Popen(
+        [sys.executable, __file__, "--clients-process"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     clients.stdin.write(json.dumps(plan))
     clients.stdin.close()
     time.sleep(0.5)  # the clients are under way before the first list call
@@ -154,12 +171,20 @@ def under_load(base: str, token: str, args, document_bytes: int, fetches: int, t
         raise SystemExit(f"the clients' process failed ({clients.returncode})")
     fetched = json.loads(out)
     result = {
-        "fetches_per_client": fetches, "think_seconds": think, "list_while_fetching": load_benchmark.summarise(busy, seconds),
-        "document_fetches": fetched["fetches"], "document_seconds": fetched["seconds"], "error_samples": fetched["error_samples"],
+        "fetches_per_client": fetches,
+        "think_seconds": think,
+        "list_while_fetching": load_benchmark.summarise(busy, seconds),
+        "document_fetches": fetched["fetches"],
+        "document_seconds": fetched["seconds"],
+        "error_samples": fetched["error_samples"],
     }
     result["list_over_target"] = sum(1 for ms, _ in busy if ms >= TARGET_LIST_MS)
-    result["met"] = (busy != [] and result["list_while_fetching"]["errors"] == 0 and result["document_fetches"]["errors"] == 0
-                     and result["list_while_fetching"]["max_ms"] < TARGET_LIST_MS)
+    result["met"] = (
+        busy != []
+        and result["list_while_fetching"]["errors"] == 0
+        and result["document_fetches"]["errors"] == 0
+        and result["list_while_fetching"]["max_ms"] < TARGET_LIST_MS
+    )
     return result
 
 
@@ -167,7 +192,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--user-fetches", type=int, default=15, help="document fetches per client in the users run")
-    parser.add_argument("--saturation-fetches", type=int, default=150, help="document fetches per client in the saturation run")
+    parser.add_argument(
+        "--saturation-fetches", type=int, default=150, help="document fetches per client in the saturation run"
+    )
     parser.add_argument("--probe-gap", type=float, default=0.05, help="seconds between two list calls")
     parser.add_argument("--runs", type=int, default=20, help="warm in-process fetches")
     parser.add_argument("--clients-process", action="store_true", help=argparse.SUPPRESS)
@@ -199,28 +226,55 @@ def main():
         print(f"{'size':34} {local['document_bytes'] / 1024:9.1f} KB {TARGET_BYTES // 1024:>7} KB")
         print(f"{'cold build (first in a process)':34} {local['cold_build_ms']:9.1f} ms {'':>10}")
         print(f"{'cold fetch (build + serve)':34} {local['cold_fetch_ms']:9.1f} ms {'':>10}")
-        print(f"{'warm fetch, median of ' + str(args.runs):34} {local['warm_fetch_median_ms']:9.1f} ms {TARGET_WARM_MS:>7} ms")
+        print(
+            f"{'warm fetch, median of ' + str(args.runs):34} {local['warm_fetch_median_ms']:9.1f} ms {TARGET_WARM_MS:>7} ms"
+        )
         print(f"{'warm fetch, worst':34} {local['warm_fetch_max_ms']:9.1f} ms {TARGET_WARM_MS:>7} ms", flush=True)
 
         port = load_benchmark.free_port()
         base = f"http://127.0.0.1:{port}"
         prom = work / "prometheus"
         prom.mkdir()
-        env = {**os.environ, "IMALINK_INSTANCE": settings.IMALINK_INSTANCE, "IMALINK_CELERY_QUEUE": f"imalink-openapi-{uuidlib.uuid4().hex[:8]}",
-               "PYTHONUNBUFFERED": "1", "PROMETHEUS_MULTIPROC_DIR": str(prom)}
+        env = {
+            **os.environ,
+            "IMALINK_INSTANCE": settings.IMALINK_INSTANCE,
+            "IMALINK_CELERY_QUEUE": f"imalink-openapi-{uuidlib.uuid4().hex[:8]}",
+            "PYTHONUNBUFFERED": "1",
+            "PROMETHEUS_MULTIPROC_DIR": str(prom),
+        }
         web_log = work / "gunicorn.log"
         gunicorn_args = load_benchmark.GUNICORN_ARGS
         web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "imalink.wsgi:application", "--bind", f"127.0.0.1:{port}", *gunicorn_args],
-            cwd=REPO, env=env, stdout=web_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "imalink.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                *gunicorn_args,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=web_log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             workers = int(gunicorn_args[gunicorn_args.index("--workers") + 1])
-            load_benchmark.wait_for(lambda: web_log.read_text(errors="replace").count("Booting worker") >= workers, "gunicorn", web, web_log)
+            load_benchmark.wait_for(
+                lambda: web_log.read_text(errors="replace").count("Booting worker") >= workers, "gunicorn", web, web_log
+            )
             load_benchmark.warm_up(base, token, workers)
             served = {"list_idle": idle(base, token, args), "runs": {}}
-            for name, fetches, think in [("users", args.user_fetches, THINK_SECONDS), ("saturation", args.saturation_fetches, None)]:
-                print(f"Run '{name}': {args.clients} clients fetch the document {fetches} times each from gunicorn {' '.join(gunicorn_args)} ...", flush=True)
+            for name, fetches, think in [
+                ("users", args.user_fetches, THINK_SECONDS),
+                ("saturation", args.saturation_fetches, None),
+            ]:
+                print(
+                    f"Run '{name}': {args.clients} clients fetch the document {fetches} times each from gunicorn {' '.join(gunicorn_args)} ...",
+                    flush=True,
+                )
                 served["runs"][name] = under_load(base, token, args, local["document_bytes"], fetches, think)
         finally:
             if web.poll() is None:
@@ -230,14 +284,23 @@ def main():
                 except subprocess.TimeoutExpired:
                     os.killpg(web.pid, signal.SIGKILL)
 
-    print(f"\n{'run':11} {'requests':38} {'count':>7} {'errors':>7} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    print(
+        f"\n{'run':11} {'requests':38} {'count':>7} {'errors':>7} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}"
+    )
     rows = [("idle", f"GET {LIST}", served["list_idle"])]
     for name, run in served["runs"].items():
-        rows += [(name, f"GET {LIST}", run["list_while_fetching"]), (name, f"GET {DOCUMENT} ({args.clients} clients)", run["document_fetches"])]
+        rows += [
+            (name, f"GET {LIST}", run["list_while_fetching"]),
+            (name, f"GET {DOCUMENT} ({args.clients} clients)", run["document_fetches"]),
+        ]
     for name, what, r in rows:
-        print(f"{name:11} {what:38} {r['requests']:7} {r['errors']:7} {r['rps']:7.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['max_ms']:8.1f}")
+        print(
+            f"{name:11} {what:38} {r['requests']:7} {r['errors']:7} {r['rps']:7.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['max_ms']:8.1f}"
+        )
     for name, run in served["runs"].items():
-        print(f"{name}: {run['list_over_target']} of {run['list_while_fetching']['requests']} list calls took {TARGET_LIST_MS} ms or more")
+        print(
+            f"{name}: {run['list_over_target']} of {run['list_while_fetching']['requests']} list calls took {TARGET_LIST_MS} ms or more"
+        )
         for error in run["error_samples"]:
             print(f"error: {error}")
     met = {
@@ -246,16 +309,24 @@ def main():
         **{f"list_under_{TARGET_LIST_MS}_ms_{name}": run["met"] for name, run in served["runs"].items()},
     }
     result = {
-        "server": "gunicorn imalink.wsgi:application " + " ".join(load_benchmark.GUNICORN_ARGS) + " (README.md, Production), SQLite (WAL)",
+        "server": "gunicorn imalink.wsgi:application "
+        + " ".join(load_benchmark.GUNICORN_ARGS)
+        + " (README.md, Production), SQLite (WAL)",
         "machine": f"{os.cpu_count()} cores shared by the clients, gunicorn and the benchmark",
         "client_model": {
             "users": f"{args.clients} clients, each {args.user_fetches} document fetches with {THINK_SECONDS[0]}-{THINK_SECONDS[1]} s (uniform) between",
             "saturation": f"{args.clients} clients, each {args.saturation_fetches} document fetches back to back (closed loop, no think time)",
             "list_calls": f"one at a time, {args.probe_gap} s apart, from the benchmark's process while the clients run (aiohttp, own process)",
         },
-        "in_process": local, "served": served,
-        "targets": {"document_bytes": TARGET_BYTES, "warm_fetch_ms": TARGET_WARM_MS, "list_max_ms_while_fetching": TARGET_LIST_MS},
-        "met": met, "total_seconds": time.monotonic() - began,
+        "in_process": local,
+        "served": served,
+        "targets": {
+            "document_bytes": TARGET_BYTES,
+            "warm_fetch_ms": TARGET_WARM_MS,
+            "list_max_ms_while_fetching": TARGET_LIST_MS,
+        },
+        "met": met,
+        "total_seconds": time.monotonic() - began,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "openapi.json"

@@ -46,7 +46,11 @@ def main():
         session = ImportSession.objects.order_by("id").first()
         photo = Photo.objects.order_by("id").first()
         for i in range(200):
-            Job.objects.create(kind="scan", status="succeeded", result={"moved_files": [], "missing_files": [], "modified_files": [], "new_files": []})
+            Job.objects.create(
+                kind="scan",
+                status="succeeded",
+                result={"moved_files": [], "missing_files": [], "modified_files": [], "new_files": []},
+            )
         run_health_check()
         pages = {
             "overview /": "/",
@@ -79,7 +83,9 @@ def main():
         print(f"{name:34} {r['median_ms']:10.1f} {r['worst_ms']:10.1f}")
     met = all(r["worst_ms"] < 300 for r in rows.values())
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pages.json").write_text(json.dumps({"photos": count, "pages": rows, "target_ms": 300, "met": met}, indent=2))
+    (RESULTS / "pages.json").write_text(
+        json.dumps({"photos": count, "pages": rows, "target_ms": 300, "met": met}, indent=2)
+    )
     print(f"\nevery page under 300 ms: {met}\nFigures written to {RESULTS / 'pages.json'}")
 
 

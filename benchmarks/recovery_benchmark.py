@@ -49,8 +49,13 @@ def many_sessions(work: Path, sessions: int) -> dict:
     from indexing.recovery import recover_from_indexes
 
     base, root, uuid = new_storage(work, "many")
-    named = [{"id": i, "title": f"Session {i}", "index_file": f"imports/session_{i}.json", "file_count": 0} for i in range(1, sessions + 1)]
-    (root / "index.json").write_text(json.dumps({"storage_info": {"uuid": str(uuid), "display_name": "Many"}, "import_sessions": named}))
+    named = [
+        {"id": i, "title": f"Session {i}", "index_file": f"imports/session_{i}.json", "file_count": 0}
+        for i in range(1, sessions + 1)
+    ]
+    (root / "index.json").write_text(
+        json.dumps({"storage_info": {"uuid": str(uuid), "display_name": "Many"}, "import_sessions": named})
+    )
     backups = root / ".imalink" / "index-backups"
     backups.mkdir(exist_ok=True)
     with_backups = min(1000, sessions)
@@ -62,9 +67,14 @@ def many_sessions(work: Path, sessions: int) -> dict:
     report = recover_from_indexes([base])
     seconds = time.perf_counter() - started
     (found,) = report.storages
-    return {"sessions_named": sessions, "backup_files": 2 * with_backups, "seconds": round(seconds, 2),
-            "sessions_restored": len(found["sessions_restored"]),
-            "missing": sum(1 for v in found["index_sources"].values() if v == "missing"), "target_s": 5}
+    return {
+        "sessions_named": sessions,
+        "backup_files": 2 * with_backups,
+        "seconds": round(seconds, 2),
+        "sessions_restored": len(found["sessions_restored"]),
+        "missing": sum(1 for v in found["index_sources"].values() if v == "missing"),
+        "target_s": 5,
+    }
 
 
 def large_index(work: Path, megabytes: int) -> dict:
@@ -78,17 +88,36 @@ def large_index(work: Path, megabytes: int) -> dict:
         i = 0
         while out.tell() < megabytes * 1_000_000:
             key = f"{i:032x}" if i < good else f"not-a-hothash-{i}"
-            entry = {"path": f"photos/2024/IMG_{i:07d}.jpg", "original_filename": f"IMG_{i:07d}.jpg", "file_size": 1234567,
-                     "checksum": f"xxh3_128:{i:032x}", "mtime_ns": 1_700_000_000_000_000_000 + i, "file_format": "jpeg",
-                     "is_primary": True, "status": "present", "taken_at": "2024-10-18T14:30:52+00:00", "width": 4000, "height": 3000,
-                     "has_hotpreview": False, "camera_make": "NIKON", "camera_model": "COOLPIX P6000",
-                     "photo": {"title": "", "description": "", "rating": 0, "tags": ["holiday", "family"], "author": None}, "companions": []}
+            entry = {
+                "path": f"photos/2024/IMG_{i:07d}.jpg",
+                "original_filename": f"IMG_{i:07d}.jpg",
+                "file_size": 1234567,
+                "checksum": f"xxh3_128:{i:032x}",
+                "mtime_ns": 1_700_000_000_000_000_000 + i,
+                "file_format": "jpeg",
+                "is_primary": True,
+                "status": "present",
+                "taken_at": "2024-10-18T14:30:52+00:00",
+                "width": 4000,
+                "height": 3000,
+                "has_hotpreview": False,
+                "camera_make": "NIKON",
+                "camera_model": "COOLPIX P6000",
+                "photo": {"title": "", "description": "", "rating": 0, "tags": ["holiday", "family"], "author": None},
+                "companions": [],
+            }
             out.write(("," if i else "") + json.dumps(key) + ": " + json.dumps(entry, indent=2))
             i += 1
         out.write("}}\n")
     size = path.stat().st_size
-    (root / "index.json").write_text(json.dumps({"storage_info": {"uuid": str(uuid), "display_name": "Large"},
-                                                 "import_sessions": [{"index_file": "imports/session_1.json"}]}))
+    (root / "index.json").write_text(
+        json.dumps(
+            {
+                "storage_info": {"uuid": str(uuid), "display_name": "Large"},
+                "import_sessions": [{"index_file": "imports/session_1.json"}],
+            }
+        )
+    )
     rss_before = rss_mb()
     tracemalloc.start()
     started = time.perf_counter()
@@ -97,11 +126,18 @@ def large_index(work: Path, megabytes: int) -> dict:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     (found,) = report.storages
-    return {"index_mb": round(size / 1e6, 1), "entries": i, "files_restored": found["files_restored"], "seconds_traced": round(seconds, 1),
-            "tracemalloc_peak_mb": round(peak / 1e6, 1), "peak_over_index": round(peak / size, 2),
-            "rss_peak_before_mb": round(rss_before, 1),  # ru_maxrss is a high-water mark: growth is what rises above it
-            "rss_growth_mb": round(rss_mb() - rss_before, 1), "rss_growth_over_index": round((rss_mb() - rss_before) * 1024 * 1024 / size, 2),
-            "target_ratio": 4}
+    return {
+        "index_mb": round(size / 1e6, 1),
+        "entries": i,
+        "files_restored": found["files_restored"],
+        "seconds_traced": round(seconds, 1),
+        "tracemalloc_peak_mb": round(peak / 1e6, 1),
+        "peak_over_index": round(peak / size, 2),
+        "rss_peak_before_mb": round(rss_before, 1),  # ru_maxrss is a high-water mark: growth is what rises above it
+        "rss_growth_mb": round(rss_mb() - rss_before, 1),
+        "rss_growth_over_index": round((rss_mb() - rss_before) * 1024 * 1024 / size, 2),
+        "target_ratio": 4,
+    }
 
 
 def main() -> None:
@@ -120,7 +156,11 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     rows = [
-        (f"{many['sessions_named']:,} sessions beside {many['backup_files']:,} backups", f"{many['seconds']} s", "<= 5 s"),
+        (
+            f"{many['sessions_named']:,} sessions beside {many['backup_files']:,} backups",
+            f"{many['seconds']} s",
+            "<= 5 s",
+        ),
         ("  sessions restored / missing", f"{many['sessions_restored']} / {many['missing']}", ""),
         (f"{large['index_mb']} MB session index: tracemalloc peak", f"{large['tracemalloc_peak_mb']} MB", ""),
         ("  peak / index size", f"{large['peak_over_index']}x", "<= 4x"),

@@ -37,7 +37,12 @@ def bare_walk(top: str) -> int:
 
 def setup_django(work: Path, database_url: str | None = None):
     """Django on a fresh SQLite database under work/, or on database_url (an empty database the caller made)."""
-    os.environ.update(IMALINK_VAR_DIR=str(work / "var"), IMALINK_ALLOWED_ROOTS=str(work), DJANGO_SETTINGS_MODULE="imalink.settings", LOG_LEVEL="WARNING")
+    os.environ.update(
+        IMALINK_VAR_DIR=str(work / "var"),
+        IMALINK_ALLOWED_ROOTS=str(work),
+        DJANGO_SETTINGS_MODULE="imalink.settings",
+        LOG_LEVEL="WARNING",
+    )
     if database_url:
         os.environ["DATABASE_URL"] = database_url
     else:
@@ -84,8 +89,17 @@ def build(work: Path, files: int) -> str:
             created = Photo.objects.bulk_create(photos, batch_size=1000)
             ImageFile.objects.bulk_create(
                 [
-                    ImageFile(photo=p, import_session=session, file_storage=storage, relative_path=r[0], original_filename=r[0].rsplit("/", 1)[1],
-                              file_format="jpeg", file_size=r[1], mtime_ns=r[2], checksum=r[3])
+                    ImageFile(
+                        photo=p,
+                        import_session=session,
+                        file_storage=storage,
+                        relative_path=r[0],
+                        original_filename=r[0].rsplit("/", 1)[1],
+                        file_format="jpeg",
+                        file_size=r[1],
+                        mtime_ns=r[2],
+                        checksum=r[3],
+                    )
                     for p, r in zip(created, rows)
                 ],
                 batch_size=1000,
@@ -96,7 +110,12 @@ def build(work: Path, files: int) -> str:
 
 def measure(work: Path, uuid: str, action: str) -> dict:
     """One measurement in a fresh process, so its peak memory is its own."""
-    out = subprocess.run([sys.executable, __file__, "--measure", action, "--work", str(work), "--uuid", uuid], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", action, "--work", str(work), "--uuid", uuid],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -117,7 +136,13 @@ def run_measure(args):
     started = time.perf_counter()
     if args.measure == "scan":
         report = scan_storage(storage)
-        result = {"moved": len(report.moved_files), "missing": len(report.missing_files), "new": len(report.new_files), "bytes_read": report.bytes_read, "unchanged": report.unchanged_count}
+        result = {
+            "moved": len(report.moved_files),
+            "missing": len(report.missing_files),
+            "new": len(report.new_files),
+            "bytes_read": report.bytes_read,
+            "unchanged": report.unchanged_count,
+        }
     else:
         for index in (storage.full_path / "imports").glob("*.json"):
             index.unlink()
@@ -164,7 +189,7 @@ def main():
         moved_bytes = 0
         target = root / "photos" / "reorganised"
         target.mkdir()
-        for i, path in enumerate(sorted((root / "photos").rglob("IMG_*.jpg"))[:: 100]):
+        for i, path in enumerate(sorted((root / "photos").rglob("IMG_*.jpg"))[::100]):
             moved_bytes += path.stat().st_size
             os.rename(path, target / f"moved_{i:05d}_{path.name}")
         moved = measure(work, uuid, "scan")
@@ -172,9 +197,27 @@ def main():
 
     rows = [
         ("bare os.scandir walk + stat", walk, None, "-", "-"),
-        ("scan, no change (fresh process)", nochange["cold_seconds"], None, "-", f"{nochange['cold_seconds'] / walk:.2f}x walk"),
-        ("scan, no change (steady state)", nochange["seconds"], nochange["peak_rss_mb"], nochange["bytes_read"], f"{nochange['seconds'] / walk:.2f}x walk"),
-        (f"scan, 1% moved ({moved['moved']:,} files)", moved["seconds"], moved["peak_rss_mb"], moved["bytes_read"], f"moved bytes {moved_bytes:,}"),
+        (
+            "scan, no change (fresh process)",
+            nochange["cold_seconds"],
+            None,
+            "-",
+            f"{nochange['cold_seconds'] / walk:.2f}x walk",
+        ),
+        (
+            "scan, no change (steady state)",
+            nochange["seconds"],
+            nochange["peak_rss_mb"],
+            nochange["bytes_read"],
+            f"{nochange['seconds'] / walk:.2f}x walk",
+        ),
+        (
+            f"scan, 1% moved ({moved['moved']:,} files)",
+            moved["seconds"],
+            moved["peak_rss_mb"],
+            moved["bytes_read"],
+            f"moved bytes {moved_bytes:,}",
+        ),
         ("write every index", indexes["seconds"], indexes["peak_rss_mb"], "-", f"{indexes['written']} files"),
     ]
     print(f"\nScan of {count:,} files on {os.cpu_count()} cores")
@@ -182,8 +225,17 @@ def main():
     for name, seconds, peak, read, note in rows:
         print(f"{name:34} {seconds:8.2f} {(f'{peak:.0f}' if peak else '-'):>8} {str(read):>12}  {note}")
     figures = {
-        "files": count, "bare_walk_s": walk, "scan_nochange": nochange, "scan_moved": {**moved, "moved_bytes": moved_bytes}, "write_indexes": indexes,
-        "targets": {"nochange_vs_walk": 2.0, "peak_rss_mb": 300, "write_indexes_s": 10, "moved_bytes_read_equals_moved_bytes": True},
+        "files": count,
+        "bare_walk_s": walk,
+        "scan_nochange": nochange,
+        "scan_moved": {**moved, "moved_bytes": moved_bytes},
+        "write_indexes": indexes,
+        "targets": {
+            "nochange_vs_walk": 2.0,
+            "peak_rss_mb": 300,
+            "write_indexes_s": 10,
+            "moved_bytes_read_equals_moved_bytes": True,
+        },
         "met": {
             "nochange_vs_walk": nochange["seconds"] <= 2 * walk,
             "peak_rss": max(nochange["peak_rss_mb"], moved["peak_rss_mb"]) <= 300,

@@ -53,8 +53,20 @@ def build(work: Path, files: int) -> str:
     with transaction.atomic():
         created = Photo.objects.bulk_create(photos, batch_size=1000)
         ImageFile.objects.bulk_create(
-            [ImageFile(photo=p, import_session=session, file_storage=storage, relative_path=r[0], original_filename=r[0].rsplit("/", 1)[1],
-                       file_format="jpeg", file_size=r[1], mtime_ns=r[2], checksum=r[3]) for p, r in zip(created, rows)],
+            [
+                ImageFile(
+                    photo=p,
+                    import_session=session,
+                    file_storage=storage,
+                    relative_path=r[0],
+                    original_filename=r[0].rsplit("/", 1)[1],
+                    file_format="jpeg",
+                    file_size=r[1],
+                    mtime_ns=r[2],
+                    checksum=r[3],
+                )
+                for p, r in zip(created, rows)
+            ],
             batch_size=1000,
         )
     os.sync()
@@ -171,13 +183,23 @@ def main():
         print("(cold-cache figures skipped: /proc/sys/vm/drop_caches is not writable here)")
 
     figures = {
-        "files": len(paths), "bytes": size, "cores": os.cpu_count(),
-        "warm": {"plain_read_s": read_s, "plain_readinto_s": into_s, "validate_full_cached_s": warm_s, "ratio": baseline_warm / warm_s},
+        "files": len(paths),
+        "bytes": size,
+        "cores": os.cpu_count(),
+        "warm": {
+            "plain_read_s": read_s,
+            "plain_readinto_s": into_s,
+            "validate_full_cached_s": warm_s,
+            "ratio": baseline_warm / warm_s,
+        },
         "cold": {**cold, "ratio": cold["plain_readinto_s"] / cold["validate_full_s"]} if can_drop else None,
         "validate_full_default_after_warm_read_s": default_warm_s,
         "validate_quick_s": quick_s,
         "target": {"full_vs_plain_read": 0.8},
-        "met": {"warm": baseline_warm / warm_s >= 0.8, "cold": (cold["plain_readinto_s"] / cold["validate_full_s"] >= 0.8) if can_drop else None},
+        "met": {
+            "warm": baseline_warm / warm_s >= 0.8,
+            "cold": (cold["plain_readinto_s"] / cold["validate_full_s"] >= 0.8) if can_drop else None,
+        },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "validate.json").write_text(json.dumps(figures, indent=2))

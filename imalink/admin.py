@@ -7,7 +7,9 @@ from .models import ApiToken
 
 
 class ApiTokenForm(forms.ModelForm):
-    revoke = forms.BooleanField(required=False, label="Revoke this token", help_text="Final: a revoked token never works again.")
+    revoke = forms.BooleanField(
+        required=False, label="Revoke this token", help_text="Final: a revoked token never works again."
+    )
 
     class Meta:
         model = ApiToken

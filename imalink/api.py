@@ -25,7 +25,12 @@ from .schemas import declare_error_ranges
 logger = logging.getLogger("imalink.api")
 
 # What kombu and redis-py raise when the broker cannot be reached (kombu wraps most of them in OperationalError).
-BROKER_ERRORS = (kombu.exceptions.OperationalError, kombu.exceptions.ConnectionError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+BROKER_ERRORS = (
+    kombu.exceptions.OperationalError,
+    kombu.exceptions.ConnectionError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 
 BROKER_DOWN = (
     "The task broker is unreachable, so the work was not handed to a worker. A job this request recorded stays queued "
@@ -46,7 +51,9 @@ class ImalinkAPI(NinjaAPI):
         key = (path_prefix, tuple(sorted((path_params or {}).items())))
         with self._document_lock:
             if key not in self._documents:
-                document = declare_error_ranges(super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params))
+                document = declare_error_ranges(
+                    super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+                )
                 self._documents[key] = (document, json.dumps(document, cls=NinjaJSONEncoder).encode())
             return self._documents[key]
 
@@ -102,7 +109,9 @@ def _imalink_error(request, exc: ImalinkError):
 def _validation_error(request, exc: ValidationError):
     problems = []
     for err in exc.errors:
-        problems.append({"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type", "")})
+        problems.append(
+            {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type", "")}
+        )
     return _error("validation_error", "The request did not validate: see details.errors.", 422, {"errors": problems})
 
 
@@ -123,7 +132,14 @@ def _permission_denied(request, exc):
 
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
-    codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 429: "throttled"}
+    codes = {
+        400: "bad_request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        429: "throttled",
+    }
     return _error(codes.get(exc.status_code, "http_error"), exc.message, exc.status_code)
 
 
@@ -153,7 +169,9 @@ def _too_large(request, exc):
 @api.exception_handler(Exception)
 def _unexpected(request, exc):
     if isinstance(exc, BROKER_ERRORS):
-        logger.warning("task broker unreachable during %s %s: %s: %s", request.method, request.path, type(exc).__name__, exc)
+        logger.warning(
+            "task broker unreachable during %s %s: %s: %s", request.method, request.path, type(exc).__name__, exc
+        )
         return _error("broker_unavailable", BROKER_DOWN, 503)
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable during %s %s: %s", request.method, request.path, type(exc).__name__)

@@ -9,7 +9,9 @@ class ImalinkError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, details: dict | None = None, status: int | None = None):
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict | None = None, status: int | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.details = details or {}

@@ -56,4 +56,7 @@ def choose_broker(environ=os.environ) -> tuple[str, str]:
     url = settings.REDIS_URL
     if redis_answers(url):
         return url, f"Broker: Redis at {url}."
-    return "filesystem://", f"Broker: no Redis at {url}; using the embedded filesystem broker in {Path(settings.VAR_DIR) / 'broker'}."
+    return (
+        "filesystem://",
+        f"Broker: no Redis at {url}; using the embedded filesystem broker in {Path(settings.VAR_DIR) / 'broker'}.",
+    )

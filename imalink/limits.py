@@ -31,7 +31,9 @@ def too_large_response(request, limit: int) -> HttpResponse:
     if request.path_info.startswith(API_PREFIX):
         return JsonResponse(too_large_body(limit), status=413)
     return HttpResponse(
-        f"Request body too large: this server accepts at most {limit:,} bytes.\n", status=413, content_type="text/plain; charset=utf-8"
+        f"Request body too large: this server accepts at most {limit:,} bytes.\n",
+        status=413,
+        content_type="text/plain; charset=utf-8",
     )
 
 

@@ -23,7 +23,9 @@ from prometheus_client.registry import Collector
 
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if MULTIPROCESS_DIR is not None and not os.path.isdir(MULTIPROCESS_DIR):
-    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR={MULTIPROCESS_DIR!r} is not a folder: create it (empty) before start-up.")
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR={MULTIPROCESS_DIR!r} is not a folder: create it (empty) before start-up."
+    )
 
 # Anything else a client sends as a method would add a label value per distinct string.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -102,12 +104,30 @@ class DatabaseCollector(Collector):
         from storages.models import FileStorage
 
         labels = ["storage", "uuid"]
-        free = GaugeMetricFamily("imalink_storage_free_bytes", "Free space on the storage's drive at the last check.", labels=labels)
-        total = GaugeMetricFamily("imalink_storage_total_bytes", "Size of the storage's drive at the last check.", labels=labels)
-        accessible = GaugeMetricFamily("imalink_storage_accessible", "1 if the storage folder was reachable at the last check, else 0.", labels=labels)
-        files = GaugeMetricFamily("imalink_storage_files", "Image files recorded in the storage, by status.", labels=[*labels, "status"])
-        missing = GaugeMetricFamily("imalink_storage_missing_files", "Image files recorded in the storage but not found by the last scan.", labels=labels)
-        scan_age = GaugeMetricFamily("imalink_storage_last_scan_age_seconds", "Seconds since the storage was last scanned (absent if never).", labels=labels)
+        free = GaugeMetricFamily(
+            "imalink_storage_free_bytes", "Free space on the storage's drive at the last check.", labels=labels
+        )
+        total = GaugeMetricFamily(
+            "imalink_storage_total_bytes", "Size of the storage's drive at the last check.", labels=labels
+        )
+        accessible = GaugeMetricFamily(
+            "imalink_storage_accessible",
+            "1 if the storage folder was reachable at the last check, else 0.",
+            labels=labels,
+        )
+        files = GaugeMetricFamily(
+            "imalink_storage_files", "Image files recorded in the storage, by status.", labels=[*labels, "status"]
+        )
+        missing = GaugeMetricFamily(
+            "imalink_storage_missing_files",
+            "Image files recorded in the storage but not found by the last scan.",
+            labels=labels,
+        )
+        scan_age = GaugeMetricFamily(
+            "imalink_storage_last_scan_age_seconds",
+            "Seconds since the storage was last scanned (absent if never).",
+            labels=labels,
+        )
 
         counts = {}
         for row in ImageFile.objects.order_by().values("file_storage_id", "status").annotate(n=Count("id")):

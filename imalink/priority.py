@@ -29,6 +29,10 @@ def run_in_background(nice: int) -> dict:
                 AUTOGROUP.write_text(str(nice))
                 group_nice = nice
             done["autogroup"] = group_nice
-        except (OSError, ValueError, IndexError) as exc:  # not allowed here (a raise needs CAP_SYS_NICE; lowering should not): the nice value stands
+        except (
+            OSError,
+            ValueError,
+            IndexError,
+        ) as exc:  # not allowed here (a raise needs CAP_SYS_NICE; lowering should not): the nice value stands
             logger.info("could not lower the session's scheduling group: %s", exc)
     return done

@@ -9,7 +9,10 @@ from pydantic import create_model
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 COMPONENTS = "#/components/schemas/{model}"
 # OpenAPI 3's status code ranges: every operation answers its errors in one shape, whatever the code.
-ERROR_RANGES = {"4XX": "A client error, in the error shape.", "5XX": "A server error (503: a service is unreachable), in the error shape."}
+ERROR_RANGES = {
+    "4XX": "A client error, in the error shape.",
+    "5XX": "A server error (503: a service is unreachable), in the error shape.",
+}
 
 
 class ErrorDetail(Schema):

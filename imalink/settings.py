@@ -330,7 +330,9 @@ IMALINK_VERSION = "0.1.0"
 # After each health report, issues that opened or cleared are e-mailed to IMALINK_ALERT_EMAILS (comma list)
 # and posted as JSON to IMALINK_ALERT_WEBHOOK; both are off when unset.
 IMALINK_ALERT_EMAILS = env_emails("IMALINK_ALERT_EMAILS")
-IMALINK_ALERT_WEBHOOK = env_url("IMALINK_ALERT_WEBHOOK", "", schemes=("http", "https")) if _env("IMALINK_ALERT_WEBHOOK") else None
+IMALINK_ALERT_WEBHOOK = (
+    env_url("IMALINK_ALERT_WEBHOOK", "", schemes=("http", "https")) if _env("IMALINK_ALERT_WEBHOOK") else None
+)
 if IMALINK_ALERT_WEBHOOK and not urlsplit(IMALINK_ALERT_WEBHOOK).hostname:
     raise ImproperlyConfigured(f"IMALINK_ALERT_WEBHOOK={IMALINK_ALERT_WEBHOOK!r} names no host.")
 # Django's SMTP backend; a timeout so a dead mail server cannot hang the health check.

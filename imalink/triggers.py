@@ -19,12 +19,18 @@ def create_triggers(schema_editor, triggers) -> None:
         condition = f" WHEN {when}" if when else ""
         body = "".join(f"{statement}; " for statement in statements)
         if vendor == "sqlite":
-            schema_editor.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{condition} BEGIN {body}END", params=None)
+            schema_editor.execute(
+                f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{condition} BEGIN {body}END", params=None
+            )
         elif vendor == "postgresql":
             schema_editor.execute(
-                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body}RETURN NULL; END $$", params=None
+                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body}RETURN NULL; END $$",
+                params=None,
             )
-            schema_editor.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{condition} EXECUTE FUNCTION {name}()", params=None)
+            schema_editor.execute(
+                f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{condition} EXECUTE FUNCTION {name}()",
+                params=None,
+            )
         else:
             raise NotImplementedError(f"ImaLink's triggers are written for SQLite and PostgreSQL, not {vendor}")
 

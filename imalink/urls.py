@@ -15,9 +15,21 @@ urlpatterns = [
     # password-reset pages, which answer 404 unless mail is configured.
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/password_reset/", mail_required(auth_views.PasswordResetView.as_view()), name="password_reset"),
-    path("accounts/password_reset/done/", mail_required(auth_views.PasswordResetDoneView.as_view()), name="password_reset_done"),
-    path("accounts/reset/<uidb64>/<token>/", mail_required(auth_views.PasswordResetConfirmView.as_view()), name="password_reset_confirm"),
-    path("accounts/reset/done/", mail_required(auth_views.PasswordResetCompleteView.as_view()), name="password_reset_complete"),
+    path(
+        "accounts/password_reset/done/",
+        mail_required(auth_views.PasswordResetDoneView.as_view()),
+        name="password_reset_done",
+    ),
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        mail_required(auth_views.PasswordResetConfirmView.as_view()),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/reset/done/",
+        mail_required(auth_views.PasswordResetCompleteView.as_view()),
+        name="password_reset_complete",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("storages.urls")),
     path("", include("imports.urls")),

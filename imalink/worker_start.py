@@ -13,5 +13,7 @@ def say_which_instance(sender, instance, **kwargs) -> None:
     queues = ", ".join(sorted(instance.app.amqp.queues.consume_from or instance.app.amqp.queues))
     logger.info(
         "ImaLink instance %s: serving queue %s, Redis keys under %s",
-        settings.IMALINK_INSTANCE, queues, settings.IMALINK_REDIS_PREFIX,
+        settings.IMALINK_INSTANCE,
+        queues,
+        settings.IMALINK_REDIS_PREFIX,
     )

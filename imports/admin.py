@@ -51,6 +51,17 @@ class ImageFileAdmin(admin.ModelAdmin):
     search_fields = ("relative_path", "original_filename", "checksum")
     # Paths and checksums describe files on disk: scans and imports keep them true, hand edits would not.
     readonly_fields = (
-        "photo", "import_session", "file_storage", "relative_path", "original_filename", "file_format", "file_size",
-        "mtime_ns", "checksum", "is_primary", "status", "last_seen_at", "created_at",
+        "photo",
+        "import_session",
+        "file_storage",
+        "relative_path",
+        "original_filename",
+        "file_format",
+        "file_size",
+        "mtime_ns",
+        "checksum",
+        "is_primary",
+        "status",
+        "last_seen_at",
+        "created_at",
     )

@@ -14,8 +14,20 @@ from . import services
 from .models import Author
 from .pipeline import import_validate
 from .schemas import (
-    AuthorIn, AuthorList, AuthorOut, AuthorUpdateIn, ImportIn, ImportResultOut, PhotoDetailOut, PhotoFileOut, PhotoList,
-    PhotoOut, PhotoUpdateIn, SessionCreateIn, SessionList, SessionOut,
+    AuthorIn,
+    AuthorList,
+    AuthorOut,
+    AuthorUpdateIn,
+    ImportIn,
+    ImportResultOut,
+    PhotoDetailOut,
+    PhotoFileOut,
+    PhotoList,
+    PhotoOut,
+    PhotoUpdateIn,
+    SessionCreateIn,
+    SessionList,
+    SessionOut,
 )
 
 sessions_router = Router(tags=["import-sessions"])
@@ -30,11 +42,15 @@ def create_session(request, payload: SessionCreateIn):
 
 
 @sessions_router.get("/", response=responses(SessionList), summary="List import sessions, newest first")
-def list_sessions(request, storage_uuid: UUID | None = None, page: int = Query(1, ge=1), page_size: int = Query(100, ge=1, le=1000)):
+def list_sessions(
+    request, storage_uuid: UUID | None = None, page: int = Query(1, ge=1), page_size: int = Query(100, ge=1, le=1000)
+):
     paginator = Paginator(services.sessions_list(storage_uuid=storage_uuid), page_size)
     current = paginator.get_page(page)
     items = [SessionOut.from_session(s) for s in current.object_list]
-    return ok({"import_sessions": items, "count": paginator.count, "page": current.number, "pages": paginator.num_pages})
+    return ok(
+        {"import_sessions": items, "count": paginator.count, "page": current.number, "pages": paginator.num_pages}
+    )
 
 
 @sessions_router.get("/{session_id}", response=responses(SessionOut), summary="One import session")
@@ -119,7 +135,14 @@ def get_photo(request, hothash: str):
 @photos_router.get(
     "/{hothash}/hotpreview",
     summary="The photo's hotpreview JPEG (from the database, so it works while the drive is unplugged)",
-    openapi_extra={"responses": {200: {"description": "The hotpreview", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}}},
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The hotpreview",
+                "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
 )
 def get_photo_hotpreview(request, hothash: str):
     photo = services.photo_get(hothash)
@@ -130,7 +153,11 @@ def get_photo_hotpreview(request, hothash: str):
     return response
 
 
-@photos_router.put("/{hothash}", response=responses(PhotoDetailOut), summary="Change a photo's title, description, rating, tags or author")
+@photos_router.put(
+    "/{hothash}",
+    response=responses(PhotoDetailOut),
+    summary="Change a photo's title, description, rating, tags or author",
+)
 def update_photo(request, hothash: str, payload: PhotoUpdateIn):
     photo = services.photo_update(services.photo_get(hothash), **payload.dict(exclude_unset=True))
     return ok(_photo_detail(photo))

@@ -118,7 +118,9 @@ def _unlink_quietly(name: str, dirfd: int) -> None:
         pass
 
 
-def copy_verified(source: Path, *, checksum: str, size: int, root: Path, relative: PurePosixPath, taken_paths: set[str]) -> tuple[str, bool]:
+def copy_verified(
+    source: Path, *, checksum: str, size: int, root: Path, relative: PurePosixPath, taken_paths: set[str]
+) -> tuple[str, bool]:
     """Put `source` at root/relative (or a ` (n)` variant). Returns (storage-relative path, copied).
 
     A file already at a candidate name with the same bytes that no row claims is reused, not copied again:

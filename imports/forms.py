@@ -15,7 +15,12 @@ class ImportForm(forms.Form):
     )
     title = forms.CharField(max_length=300, help_text="For example “Italy 2024, day 1”.")
     description = forms.CharField(required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 3}))
-    author = forms.ModelChoiceField(queryset=Author.objects.all(), required=False, empty_label="— none —", help_text="Becomes the author of every new photo.")
+    author = forms.ModelChoiceField(
+        queryset=Author.objects.all(),
+        required=False,
+        empty_label="— none —",
+        help_text="Becomes the author of every new photo.",
+    )
     source_path = forms.CharField(
         max_length=4096,
         label="Source folder",
@@ -36,7 +41,9 @@ class PhotoForm(forms.Form):
     title = forms.CharField(required=False, max_length=300)
     description = forms.CharField(required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 3}))
     rating = forms.TypedChoiceField(choices=[(n, "☆ none" if n == 0 else "★" * n) for n in range(6)], coerce=int)
-    tags = forms.CharField(required=False, max_length=20_000, help_text="Separated by commas, for example rome, family.")
+    tags = forms.CharField(
+        required=False, max_length=20_000, help_text="Separated by commas, for example rome, family."
+    )
     author = forms.ModelChoiceField(queryset=Author.objects.all(), required=False, empty_label="— none —")
 
     def clean_tags(self) -> list[str]:

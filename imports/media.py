@@ -27,10 +27,34 @@ logger = logging.getLogger("imalink.media")
 pillow_heif.register_heif_opener()
 
 HOTHASH_VERSION = "imalink-hothash-v1"
-RAW_EXTENSIONS: frozenset[str] = frozenset({
-    ".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf", ".pef",
-    ".srw", ".kdc", ".dcr", ".raw", ".rwl", ".3fr", ".erf", ".mrw", ".x3f", ".iiq", ".mos",
-})
+RAW_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".dng",
+        ".cr2",
+        ".cr3",
+        ".crw",
+        ".nef",
+        ".nrw",
+        ".arw",
+        ".srf",
+        ".sr2",
+        ".orf",
+        ".rw2",
+        ".raf",
+        ".pef",
+        ".srw",
+        ".kdc",
+        ".dcr",
+        ".raw",
+        ".rwl",
+        ".3fr",
+        ".erf",
+        ".mrw",
+        ".x3f",
+        ".iiq",
+        ".mos",
+    }
+)
 DEFAULT_MAX_PIXELS = 250_000_000
 
 PREVIEW_BOX = (200, 200)
@@ -121,6 +145,7 @@ class _Tags:
 
 # --- public API ------------------------------------------------------------------------------------
 
+
 def hothash_of(image: Image.Image) -> str:
     """The hothash of a canonical hotpreview: an already oriented RGB image that fits within 200x200."""
     if image.mode != "RGB":
@@ -169,8 +194,10 @@ def inspect_file(path: Path, *, checksum: str, mtime_ns: int, max_pixels: int = 
 
 # --- the decision ---------------------------------------------------------------------------------
 
-def _inspect(fh: BinaryIO, path: Path, head: bytes, file_size: int, checksum: str, mtime_ns: int,
-             max_pixels: int) -> MediaInfo:
+
+def _inspect(
+    fh: BinaryIO, path: Path, head: bytes, file_size: int, checksum: str, mtime_ns: int, max_pixels: int
+) -> MediaInfo:
     ext = path.suffix.lower()
     try:
         im = Image.open(fh)
@@ -194,7 +221,9 @@ def _inspect_image(im: ImageFile.ImageFile, file_size: int, mtime_ns: int, max_p
     file_format = _PILLOW_FORMATS.get(im.format or "")
     _check_claimed_size(im, file_size, max_pixels)
     if file_format is None:
-        raise MediaRejected("not_image", f"{im.format} is not an archived photo format (JPEG, PNG, TIFF, WebP, HEIC or RAW)")
+        raise MediaRejected(
+            "not_image", f"{im.format} is not an archived photo format (JPEG, PNG, TIFF, WebP, HEIC or RAW)"
+        )
 
     full_size = im.size
     if im.format in _DRAFTABLE:
@@ -219,15 +248,32 @@ def _inspect_image(im: ImageFile.ImageFile, file_size: int, mtime_ns: int, max_p
     taken_at, source = _taken_at(tags, im, mtime_ns)
     latitude, longitude = tags.gps or (None, None)
     return MediaInfo(
-        file_format=file_format, is_raw=False, width=width, height=height,
-        taken_at=taken_at, taken_at_source=source, camera_make=tags.make, camera_model=tags.model,
-        gps_latitude=latitude, gps_longitude=longitude,
-        hothash=hothash_of(preview), has_hotpreview=True, hotpreview=_encode_preview(preview),
+        file_format=file_format,
+        is_raw=False,
+        width=width,
+        height=height,
+        taken_at=taken_at,
+        taken_at_source=source,
+        camera_make=tags.make,
+        camera_model=tags.model,
+        gps_latitude=latitude,
+        gps_longitude=longitude,
+        hothash=hothash_of(preview),
+        has_hotpreview=True,
+        hotpreview=_encode_preview(preview),
     )
 
 
-def _inspect_raw(path: Path, ext: str, head: bytes, tiff: ImageFile.ImageFile | None, file_size: int, checksum: str,
-                 mtime_ns: int, max_pixels: int) -> MediaInfo | None:
+def _inspect_raw(
+    path: Path,
+    ext: str,
+    head: bytes,
+    tiff: ImageFile.ImageFile | None,
+    file_size: int,
+    checksum: str,
+    mtime_ns: int,
+    max_pixels: int,
+) -> MediaInfo | None:
     """A RAW by content, or None when nothing says this is a RAW."""
     raw_kind = ext[1:] if ext in RAW_EXTENSIONS else None
     if tiff is not None and _TAG_DNG_VERSION in getattr(tiff, "tag_v2", {}):
@@ -268,10 +314,19 @@ def _inspect_raw(path: Path, ext: str, head: bytes, tiff: ImageFile.ImageFile | 
     else:
         hothash, hotpreview = hothash_of(preview), _encode_preview(preview)
     return MediaInfo(
-        file_format=raw_kind, is_raw=True, width=width, height=height,
-        taken_at=taken_at, taken_at_source=source, camera_make=tags.make, camera_model=tags.model,
-        gps_latitude=latitude, gps_longitude=longitude,
-        hothash=hothash, has_hotpreview=preview is not None, hotpreview=hotpreview,
+        file_format=raw_kind,
+        is_raw=True,
+        width=width,
+        height=height,
+        taken_at=taken_at,
+        taken_at_source=source,
+        camera_make=tags.make,
+        camera_model=tags.model,
+        gps_latitude=latitude,
+        gps_longitude=longitude,
+        hothash=hothash,
+        has_hotpreview=preview is not None,
+        hotpreview=hotpreview,
     )
 
 
@@ -301,6 +356,7 @@ def _sniff(head: bytes) -> str | None:
 
 
 # --- rejections -----------------------------------------------------------------------------------
+
 
 def _rejection(exc: Exception, head: bytes) -> MediaRejected:
     """Why Pillow could not open a file that is not a RAW either."""
@@ -347,12 +403,15 @@ def _check_claimed_size(im: Image.Image, nbytes: int, max_pixels: int) -> None:
     width, height = im.size
     pixels = width * height
     if pixels > max_pixels:
-        raise MediaRejected("bomb", f"the image claims {width}x{height} = {pixels:,} pixels, over the limit of {max_pixels:,}")
+        raise MediaRejected(
+            "bomb", f"the image claims {width}x{height} = {pixels:,} pixels, over the limit of {max_pixels:,}"
+        )
     if pixels > BOMB_RATIO_FLOOR and pixels > nbytes * MAX_PIXELS_PER_BYTE and im.mode != "1":
         raise MediaRejected("bomb", f"the image claims {width}x{height} pixels in only {nbytes:,} bytes")
 
 
 # --- pixels ---------------------------------------------------------------------------------------
+
 
 def _fit_preview(im: Image.Image, orientation: int) -> Image.Image:
     """DESIGN §2's canonical hotpreview: oriented, RGB, within 200x200."""
@@ -435,7 +494,7 @@ def _boxes(data: bytes, start: int, end: int):
 
 
 def _ipma(data: bytes, start: int, end: int) -> dict[int, list[int]]:
-    version, flags = data[start], int.from_bytes(data[start + 1:start + 4], "big")
+    version, flags = data[start], int.from_bytes(data[start + 1 : start + 4], "big")
     pos = start + 4
     count = struct.unpack_from(">I", data, pos)[0]
     pos += 4
@@ -465,6 +524,7 @@ def _ipma(data: bytes, start: int, end: int) -> dict[int, list[int]]:
 
 # --- RAW ------------------------------------------------------------------------------------------
 
+
 def _libraw_probe(path: Path) -> tuple[tuple[int, int, int] | None, Any, bool]:
     """LibRaw's (width, height, flip) and embedded thumbnail; never decodes the sensor data."""
     try:
@@ -482,8 +542,9 @@ def _libraw_probe(path: Path) -> tuple[tuple[int, int, int] | None, Any, bool]:
         return None, None, False
 
 
-def _raw_preview(path: Path, thumb: Any, tiff: ImageFile.ImageFile | None, file_size: int, orientation: int,
-                 max_pixels: int) -> Image.Image | None:
+def _raw_preview(
+    path: Path, thumb: Any, tiff: ImageFile.ImageFile | None, file_size: int, orientation: int, max_pixels: int
+) -> Image.Image | None:
     """The canonical hotpreview of a RAW's embedded preview, or None when it has none worth showing."""
     candidates = []
     if thumb is not None:
@@ -539,6 +600,7 @@ def _decode_tiff_preview(tiff: ImageFile.ImageFile, file_size: int, max_pixels: 
 
 
 # --- metadata -------------------------------------------------------------------------------------
+
 
 def _tags_from_pillow(im: Image.Image) -> _Tags:
     tags = _Tags()
@@ -610,8 +672,9 @@ def _tags_from_exifread(path: Path) -> _Tags | None:
         ("exif:DateTime", value("Image DateTime"), value("EXIF OffsetTime")),
     ]
     tags.dates = [d for d in tags.dates if d[1] is not None]
-    tags.gps = _gps(value("GPS GPSLatitudeRef"), value("GPS GPSLatitude"),
-                    value("GPS GPSLongitudeRef"), value("GPS GPSLongitude"))
+    tags.gps = _gps(
+        value("GPS GPSLatitudeRef"), value("GPS GPSLatitude"), value("GPS GPSLongitudeRef"), value("GPS GPSLongitude")
+    )
     return tags
 
 
@@ -695,7 +758,9 @@ def _parse_exif_datetime(value: Any, offset: Any = None) -> datetime | None:
     if moment.year < OLDEST_PLAUSIBLE_YEAR:
         return None
     # An ISO-style value may carry its own offset right after the time.
-    return moment.replace(tzinfo=_parse_offset(text[match.end():]) or _parse_offset(_clean_text(offset)) or timezone.utc)
+    return moment.replace(
+        tzinfo=_parse_offset(text[match.end() :]) or _parse_offset(_clean_text(offset)) or timezone.utc
+    )
 
 
 def _parse_offset(text: str) -> timezone | None:
@@ -740,8 +805,12 @@ def _iptc_datetime(im: Image.Image) -> datetime | None:
     time_text = _clean_text(time_)
     clock = re.match(r"(\d{2})(\d{2})(\d{2})", time_text)
     try:
-        moment = datetime(int(date_text[:4]), int(date_text[4:6]), int(date_text[6:8]),
-                          *(int(g) for g in clock.groups()) if clock else (0, 0, 0))
+        moment = datetime(
+            int(date_text[:4]),
+            int(date_text[4:6]),
+            int(date_text[6:8]),
+            *(int(g) for g in clock.groups()) if clock else (0, 0, 0),
+        )
     except ValueError:
         return None
     if moment.year < OLDEST_PLAUSIBLE_YEAR:

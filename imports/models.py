@@ -126,7 +126,9 @@ class FileTotals(models.Model):
     missing_files = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["file_storage", "import_session"], name="filetotals_unique_bucket")]
+        constraints = [
+            models.UniqueConstraint(fields=["file_storage", "import_session"], name="filetotals_unique_bucket")
+        ]
 
 
 class StoragePhoto(models.Model):
@@ -143,5 +145,7 @@ class StoragePhoto(models.Model):
 class StorageTotals(models.Model):
     """How many distinct photos a storage holds files of: its StoragePhoto rows, counted as they come and go."""
 
-    file_storage = models.OneToOneField("storages.FileStorage", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    file_storage = models.OneToOneField(
+        "storages.FileStorage", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
     photos = models.BigIntegerField(default=0)

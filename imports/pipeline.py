@@ -50,8 +50,10 @@ class ImportAborted(ImalinkError):
 def storage_trouble(root: Path, exc: OSError) -> "ImportAborted":
     """The abort for a storage that is gone or cannot take more, with a reason that names the storage."""
     if not root.is_dir():
-        return ImportAborted(f"The storage at {root} is no longer available (the drive was unplugged or unmounted); "
-                             "the import stopped and nothing was marked missing. Run it again when the drive is back.")
+        return ImportAborted(
+            f"The storage at {root} is no longer available (the drive was unplugged or unmounted); "
+            "the import stopped and nothing was marked missing. Run it again when the drive is back."
+        )
     return ImportAborted(f"The storage at {root} cannot take more files: {exc.strerror} ({exc.filename or root}).")
 
 
@@ -64,21 +66,27 @@ def validate_target_subdirectory(raw) -> PurePosixPath:
     if raw is None or raw == "":
         return PurePosixPath()
     if not isinstance(raw, str) or len(raw) > 1024 or "\x00" in raw or "\\" in raw:
-        raise PathRejected("target_subdirectory must be a relative folder like 2024/italy, without NUL or backslashes.", details=details)
+        raise PathRejected(
+            "target_subdirectory must be a relative folder like 2024/italy, without NUL or backslashes.",
+            details=details,
+        )
     if raw.startswith("/"):
         raise PathRejected("target_subdirectory must be relative (like 2024/italy), not absolute.", details=details)
     parts = raw.strip("/").split("/")
     if any(part in ("", ".", "..") for part in parts):
         raise PathRejected("target_subdirectory must not contain '.', '..' or empty parts.", details=details)
     if any(len(part.encode("utf-8", "surrogatepass")) > 255 for part in parts):
-        raise PathRejected("target_subdirectory has a folder name longer than 255 bytes, which no filesystem takes.", details=details)
+        raise PathRejected(
+            "target_subdirectory has a folder name longer than 255 bytes, which no filesystem takes.", details=details
+        )
     ignored = ignored_part(PurePosixPath(*parts))
     if ignored is not None:
         # The scan and validation never look inside these folders: a file placed there would be marked missing.
         raise PathRejected(
             f"target_subdirectory must not pass through {ignored!r}: ImaLink's scan skips folders of that name "
             "(system, NAS and ImaLink's own folders), so photos placed there could never be found again.",
-            code="target_ignored", details={**details, "ignored_name": ignored},
+            code="target_ignored",
+            details={**details, "ignored_name": ignored},
         )
     return PurePosixPath(*parts)
 
@@ -93,7 +101,9 @@ def import_validate(session: ImportSession, source_path: str, target_subdirector
     storage_require_available(storage, writable=True)
     root = Path(os.path.realpath(storage.full_path))
     if is_inside(source, root) or is_inside(root, source):
-        raise PathRejected("source_path must not be the storage itself or inside it (or contain it).", details={"field": "source_path"})
+        raise PathRejected(
+            "source_path must not be the storage itself or inside it (or contain it).", details={"field": "source_path"}
+        )
     return source, target
 
 
@@ -235,12 +245,19 @@ class _Worker:
             p.duplicate = True
             return p
         try:
-            p.info = media.inspect_file(opened.typed_path, checksum=p.checksum, mtime_ns=opened.stat.st_mtime_ns, max_pixels=self.max_pixels)
+            p.info = media.inspect_file(
+                opened.typed_path, checksum=p.checksum, mtime_ns=opened.stat.st_mtime_ns, max_pixels=self.max_pixels
+            )
             if p.info.hotpreview:
                 self._store_hotpreview(p.info)
             relative = PurePosixPath("photos") / self.target / src.relative
             p.stored_path, p.copied = copy_verified(
-                opened.path, checksum=p.checksum, size=opened.stat.st_size, root=self.root, relative=relative, taken_paths=self.claims.paths
+                opened.path,
+                checksum=p.checksum,
+                size=opened.stat.st_size,
+                root=self.root,
+                relative=relative,
+                taken_paths=self.claims.paths,
             )
             with self.claims.lock:
                 self.claims.paths.add(p.stored_path)
@@ -271,7 +288,9 @@ class _Worker:
             with src.reading() as opened:
                 if p.checksum is None:
                     p.checksum = file_checksum(opened.path)
-                p.info = media.inspect_file(opened.typed_path, checksum=p.checksum, mtime_ns=src.mtime_ns, max_pixels=self.max_pixels)
+                p.info = media.inspect_file(
+                    opened.typed_path, checksum=p.checksum, mtime_ns=src.mtime_ns, max_pixels=self.max_pixels
+                )
             if p.info.hotpreview:
                 self._store_hotpreview(p.info)
             p.stored_path = src.relative.as_posix()
@@ -322,12 +341,19 @@ def _record_unit(results: list[Prepared], *, session: ImportSession, report: Imp
             if p.duplicate:
                 report.duplicates += 1
                 if photo is None:
-                    existing = ImageFile.objects.filter(file_storage=storage, checksum=p.checksum).exclude(status=ImageFile.Status.MISSING).select_related("photo").first()
+                    existing = (
+                        ImageFile.objects.filter(file_storage=storage, checksum=p.checksum)
+                        .exclude(status=ImageFile.Status.MISSING)
+                        .select_related("photo")
+                        .first()
+                    )
                     photo = existing.photo if existing else None
                 continue
             is_primary = False
             if photo is None:
-                photo, created = Photo.objects.get_or_create(hothash=p.info.hothash, defaults=_photo_defaults(p.info, session))
+                photo, created = Photo.objects.get_or_create(
+                    hothash=p.info.hothash, defaults=_photo_defaults(p.info, session)
+                )
                 report.photos_created += int(created)
                 is_primary = created or not photo.files.filter(is_primary=True).exists()
             try:
@@ -375,18 +401,32 @@ def import_folder(
     """
     session = ImportSession.objects.select_related("file_storage", "default_author").get(pk=session_id)
     try:
-        return _import_folder(session, source_path=source_path, target_subdirectory=target_subdirectory, recursive=recursive,
-                              progress=progress, should_stop=should_stop, threads=threads)
+        return _import_folder(
+            session,
+            source_path=source_path,
+            target_subdirectory=target_subdirectory,
+            recursive=recursive,
+            progress=progress,
+            should_stop=should_stop,
+            threads=threads,
+        )
     except drive.UnsafeLayout as problem:
         mark_unsafe(session.file_storage, problem)
         raise
 
 
-def _import_folder(session, *, source_path, target_subdirectory, recursive, progress, should_stop, threads) -> ImportReport:
+def _import_folder(
+    session, *, source_path, target_subdirectory, recursive, progress, should_stop, threads
+) -> ImportReport:
     progress = progress or (lambda **kw: None)
     storage = session.file_storage
     source, target = import_validate(session, source_path, target_subdirectory)
-    report = ImportReport(session_id=session.pk, storage_uuid=str(storage.storage_uuid), source_path=str(source), target_subdirectory=target.as_posix() if target.parts else "")
+    report = ImportReport(
+        session_id=session.pk,
+        storage_uuid=str(storage.storage_uuid),
+        source_path=str(source),
+        target_subdirectory=target.as_posix() if target.parts else "",
+    )
     started = time.monotonic()
     threads = threads or settings.IMALINK_IMPORT_THREADS
 
@@ -399,7 +439,9 @@ def _import_folder(session, *, source_path, target_subdirectory, recursive, prog
         if removed:
             logger.info("removed %d partial copies left in %s by an interrupted run", removed, root / ".imalink/tmp")
         session.source_path, session.target_subdirectory = str(source), report.target_subdirectory
-        ImportSession.objects.filter(pk=session.pk).update(source_path=session.source_path, target_subdirectory=session.target_subdirectory)
+        ImportSession.objects.filter(pk=session.pk).update(
+            source_path=session.source_path, target_subdirectory=session.target_subdirectory
+        )
 
         files, skipped = tree.walk(recursive=recursive)
         for s in skipped:
@@ -413,6 +455,7 @@ def _import_folder(session, *, source_path, target_subdirectory, recursive, prog
         in_flight = {}
         try:
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="import") as pool:
+
                 def submit_next() -> bool:
                     unit = next(pending, None)
                     if unit is None:
@@ -434,8 +477,14 @@ def _import_folder(session, *, source_path, target_subdirectory, recursive, prog
                         aborted = aborted or abort
                         if not report.cancelled and aborted is None:
                             submit_next()
-                        progress(done=report.done, imported=report.imported, duplicates=report.duplicates, failed=report.failed,
-                                 current=unit.files[0].relative.as_posix(), recent_failures=report.failures[-10:])
+                        progress(
+                            done=report.done,
+                            imported=report.imported,
+                            duplicates=report.duplicates,
+                            failed=report.failed,
+                            current=unit.files[0].relative.as_posix(),
+                            recent_failures=report.failures[-10:],
+                        )
                     if not report.cancelled and should_stop is not None:
                         try:
                             should_stop()
@@ -449,9 +498,23 @@ def _import_folder(session, *, source_path, target_subdirectory, recursive, prog
             report.images_count = ImageFile.objects.filter(import_session=session).count()
             report.duration_s = round(time.monotonic() - started, 3)
             report.files_per_s = round(report.done / report.duration_s, 2) if report.duration_s else 0.0
-            progress(done=report.done, imported=report.imported, duplicates=report.duplicates, failed=report.failed, current=None,
-                     recent_failures=report.failures[-10:], force=True)
-    logger.info("import into session %s: %d imported, %d duplicates, %d failed in %.1fs", session.pk, report.imported, report.duplicates, report.failed, report.duration_s)
+            progress(
+                done=report.done,
+                imported=report.imported,
+                duplicates=report.duplicates,
+                failed=report.failed,
+                current=None,
+                recent_failures=report.failures[-10:],
+                force=True,
+            )
+    logger.info(
+        "import into session %s: %d imported, %d duplicates, %d failed in %.1fs",
+        session.pk,
+        report.imported,
+        report.duplicates,
+        report.failed,
+        report.duration_s,
+    )
     return report
 
 
@@ -486,10 +549,17 @@ def adopt_in_place(*, storage, files, should_stop=None) -> ImportReport:
     session = ImportSession.objects.filter(file_storage=storage, title=ADOPTED_SESSION_TITLE).order_by("id").first()
     if session is None:
         session = ImportSession.objects.create(
-            file_storage=storage, title=ADOPTED_SESSION_TITLE, description="Files found in photos/ by a scan and adopted where they lie."
+            file_storage=storage,
+            title=ADOPTED_SESSION_TITLE,
+            description="Files found in photos/ by a scan and adopted where they lie.",
         )
     session = ImportSession.objects.select_related("file_storage", "default_author").get(pk=session.pk)
-    report = ImportReport(session_id=session.pk, storage_uuid=str(storage.storage_uuid), source_path=str(storage.full_path / "photos"), target_subdirectory="")
+    report = ImportReport(
+        session_id=session.pk,
+        storage_uuid=str(storage.storage_uuid),
+        source_path=str(storage.full_path / "photos"),
+        target_subdirectory="",
+    )
     root = storage.full_path
     worker = _Worker(root=root, target=PurePosixPath(), claims=None, max_pixels=settings.IMALINK_MAX_PIXELS)
     with drive.Storage(root) as opened, SourceTree.on_storage(opened) as tree:

@@ -44,10 +44,16 @@ def _storage_for_session(file_storage_id, file_storage_uuid) -> FileStorage:
     if storage is None:
         raise NotFound(
             "No storage matches the file_storage_id / file_storage_uuid given.",
-            details={"file_storage_id": file_storage_id, "file_storage_uuid": str(file_storage_uuid) if file_storage_uuid else None},
+            details={
+                "file_storage_id": file_storage_id,
+                "file_storage_uuid": str(file_storage_uuid) if file_storage_uuid else None,
+            },
         )
     if not storage.is_active:
-        raise Conflict(f"Storage {storage.display_name!r} is deactivated: reactivate it before importing into it.", code="storage_inactive")
+        raise Conflict(
+            f"Storage {storage.display_name!r} is deactivated: reactivate it before importing into it.",
+            code="storage_inactive",
+        )
     return storage
 
 
@@ -59,7 +65,11 @@ def author_get(author_id: int) -> Author:
 
 
 def session_get(session_id: int) -> ImportSession:
-    session = with_images_count(ImportSession.objects.select_related("file_storage", "default_author")).filter(pk=session_id).first()
+    session = (
+        with_images_count(ImportSession.objects.select_related("file_storage", "default_author"))
+        .filter(pk=session_id)
+        .first()
+    )
     if session is None:
         raise NotFound(f"No import session with id {session_id}.", details={"session_id": session_id})
     return session
@@ -86,7 +96,9 @@ def session_create(
 
 def sessions_list(*, storage_uuid=None):
     # Newest first, spelled out for the paginator.
-    sessions = with_images_count(ImportSession.objects.select_related("file_storage", "default_author")).order_by("-imported_at", "-id")
+    sessions = with_images_count(ImportSession.objects.select_related("file_storage", "default_author")).order_by(
+        "-imported_at", "-id"
+    )
     if storage_uuid is not None:
         sessions = sessions.filter(file_storage__storage_uuid=storage_uuid)
     return sessions
@@ -102,7 +114,9 @@ def author_create(*, name: str, email: str = "") -> Author:
 def author_update(author: Author, *, name: str | None = None, email: str | None = None) -> Author:
     if name is not None:
         if not name.strip():
-            raise ImalinkError("name must not be empty.", code="validation_error", status=422, details={"field": "name"})
+            raise ImalinkError(
+                "name must not be empty.", code="validation_error", status=422, details={"field": "name"}
+            )
         author.name = name.strip()
     if email is not None:
         author.email = email
@@ -114,7 +128,9 @@ def author_delete(author: Author) -> None:
     """Delete an author nobody refers to; one still named on sessions or photos is kept."""
     in_use = ImportSession.objects.filter(default_author=author).exists() or author.photos.exists()
     if in_use:
-        raise Conflict(f"Author {author.name!r} is named on sessions or photos; change those first.", code="author_in_use")
+        raise Conflict(
+            f"Author {author.name!r} is named on sessions or photos; change those first.", code="author_in_use"
+        )
     try:
         author.delete()
     except ProtectedError:
@@ -183,15 +199,27 @@ def photo_update(photo: Photo, *, title=None, description=None, rating=None, tag
     """
     if title is not None:
         if not isinstance(title, str) or len(title) > 300:
-            raise ImalinkError("title must be text of at most 300 characters.", code="validation_error", status=422, details={"field": "title"})
+            raise ImalinkError(
+                "title must be text of at most 300 characters.",
+                code="validation_error",
+                status=422,
+                details={"field": "title"},
+            )
         photo.title = title.strip()
     if description is not None:
         if not isinstance(description, str):
-            raise ImalinkError("description must be text.", code="validation_error", status=422, details={"field": "description"})
+            raise ImalinkError(
+                "description must be text.", code="validation_error", status=422, details={"field": "description"}
+            )
         photo.description = description
     if rating is not None:
         if isinstance(rating, bool) or not isinstance(rating, int) or not 0 <= rating <= 5:
-            raise ImalinkError("rating must be a whole number from 0 to 5.", code="validation_error", status=422, details={"field": "rating"})
+            raise ImalinkError(
+                "rating must be a whole number from 0 to 5.",
+                code="validation_error",
+                status=422,
+                details={"field": "rating"},
+            )
         photo.rating = rating
     if tags is not None:
         photo.tags = _clean_tags(tags)
@@ -218,7 +246,11 @@ def _reindex_sessions_of(photo: Photo) -> None:
         try:
             storage_require_available(session.file_storage, writable=True)
         except StorageUnavailable:
-            logger.info("session %s index not queued after editing photo %s: its storage is unavailable", session.pk, photo.hothash)
+            logger.info(
+                "session %s index not queued after editing photo %s: its storage is unavailable",
+                session.pk,
+                photo.hothash,
+            )
             continue
         if Job.objects.filter(kind="index_session", session=session, status=Job.Status.QUEUED).exists():
             continue
@@ -228,7 +260,12 @@ def _reindex_sessions_of(photo: Photo) -> None:
 
 def photo_preview_jpeg(photo: Photo) -> bytes | None:
     """A ~1024 px JPEG rendered from the primary file when its storage is available, else the hotpreview."""
-    image_file = photo.files.select_related("file_storage").filter(status=ImageFile.Status.PRESENT).order_by("-is_primary", "id").first()
+    image_file = (
+        photo.files.select_related("file_storage")
+        .filter(status=ImageFile.Status.PRESENT)
+        .order_by("-is_primary", "id")
+        .first()
+    )
     if image_file is not None:
         rendered = _render_from_file(image_file)
         if rendered is not None:
@@ -253,7 +290,12 @@ def _render_from_file(image_file: ImageFile) -> bytes | None:
             with Image.open(handle) as im:
                 return _encode_preview(im, orient=True)
         except Exception as exc:  # a file changed or damaged on disk falls back to the hotpreview
-            logger.info("no preview rendered from %s: %s: %s", storage.full_path / image_file.relative_path, type(exc).__name__, exc)
+            logger.info(
+                "no preview rendered from %s: %s: %s",
+                storage.full_path / image_file.relative_path,
+                type(exc).__name__,
+                exc,
+            )
             return None
 
 

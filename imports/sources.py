@@ -24,7 +24,9 @@ from storages import drive
 from storages.ignored import IGNORED_DIRS as JUNK_DIRS  # noqa: F401  (the one list; re-exported for old callers)
 from storages.ignored import is_ignored_dir as is_junk_dir
 
-JUNK_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", ".picasa.ini", "picasa.ini", ".localized"})
+JUNK_NAMES = frozenset(
+    {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", ".picasa.ini", "picasa.ini", ".localized"}
+)
 JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe"})
 # Opening /proc/self/fd/N reopens the very file object descriptor N holds: no name is looked up.
 FD_FOLDER = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
@@ -44,8 +46,10 @@ def is_junk(name: str) -> bool:
 
 
 def unsafe_reason(problem: drive.UnsafeLayout) -> str:
-    return (f"{problem.path} is {problem.found}, not {problem.expected}: the source changed while it was imported, "
-            "and ImaLink does not follow it")
+    return (
+        f"{problem.path} is {problem.found}, not {problem.expected}: the source changed while it was imported, "
+        "and ImaLink does not follow it"
+    )
 
 
 @dataclass
@@ -81,7 +85,10 @@ class SourceFile:
             with self.tree.reading(self.relative) as opened:
                 yield opened
             return
-        with SourceTree(Path(os.path.realpath(self.path.parent))) as tree, tree.reading(PurePosixPath(self.path.name)) as opened:
+        with (
+            SourceTree(Path(os.path.realpath(self.path.parent))) as tree,
+            tree.reading(PurePosixPath(self.path.name)) as opened,
+        ):
             yield opened
 
 
@@ -102,7 +109,12 @@ class SourceTree:
             raise UnsafeSource(
                 f"The source {self.root} changed after it was checked: {problem.path} is now {problem.found}, not "
                 "a folder. ImaLink does not follow it; nothing was imported.",
-                details={"field": "source_path", "path": str(self.root), "reason_code": "unsafe_source", "unsafe_path": problem.path},
+                details={
+                    "field": "source_path",
+                    "path": str(self.root),
+                    "reason_code": "unsafe_source",
+                    "unsafe_path": problem.path,
+                },
             ) from None
         finally:
             os.close(top)
@@ -183,7 +195,9 @@ class SourceTree:
 
         skip_dir = is_junk_dir if recursive else (lambda name: True)
         try:
-            for text, st in drive.walk_files(self.fd, skip_dir=skip_dir, shown=self.root, strict=False, on_error=on_error):
+            for text, st in drive.walk_files(
+                self.fd, skip_dir=skip_dir, shown=self.root, strict=False, on_error=on_error
+            ):
                 relative = PurePosixPath(text)
                 if stat.S_ISLNK(st.st_mode):
                     skipped.append(Skipped(_shown(text), "symlink", "symbolic links are not followed"))
@@ -197,14 +211,21 @@ class SourceTree:
                     continue
                 if not _is_utf8(text):
                     # The database and the indexes hold text; a surrogate-escaped name cannot be stored.
-                    skipped.append(Skipped(_shown(text), "bad_name", "the file name is not valid UTF-8; rename it to import it"))
+                    skipped.append(
+                        Skipped(_shown(text), "bad_name", "the file name is not valid UTF-8; rename it to import it")
+                    )
                     continue
                 found.append(SourceFile(self.root / relative, relative, st.st_size, st.st_mtime_ns, tree=self))
         except drive.UnsafeLayout as problem:
             raise UnsafeSource(
                 f"The source {self.root} changed while it was walked: {problem.path} is now {problem.found}, not "
                 f"{problem.expected}. ImaLink does not follow it; nothing was imported.",
-                details={"field": "source_path", "path": str(self.root), "reason_code": "unsafe_source", "unsafe_path": problem.path},
+                details={
+                    "field": "source_path",
+                    "path": str(self.root),
+                    "reason_code": "unsafe_source",
+                    "unsafe_path": problem.path,
+                },
             ) from None
         return found, skipped
 

@@ -13,8 +13,15 @@ from .models import FileTotals, StorageTotals
 def file_totals(storage) -> tuple[dict, dict[int, tuple[int, int]]]:
     """In one query: the storage's files on disk (present or modified), their bytes and its missing files; and
     (files on disk, missing files) of each session of this storage, wherever its files lie, by session id."""
-    rows = FileTotals.objects.filter(Q(file_storage_id=storage.pk) | Q(import_session__file_storage_id=storage.pk)).values_list(
-        "file_storage_id", "import_session_id", "import_session__file_storage_id", "present_files", "present_bytes", "missing_files"
+    rows = FileTotals.objects.filter(
+        Q(file_storage_id=storage.pk) | Q(import_session__file_storage_id=storage.pk)
+    ).values_list(
+        "file_storage_id",
+        "import_session_id",
+        "import_session__file_storage_id",
+        "present_files",
+        "present_bytes",
+        "missing_files",
     )
     totals = {"present_files": 0, "present_bytes": 0, "missing_files": 0}
     sessions: dict[int, tuple[int, int]] = {}
@@ -37,8 +44,10 @@ def photo_count(storage) -> int:
 def with_images_count(sessions):
     """Sessions annotated with images_count_annotated (every file row, missing ones too) from the totals."""
     files = (
-        FileTotals.objects.filter(import_session=OuterRef("pk")).order_by().values("import_session")
-        .annotate(n=Sum(F("present_files") + F("missing_files"))).values("n")[:1]
+        FileTotals.objects.filter(import_session=OuterRef("pk"))
+        .order_by()
+        .values("import_session")
+        .annotate(n=Sum(F("present_files") + F("missing_files")))
+        .values("n")[:1]
     )
     return sessions.annotate(images_count_annotated=Coalesce(Subquery(files), 0, output_field=BigIntegerField()))
-

@@ -42,7 +42,9 @@ def _start_job(request, **kwargs):
 
     def enqueue():
         if not jobs.job_enqueue_quietly(job.pk):
-            messages.warning(request, "The job is queued, but no worker could be reached; it starts once the task broker is back.")
+            messages.warning(
+                request, "The job is queued, but no worker could be reached; it starts once the task broker is back."
+            )
 
     transaction.on_commit(enqueue)
     return job
@@ -107,7 +109,9 @@ def session_detail(request, session_id: int):
         index = session_index_state(session)
 
     session_files = Prefetch(
-        "files", queryset=ImageFile.objects.filter(import_session=session).order_by("-is_primary", "id"), to_attr="session_files"
+        "files",
+        queryset=ImageFile.objects.filter(import_session=session).order_by("-is_primary", "id"),
+        to_attr="session_files",
     )
     photos = (
         Photo.objects.filter(files__import_session=session)
@@ -120,15 +124,19 @@ def session_detail(request, session_id: int):
     statuses = dict.fromkeys(ImageFile.Status.values, 0)
     for status in ImageFile.objects.filter(import_session=session).values_list("status", flat=True):
         statuses[status] += 1
-    return render(request, "imports/session_detail.html", {
-        "session": session,
-        "storage": storage,
-        "storage_problem": problem,
-        "index": index,
-        "index_file": index_file,
-        "page": page,
-        "statuses": statuses,
-    })
+    return render(
+        request,
+        "imports/session_detail.html",
+        {
+            "session": session,
+            "storage": storage,
+            "storage_problem": problem,
+            "index": index,
+            "index_file": index_file,
+            "page": page,
+            "statuses": statuses,
+        },
+    )
 
 
 @staff_required

@@ -71,9 +71,17 @@ def _send_email(report, opened, cleared) -> tuple[bool, str | None]:
     if not recipients:
         return False, None
     try:
-        send_mail(alert_subject(opened, cleared), alert_body(report, opened, cleared), settings.DEFAULT_FROM_EMAIL, recipients)
+        send_mail(
+            alert_subject(opened, cleared), alert_body(report, opened, cleared), settings.DEFAULT_FROM_EMAIL, recipients
+        )
     except Exception as exc:  # smtplib, socket and ssl all raise their own types; an alert must not break the check
-        logger.warning("health report %s: the alert e-mail to %s failed: %s: %s", report.pk, ", ".join(recipients), type(exc).__name__, exc)
+        logger.warning(
+            "health report %s: the alert e-mail to %s failed: %s: %s",
+            report.pk,
+            ", ".join(recipients),
+            type(exc).__name__,
+            exc,
+        )
         return False, f"{type(exc).__name__}: {exc}"[:300]
     return True, None
 
@@ -82,7 +90,13 @@ def _post_webhook(report, opened, cleared) -> str | None:
     url = settings.IMALINK_ALERT_WEBHOOK
     if not url:
         return None
-    payload = {"event": "imalink.health", "report_id": report.pk, "opened": opened, "cleared": cleared, "summary": report.summary}
+    payload = {
+        "event": "imalink.health",
+        "report_id": report.pk,
+        "opened": opened,
+        "cleared": cleared,
+        "summary": report.summary,
+    }
     problem = None
     for attempt in (1, 2):
         try:
@@ -103,7 +117,12 @@ def send_health_alerts(report: HealthReport) -> dict:
     """Send what opened and cleared since the previous report, record it on `report.alerts`, and return it."""
     try:
         opened, cleared = health_changes(report)
-        alerts = {"opened": [i["key"] for i in opened], "cleared": [i["key"] for i in cleared], "email": False, "webhook": None}
+        alerts = {
+            "opened": [i["key"] for i in opened],
+            "cleared": [i["key"] for i in cleared],
+            "email": False,
+            "webhook": None,
+        }
         if opened or cleared:
             alerts["email"], email_error = _send_email(report, opened, cleared)
             if email_error:
@@ -111,10 +130,22 @@ def send_health_alerts(report: HealthReport) -> dict:
             alerts["webhook"] = _post_webhook(report, opened, cleared)
     except Exception as exc:  # the report is already stored; losing an alert must not lose the check
         logger.exception("health report %s: alerts could not be worked out", report.pk)
-        alerts = {"opened": [], "cleared": [], "email": False, "webhook": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        alerts = {
+            "opened": [],
+            "cleared": [],
+            "email": False,
+            "webhook": None,
+            "error": f"{type(exc).__name__}: {exc}"[:300],
+        }
     HealthReport.objects.filter(pk=report.pk).update(alerts=alerts)
     report.alerts = alerts
     if alerts["opened"] or alerts["cleared"]:
-        logger.info("health report %s: %d opened, %d cleared, e-mail %s, webhook %s",
-                    report.pk, len(alerts["opened"]), len(alerts["cleared"]), alerts["email"], alerts["webhook"])
+        logger.info(
+            "health report %s: %d opened, %d cleared, e-mail %s, webhook %s",
+            report.pk,
+            len(alerts["opened"]),
+            len(alerts["cleared"]),
+            alerts["email"],
+            alerts["webhook"],
+        )
     return alerts

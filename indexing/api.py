@@ -15,12 +15,22 @@ from storages.services import storage_get, storage_require_available
 from . import jobs
 from .models import Job
 from .reader import read_index
-from .schemas import AcceptChecksumIn, AcceptChecksumOut, IndexStatusOut, IndexWritten, JobList, JobOut, ScanOut, ValidationOut
+from .schemas import (
+    AcceptChecksumIn,
+    AcceptChecksumOut,
+    IndexStatusOut,
+    IndexWritten,
+    JobList,
+    JobOut,
+    ScanOut,
+    ValidationOut,
+)
 from .validation import accept_checksums
 from .writer import index_status, session_index_file, unavailable_index_status
 
 jobs_router = Router(tags=["jobs"])
 index_router = Router(tags=["storage-index"])
+
 
 @jobs_router.get("/", response=responses(JobList), summary="Recent jobs, newest first")
 def list_jobs(request, status: str | None = None, page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=500)):
@@ -30,7 +40,14 @@ def list_jobs(request, status: str | None = None, page: int = Query(1, ge=1), pa
         queryset = queryset.filter(status=status)
     paginator = Paginator(queryset, page_size)
     current = paginator.get_page(page)
-    return ok({"jobs": [JobOut.from_job(j) for j in current.object_list], "count": paginator.count, "page": current.number, "pages": paginator.num_pages})
+    return ok(
+        {
+            "jobs": [JobOut.from_job(j) for j in current.object_list],
+            "count": paginator.count,
+            "page": current.number,
+            "pages": paginator.num_pages,
+        }
+    )
 
 
 @jobs_router.get("/{job_id}", response=responses(JobOut), summary="A job's status, progress and result")
@@ -76,13 +93,21 @@ def generate_storage_indexes(request, storage_uuid: str, wait: float | None = Qu
     response=responses(ScanOut, _202=JobAccepted),
     summary="Find moved, missing, modified and new files under photos/ (409 if the storage is unavailable)",
 )
-def scan(request, storage_uuid: str, dry_run: bool = False, adopt_new: bool = False, wait: float | None = Query(None, ge=0)):
+def scan(
+    request, storage_uuid: str, dry_run: bool = False, adopt_new: bool = False, wait: float | None = Query(None, ge=0)
+):
     storage = storage_get(storage_uuid)
     storage_require_available(storage)
-    return _job_answer(request, kind="scan", storage=storage, params={"dry_run": dry_run, "adopt_new": adopt_new}, wait=wait)
+    return _job_answer(
+        request, kind="scan", storage=storage, params={"dry_run": dry_run, "adopt_new": adopt_new}, wait=wait
+    )
 
 
-@index_router.get("/status/{storage_uuid}", response=responses(IndexStatusOut), summary="Whether each index exists, parses and is current")
+@index_router.get(
+    "/status/{storage_uuid}",
+    response=responses(IndexStatusOut),
+    summary="Whether each index exists, parses and is current",
+)
 def status(request, storage_uuid: str):
     """A read: for an unavailable storage it answers 200 saying so (the seed's health script reads `data`)."""
     storage = storage_get(storage_uuid)
@@ -98,9 +123,15 @@ def _read_from_disk(storage, relative: str, what: str):
     with drive.Storage(storage.full_path) as opened, opened.path_to(relative) as reached:
         reading = read_index(reached)  # reached from the storage's descriptor: no folder on the way is followed
     if reading.problem == "missing":
-        raise NotFound(f"{what} does not exist on disk: regenerate it.", code="index_missing", details={"path": str(path)})
+        raise NotFound(
+            f"{what} does not exist on disk: regenerate it.", code="index_missing", details={"path": str(path)}
+        )
     if reading.data is None:
-        raise Conflict(f"{what} cannot be used: {reading.problem}.", code="index_corrupt", details={"path": str(path), "problem": reading.problem})
+        raise Conflict(
+            f"{what} cannot be used: {reading.problem}.",
+            code="index_corrupt",
+            details={"path": str(path), "problem": reading.problem},
+        )
     return ok(reading.data)
 
 
@@ -111,7 +142,9 @@ def master(request, storage_uuid: str):
     return _read_from_disk(storage, "index.json", f"The master index of {storage.display_name!r}")
 
 
-@index_router.get("/session/{session_id}", response=responses(dict[str, Any]), summary="imports/session_<id>.json as it is on disk")
+@index_router.get(
+    "/session/{session_id}", response=responses(dict[str, Any]), summary="imports/session_<id>.json as it is on disk"
+)
 def session_index(request, session_id: int):
     session = session_get(session_id)
     storage_require_available(session.file_storage)
@@ -148,7 +181,9 @@ def validation_mode(*, query: str | None, body: str | None) -> str:
     if query and body and query != body:
         raise ImalinkError(
             f"The query asks for a {query} validation and the body for a {body} one: send the mode once.",
-            code="validation_error", status=422, details={"query": query, "body": body},
+            code="validation_error",
+            status=422,
+            details={"query": query, "body": body},
         )
     return query or body or "quick"
 
@@ -190,7 +225,9 @@ def batch_generate(request, payload: BatchIn, wait: float | None = Query(None, g
     sessions = {s.pk: s for s in ImportSession.objects.filter(pk__in=wanted).select_related("file_storage")}
     unknown = [i for i in wanted if i not in sessions]
     if unknown:
-        raise NotFound(f"No import session with id {', '.join(map(str, unknown[:20]))}.", details={"session_ids": unknown[:100]})
+        raise NotFound(
+            f"No import session with id {', '.join(map(str, unknown[:20]))}.", details={"session_ids": unknown[:100]}
+        )
     for storage in {s.file_storage_id: s.file_storage for s in sessions.values()}.values():
         storage_require_available(storage, writable=True)
     return _job_answer(request, kind="index_batch", storage=None, params={"session_ids": wanted}, wait=wait)

@@ -12,12 +12,17 @@ def run_job_with_bar(command, job, *, desc: str, unit: str = "file"):
     """Run `job` here and return it finished; a failed job becomes a CommandError with its reason."""
     quiet = command.verbosity == 0 if hasattr(command, "verbosity") else False
     with tqdm(total=None, unit=unit, desc=desc, disable=quiet) as bar:
+
         def show(progress):
             total = progress.get("total")
             if total is not None and bar.total != total:
                 bar.total = total
             bar.n = progress.get("done") or 0
-            counters = {k: v for k, v in progress.items() if k not in ("total", "done", "current", "stage") and isinstance(v, int)}
+            counters = {
+                k: v
+                for k, v in progress.items()
+                if k not in ("total", "done", "current", "stage") and isinstance(v, int)
+            }
             bar.set_postfix(counters, refresh=False)
             bar.refresh()
 

@@ -39,29 +39,53 @@ def snapshot(storage_uuids=None) -> dict:
     result = {"storages": {}, "sessions": {}, "photos": {}, "files": {}}
     for s in storages:
         result["storages"][str(s.storage_uuid)] = {
-            "id": s.id, "directory_name": s.directory_name, "base_path": s.base_path, "display_name": s.display_name, "description": s.description,
+            "id": s.id,
+            "directory_name": s.directory_name,
+            "base_path": s.base_path,
+            "display_name": s.display_name,
+            "description": s.description,
         }
     ids = [s.id for s in storages]
-    for session in ImportSession.objects.filter(file_storage_id__in=ids).select_related("file_storage", "default_author"):
+    for session in ImportSession.objects.filter(file_storage_id__in=ids).select_related(
+        "file_storage", "default_author"
+    ):
         result["sessions"][str(session.id)] = {
-            "title": session.title, "description": session.description, "storage": str(session.file_storage.storage_uuid),
-            "default_author": _person(session.default_author), "source_path": session.source_path,
-            "target_subdirectory": session.target_subdirectory, "imported_at": _iso(session.imported_at),
+            "title": session.title,
+            "description": session.description,
+            "storage": str(session.file_storage.storage_uuid),
+            "default_author": _person(session.default_author),
+            "source_path": session.source_path,
+            "target_subdirectory": session.target_subdirectory,
+            "imported_at": _iso(session.imported_at),
         }
     files = ImageFile.objects.filter(file_storage_id__in=ids).select_related("file_storage", "photo", "photo__author")
     for f in files.iterator(chunk_size=2000):
         result["files"][f"{f.file_storage.storage_uuid}:{f.relative_path}:{f.checksum}"] = {
-            "size": f.file_size, "mtime_ns": f.mtime_ns, "format": f.file_format, "is_primary": f.is_primary, "status": f.status,
-            "session": f.import_session_id, "photo": f.photo.hothash, "original_filename": f.original_filename,
+            "size": f.file_size,
+            "mtime_ns": f.mtime_ns,
+            "format": f.file_format,
+            "is_primary": f.is_primary,
+            "status": f.status,
+            "session": f.import_session_id,
+            "photo": f.photo.hothash,
+            "original_filename": f.original_filename,
         }
         p = f.photo
         if p.hothash not in result["photos"]:
             preview = bytes(p.hotpreview) if p.hotpreview else b""
             result["photos"][p.hothash] = {
-                "width": p.width, "height": p.height, "taken_at": _iso(p.taken_at), "gps": [p.gps_latitude, p.gps_longitude],
-                "camera": [p.camera_make, p.camera_model], "has_hotpreview": p.has_hotpreview,
+                "width": p.width,
+                "height": p.height,
+                "taken_at": _iso(p.taken_at),
+                "gps": [p.gps_latitude, p.gps_longitude],
+                "camera": [p.camera_make, p.camera_model],
+                "has_hotpreview": p.has_hotpreview,
                 "hotpreview": xxhash.xxh3_64_hexdigest(preview) if preview else None,
-                "title": p.title, "description": p.description, "rating": p.rating, "tags": p.tags, "author": _person(p.author),
+                "title": p.title,
+                "description": p.description,
+                "rating": p.rating,
+                "tags": p.tags,
+                "author": _person(p.author),
             }
     return result
 
@@ -78,7 +102,15 @@ def diff_snapshots(live: dict, recovered: dict) -> list[dict]:
             else:
                 for name in sorted(set(a[key]) | set(b[key])):
                     if a[key].get(name) != b[key].get(name):
-                        differences.append({"kind": kind, "key": key, "field": name, "live": a[key].get(name), "recovered": b[key].get(name)})
+                        differences.append(
+                            {
+                                "kind": kind,
+                                "key": key,
+                                "field": name,
+                                "live": a[key].get(name),
+                                "recovered": b[key].get(name),
+                            }
+                        )
             if len(differences) >= MAX_DIFFERENCES:
                 return differences
     return differences
@@ -110,14 +142,26 @@ def recovery_drill(search_roots=None, *, progress=None) -> DrillReport:
     report = DrillReport(search_roots=[str(r) for r in search_roots])
     progress(total=2, done=0, current="rebuilding in a scratch database", force=True)
     with tempfile.TemporaryDirectory(prefix="imalink-drill-") as scratch:
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{scratch}/drill.sqlite3", "IMALINK_VAR_DIR": str(Path(scratch) / "var"),
-               "DJANGO_SETTINGS_MODULE": "imalink.settings", "SECRET_KEY": settings.SECRET_KEY, "LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{scratch}/drill.sqlite3",
+            "IMALINK_VAR_DIR": str(Path(scratch) / "var"),
+            "DJANGO_SETTINGS_MODULE": "imalink.settings",
+            "SECRET_KEY": settings.SECRET_KEY,
+            "LOG_LEVEL": "WARNING",
+        }
         out = subprocess.run(
-            [sys.executable, "-m", "indexing.drill", *report.search_roots], cwd=settings.BASE_DIR, env=env,
-            capture_output=True, text=True, timeout=6 * 3600,
+            [sys.executable, "-m", "indexing.drill", *report.search_roots],
+            cwd=settings.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=6 * 3600,
         )
     if out.returncode != 0:
-        raise RuntimeError(f"the scratch rebuild failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+        raise RuntimeError(
+            f"the scratch rebuild failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"
+        )
     child = json.loads(out.stdout.strip().splitlines()[-1])
     progress(done=1, current="comparing", force=True)
     recovered = child["snapshot"]

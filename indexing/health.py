@@ -20,7 +20,12 @@ GB = 1024**3
 
 
 def _issue(key, severity, message, storage=None) -> dict:
-    return {"key": key, "severity": severity, "message": message, "storage_uuid": str(storage.storage_uuid) if storage else None}
+    return {
+        "key": key,
+        "severity": severity,
+        "message": message,
+        "storage_uuid": str(storage.storage_uuid) if storage else None,
+    }
 
 
 def run_health_check(*, progress=None) -> HealthReport:
@@ -38,43 +43,110 @@ def run_health_check(*, progress=None) -> HealthReport:
         status = index_status(storage) if access.is_accessible else None
         indexes_healthy = bool(status and status["master_index_exists"] and status["healthy"])
         row = {
-            "uuid": str(storage.storage_uuid), "name": storage.display_name, "accessible": access.is_accessible,
-            "reason": access.reason, "free_space_gb": access.free_space_gb or 0.0, "total_files": figures["total_files"],
-            "size_mb": figures["total_size_mb"], "import_sessions": len(stats["import_sessions"]),
-            "indexes_healthy": indexes_healthy, "missing_files": figures["missing_files"], "modified_files": modified,
+            "uuid": str(storage.storage_uuid),
+            "name": storage.display_name,
+            "accessible": access.is_accessible,
+            "reason": access.reason,
+            "free_space_gb": access.free_space_gb or 0.0,
+            "total_files": figures["total_files"],
+            "size_mb": figures["total_size_mb"],
+            "import_sessions": len(stats["import_sessions"]),
+            "indexes_healthy": indexes_healthy,
+            "missing_files": figures["missing_files"],
+            "modified_files": modified,
         }
         rows.append(row)
         name = storage.display_name
         if not access.is_accessible:
-            issues.append(_issue(f"not_accessible:{storage.storage_uuid}", "error", f"Storage '{name}' is not accessible: {access.reason}", storage))
+            issues.append(
+                _issue(
+                    f"not_accessible:{storage.storage_uuid}",
+                    "error",
+                    f"Storage '{name}' is not accessible: {access.reason}",
+                    storage,
+                )
+            )
         else:
             totals["files"] += figures["total_files"]
             totals["size_mb"] += figures["total_size_mb"]
             if low_on_space(access.free_bytes):
-                issues.append(_issue(f"low_space:{storage.storage_uuid}", "warning", f"Storage '{name}' is low on space: {access.free_space_gb:.2f} GB free", storage))
+                issues.append(
+                    _issue(
+                        f"low_space:{storage.storage_uuid}",
+                        "warning",
+                        f"Storage '{name}' is low on space: {access.free_space_gb:.2f} GB free",
+                        storage,
+                    )
+                )
             if status and not status["master_index_exists"]:
-                issues.append(_issue(f"missing_index:{storage.storage_uuid}", "error", f"Storage '{name}' has missing indexes", storage))
+                issues.append(
+                    _issue(
+                        f"missing_index:{storage.storage_uuid}",
+                        "error",
+                        f"Storage '{name}' has missing indexes",
+                        storage,
+                    )
+                )
             elif status:
                 missing = [s["session_id"] for s in status["sessions"] if not s["exists"]]
                 stale = [s["session_id"] for s in status["sessions"] if s["exists"] and not s["current"]]
                 if missing:
-                    issues.append(_issue(f"missing_index:{storage.storage_uuid}", "error", f"Storage '{name}' has missing indexes (sessions {', '.join(map(str, missing))})", storage))
+                    issues.append(
+                        _issue(
+                            f"missing_index:{storage.storage_uuid}",
+                            "error",
+                            f"Storage '{name}' has missing indexes (sessions {', '.join(map(str, missing))})",
+                            storage,
+                        )
+                    )
                 if stale or not status["master_index"]["current"]:
-                    issues.append(_issue(f"stale_index:{storage.storage_uuid}", "warning", f"Storage '{name}' has stale indexes; regenerate them", storage))
+                    issues.append(
+                        _issue(
+                            f"stale_index:{storage.storage_uuid}",
+                            "warning",
+                            f"Storage '{name}' has stale indexes; regenerate them",
+                            storage,
+                        )
+                    )
         if figures["missing_files"]:
-            issues.append(_issue(f"missing_files:{storage.storage_uuid}", "error", f"Storage '{name}' has {figures['missing_files']} missing files", storage))
+            issues.append(
+                _issue(
+                    f"missing_files:{storage.storage_uuid}",
+                    "error",
+                    f"Storage '{name}' has {figures['missing_files']} missing files",
+                    storage,
+                )
+            )
         if modified:
-            issues.append(_issue(f"modified_files:{storage.storage_uuid}", "warning", f"Storage '{name}' has {modified} files whose bytes changed (edited or corrupted)", storage))
+            issues.append(
+                _issue(
+                    f"modified_files:{storage.storage_uuid}",
+                    "warning",
+                    f"Storage '{name}' has {modified} files whose bytes changed (edited or corrupted)",
+                    storage,
+                )
+            )
         progress(done=done)
     if settings.IMALINK_MIN_COPIES > 1:
         few = (
-            Photo.objects.annotate(copies=Count("files__file_storage", filter=~Q(files__status=ImageFile.Status.MISSING), distinct=True))
-            .filter(copies__lt=settings.IMALINK_MIN_COPIES).count()
+            Photo.objects.annotate(
+                copies=Count("files__file_storage", filter=~Q(files__status=ImageFile.Status.MISSING), distinct=True)
+            )
+            .filter(copies__lt=settings.IMALINK_MIN_COPIES)
+            .count()
         )
         if few:
-            issues.append(_issue("few_copies", "warning", f"{few} photos are kept in fewer than {settings.IMALINK_MIN_COPIES} storages"))
+            issues.append(
+                _issue(
+                    "few_copies",
+                    "warning",
+                    f"{few} photos are kept in fewer than {settings.IMALINK_MIN_COPIES} storages",
+                )
+            )
     previous = HealthReport.objects.order_by("-created_at", "-id").first()
-    all_files = ImageFile.objects.exclude(status=ImageFile.Status.MISSING).aggregate(n=Count("id"), size=Sum("file_size"))
+    all_files = ImageFile.objects.exclude(status=ImageFile.Status.MISSING).aggregate(
+        n=Count("id"), size=Sum("file_size")
+    )
     growth = {"files": all_files["n"], "bytes": all_files["size"] or 0}
     if previous and previous.growth:
         growth["files_added"] = growth["files"] - previous.growth.get("files", 0)

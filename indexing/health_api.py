@@ -36,8 +36,14 @@ class HealthReportOut(Schema):
     @staticmethod
     def from_report(report: HealthReport) -> dict:
         return {
-            "id": report.pk, "created_at": report.created_at, "summary": report.summary, "storages": report.storages,
-            "issues": report.issues, "growth": report.growth, "alerts": report.alerts, "healthy": report.healthy,
+            "id": report.pk,
+            "created_at": report.created_at,
+            "summary": report.summary,
+            "storages": report.storages,
+            "issues": report.issues,
+            "growth": report.growth,
+            "alerts": report.alerts,
+            "healthy": report.healthy,
         }
 
 
@@ -65,13 +71,28 @@ def latest_report(request):
 def list_reports(request, page: int = Query(1, ge=1), page_size: int = Query(30, ge=1, le=500)):
     paginator = Paginator(HealthReport.objects.order_by("-created_at", "-id"), page_size)
     current = paginator.get_page(page)
-    return ok({"reports": [HealthReportOut.from_report(r) for r in current.object_list], "count": paginator.count, "page": current.number, "pages": paginator.num_pages})
+    return ok(
+        {
+            "reports": [HealthReportOut.from_report(r) for r in current.object_list],
+            "count": paginator.count,
+            "page": current.number,
+            "pages": paginator.num_pages,
+        }
+    )
 
 
-@health_router.post("/check", response=responses(HealthCheckOut, _202=JobAccepted), summary="Run the health check now and store its report")
+@health_router.post(
+    "/check",
+    response=responses(HealthCheckOut, _202=JobAccepted),
+    summary="Run the health check now and store its report",
+)
 def run_check(request, wait: float | None = Query(None, ge=0)):
     job = jobs.job_start(kind="health_check", user=request.auth)
     status, data = jobs.job_response(job, wait=wait)
     if status == 200:
-        data = {**HealthReportOut.from_report(HealthReport.objects.get(pk=data["report_id"])), "job_id": data["job_id"], "status": data["status"]}
+        data = {
+            **HealthReportOut.from_report(HealthReport.objects.get(pk=data["report_id"])),
+            "job_id": data["job_id"],
+            "status": data["status"],
+        }
     return Status(status, ok(data))

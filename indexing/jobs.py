@@ -99,7 +99,9 @@ def job_checked(job: Job) -> Job:
     return job
 
 
-def job_start(*, kind: str, storage=None, session=None, params: dict | None = None, user=None, enqueue: bool = True) -> Job:
+def job_start(
+    *, kind: str, storage=None, session=None, params: dict | None = None, user=None, enqueue: bool = True
+) -> Job:
     """Create a queued job and send it to a worker once the surrounding transaction commits.
 
     With enqueue=False the caller runs it itself (job_run), as the management commands do.
@@ -136,7 +138,9 @@ def job_enqueue_quietly(job_id: int) -> bool:
     try:
         _enqueue(job_id)
     except Exception as exc:  # kombu and redis raise many types when the broker is unreachable
-        logger.warning("job %s stays queued: the task broker could not be reached (%s: %s)", job_id, type(exc).__name__, exc)
+        logger.warning(
+            "job %s stays queued: the task broker could not be reached (%s: %s)", job_id, type(exc).__name__, exc
+        )
         return False
     return True
 
@@ -212,7 +216,7 @@ def _is_zombie(pid: int) -> bool:
         stat_line = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return False  # no /proc here, or it is gone this instant: the next sweep decides
-    state = stat_line[stat_line.rfind(b")") + 2:][:1]  # the field after "(comm)", which may itself hold spaces
+    state = stat_line[stat_line.rfind(b")") + 2 :][:1]  # the field after "(comm)", which may itself hold spaces
     return state in (b"Z", b"X")
 
 
@@ -246,12 +250,15 @@ def jobs_sweep_stale(jobs=None, *, resend: bool = True) -> dict:
             continue
         reason = (
             f"The process running this job ({job.worker}) stopped before it finished"
-            if gone else f"The process running this job ({job.worker}) has not been heard from since {job.heartbeat_at or 'it started'}"
+            if gone
+            else f"The process running this job ({job.worker}) has not been heard from since {job.heartbeat_at or 'it started'}"
         )
         error = {
             "error": f"{reason}: it was killed, ran out of memory, or its machine restarted. "
-                     "Work it finished is kept; run it again to complete the rest.",
-            "type": "WorkerLost", "code": "worker_lost", "status": 500,
+            "Work it finished is kept; run it again to complete the rest.",
+            "type": "WorkerLost",
+            "code": "worker_lost",
+            "status": 500,
         }
         # Conditional on the same owner: a job that finished or was re-claimed meanwhile is left alone.
         if Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, worker=job.worker).update(
@@ -323,7 +330,9 @@ def job_cancel(job: Job) -> Job:
     if job.is_finished:
         raise Conflict(f"Job {job.pk} has already finished ({job.status}).", code="job_finished")
     now = timezone.now()
-    if not Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(status=Job.Status.CANCELLED, cancel_requested=True, finished_at=now):
+    if not Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
+        status=Job.Status.CANCELLED, cancel_requested=True, finished_at=now
+    ):
         Job.objects.filter(pk=job.pk).update(cancel_requested=True)
     job.refresh_from_db()
     return job
@@ -392,7 +401,9 @@ def _settle_parent(parent_id: int) -> None:
         return
     progress = {**(parent.progress or {}), **counts}
     if counts["total"] and counts["done"] == counts["total"]:
-        children = list(Job.objects.filter(parent_id=parent_id).order_by("id").values("id", "session_id", "status", "result"))
+        children = list(
+            Job.objects.filter(parent_id=parent_id).order_by("id").values("id", "session_id", "status", "result")
+        )
         result = {
             "children": [{"job_id": c["id"], "session_id": c["session_id"], "status": c["status"]} for c in children],
             "written": sum((c["result"] or {}).get("written", 0) for c in children),
@@ -401,7 +412,9 @@ def _settle_parent(parent_id: int) -> None:
         }
         status = Job.Status.SUCCEEDED if counts["succeeded"] == counts["total"] else Job.Status.FAILED
         # Conditional: two children finishing at once must not both finish the parent.
-        Job.objects.filter(pk=parent_id, status=Job.Status.RUNNING).update(status=status, progress=progress, result=result, finished_at=timezone.now())
+        Job.objects.filter(pk=parent_id, status=Job.Status.RUNNING).update(
+            status=status, progress=progress, result=result, finished_at=timezone.now()
+        )
     else:
         Job.objects.filter(pk=parent_id, status=Job.Status.RUNNING).update(progress=progress)
 
@@ -418,8 +431,17 @@ def run_index_batch_job(job, ctx) -> dict:
 
     from .tasks import run_job
 
-    sessions = list(ImportSession.objects.filter(pk__in=job.params.get("session_ids", [])).select_related("file_storage").order_by("id"))
-    children = [Job.objects.create(kind="index_session", storage=s.file_storage, session=s, parent=job, created_by=job.created_by) for s in sessions]
+    sessions = list(
+        ImportSession.objects.filter(pk__in=job.params.get("session_ids", []))
+        .select_related("file_storage")
+        .order_by("id")
+    )
+    children = [
+        Job.objects.create(
+            kind="index_session", storage=s.file_storage, session=s, parent=job, created_by=job.created_by
+        )
+        for s in sessions
+    ]
     ctx.progress(total=len(children), done=0, force=True)
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     group(run_job.si(child.pk).set(queue=queue) for child in children).apply_async()

@@ -19,8 +19,12 @@ class Job(models.Model):
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     kind = models.CharField(max_length=40)
-    storage = models.ForeignKey("storages.FileStorage", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
-    session = models.ForeignKey("imports.ImportSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    storage = models.ForeignKey(
+        "storages.FileStorage", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    session = models.ForeignKey(
+        "imports.ImportSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     params = models.JSONField(default=dict, blank=True)
     progress = models.JSONField(default=dict, blank=True)
@@ -33,7 +37,9 @@ class Job(models.Model):
     worker = models.CharField(max_length=255, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -57,7 +63,9 @@ class HealthReport(models.Model):
     storages = models.JSONField(default=list)
     issues = models.JSONField(default=list)  # [{"key", "severity", "message", "storage_uuid"}]
     growth = models.JSONField(default=dict)
-    alerts = models.JSONField(default=dict, blank=True)  # what was sent: {"opened": [...], "cleared": [...], "email": bool, "webhook": ...}
+    alerts = models.JSONField(
+        default=dict, blank=True
+    )  # what was sent: {"opened": [...], "cleared": [...], "email": bool, "webhook": ...}
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -73,8 +81,12 @@ class HealthReport(models.Model):
 class ValidationCheckpoint(models.Model):
     """Where the incremental monthly full validation of one storage stands (see validation.validate_incrementally)."""
 
-    storage = models.OneToOneField("storages.FileStorage", on_delete=models.CASCADE, related_name="validation_checkpoint")
-    cursor = models.TextField(blank=True, help_text="The last path checked in the current cycle; the next slice starts after it.")
+    storage = models.OneToOneField(
+        "storages.FileStorage", on_delete=models.CASCADE, related_name="validation_checkpoint"
+    )
+    cursor = models.TextField(
+        blank=True, help_text="The last path checked in the current cycle; the next slice starts after it."
+    )
     cycle_started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)

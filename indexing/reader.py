@@ -29,7 +29,9 @@ def read_index(path: Path, *, max_bytes: int = MAX_INDEX_BYTES) -> IndexReading:
         return IndexReading(None, "missing")
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return IndexReading(None, "not a plain file: a symbolic link (ImaLink writes its indexes as plain files)", "a symbolic link")
+            return IndexReading(
+                None, "not a plain file: a symbolic link (ImaLink writes its indexes as plain files)", "a symbolic link"
+            )
         return IndexReading(None, f"unreadable: {exc.strerror}")
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):

@@ -49,6 +49,7 @@ class Bad(Exception):
 
 # --- typed readers for untrusted values -------------------------------------------------------------
 
+
 def _str(value, name, *, max_length=10_000, default=None) -> str:
     if value is None and default is not None:
         return default
@@ -110,7 +111,13 @@ def _storage_path(root: Path, value, name) -> str:
     """A storage-relative POSIX path under photos/ that stays inside the storage, symlinks resolved."""
     text = _str(value, name, max_length=4096)
     parts = text.split("/")
-    if text.startswith("/") or "\\" in text or parts[0] != "photos" or len(parts) < 2 or any(p in ("", ".", "..") for p in parts):
+    if (
+        text.startswith("/")
+        or "\\" in text
+        or parts[0] != "photos"
+        or len(parts) < 2
+        or any(p in ("", ".", "..") for p in parts)
+    ):
         raise Bad(f"{name}={text[:200]!r} is not a path inside the storage's photos/ folder")
     real_root = os.path.realpath(root)
     real = os.path.realpath(os.path.join(root, text))
@@ -120,6 +127,7 @@ def _storage_path(root: Path, value, name) -> str:
 
 
 # --- reports ----------------------------------------------------------------------------------------
+
 
 @dataclass
 class StorageRecovery:
@@ -166,6 +174,7 @@ class RecoveryReport:
 
 
 # --- finding storages ----------------------------------------------------------------------------------
+
 
 def _entry_mode(dirfd: int, name: str) -> int | None:
     try:
@@ -404,6 +413,7 @@ def _scan(source: _Bounded) -> tuple[dict, dict]:
 @dataclass(eq=False)
 class LazyIndex:
     """An index's top level without its big member, which `members(key)` reads again from the open file."""
+
     head: dict
     big: dict = field(default_factory=dict)
     source: _Bounded | None = None
@@ -528,7 +538,9 @@ class Backups:
         return self._by_stem.get(stem, [])
 
 
-def _read_with_backups(store: drive.Storage, relative: str, report: StorageRecovery, check, backups: Backups, *, source: str | None = None):
+def _read_with_backups(
+    store: drive.Storage, relative: str, report: StorageRecovery, check, backups: Backups, *, source: str | None = None
+):
     """(the index at `relative` or the newest backup of it that parses and passes `check`, where it came from).
 
     With `source` (a where-from of an earlier call) only that file is read again.
@@ -595,6 +607,7 @@ def _check_session(data) -> None:
 
 # --- the recovery of one storage -------------------------------------------------------------------
 
+
 def _read_marker(store: drive.Storage) -> layout.MarkerReading:
     """The storage's marker through its descriptor; a marker that is not a plain file makes the storage unsafe."""
     try:
@@ -623,12 +636,16 @@ def _identity(folder: Path, store: drive.Storage, master, report: StorageRecover
         except (Bad, ValueError) as exc:
             report.problem("index.json", f"storage_info.uuid: {exc}")
     if from_marker and from_index and from_marker != from_index:
-        report.conflict("index.json", f"the index names storage {from_index}, the marker {from_marker}; the marker wins")
+        report.conflict(
+            "index.json", f"the index names storage {from_index}, the marker {from_marker}; the marker wins"
+        )
     chosen = from_marker or from_index
     if chosen is None:
         report.problem(".imalink/storage.json", f"no usable storage uuid (marker: {marker.problem})")
     elif not folder.name.endswith(chosen.hex[:8]):
-        report.conflict(folder.name, f"the folder name does not end with the uuid's first 8 hex digits ({chosen.hex[:8]})")
+        report.conflict(
+            folder.name, f"the folder name does not end with the uuid's first 8 hex digits ({chosen.hex[:8]})"
+        )
     return chosen
 
 
@@ -655,7 +672,9 @@ def _author(data, where: str, report: StorageRecovery) -> Author | None:
             return Author.objects.create(pk=author_id, name=name, email=email)
         if existing.name == name:
             return existing
-        report.conflict(where, f"author id {author_id} is {existing.name!r} here, {name!r} in the index; matched by name instead")
+        report.conflict(
+            where, f"author id {author_id} is {existing.name!r} here, {name!r} in the index; matched by name instead"
+        )
     existing = Author.objects.filter(name=name, email=email).order_by("id").first()
     if existing:
         return existing
@@ -663,29 +682,45 @@ def _author(data, where: str, report: StorageRecovery) -> Author | None:
     return Author.objects.create(name=name, email=email)
 
 
-def _storage_row(folder: Path, storage_uuid, master: dict | None, session_storage_id, report: StorageRecovery, *, dry_run: bool) -> FileStorage | None:
+def _storage_row(
+    folder: Path, storage_uuid, master: dict | None, session_storage_id, report: StorageRecovery, *, dry_run: bool
+) -> FileStorage | None:
     info = master["storage_info"] if master else {}
     base_path = str(folder.parent)
     existing = FileStorage.objects.filter(storage_uuid=storage_uuid).first()
     if existing is not None:
         if os.path.realpath(existing.full_path) != os.path.realpath(folder):
-            report.conflict(folder.name, f"this storage is already known at {existing.full_path}; migrate it to {base_path} to use this copy")
+            report.conflict(
+                folder.name,
+                f"this storage is already known at {existing.full_path}; migrate it to {base_path} to use this copy",
+            )
             return None
         return existing
     if FileStorage.objects.filter(directory_name=folder.name).exists():
         report.conflict(folder.name, "another storage already has this folder name")
         return None
     try:
-        display_name = _str(info.get("display_name"), "storage_info.display_name", max_length=200, default=folder.name) or folder.name
+        display_name = (
+            _str(info.get("display_name"), "storage_info.display_name", max_length=200, default=folder.name)
+            or folder.name
+        )
         description = _str(info.get("description"), "storage_info.description", default="")
         created_at = _datetime(info.get("created_at"), "storage_info.created_at") or timezone.now()
     except Bad as exc:
         report.problem("index.json", str(exc))
         display_name, description, created_at = folder.name, "", timezone.now()
-    keep_id = session_storage_id if session_storage_id and not FileStorage.objects.filter(pk=session_storage_id).exists() else None
+    keep_id = (
+        session_storage_id
+        if session_storage_id and not FileStorage.objects.filter(pk=session_storage_id).exists()
+        else None
+    )
     storage = FileStorage.objects.create(
-        pk=keep_id, storage_uuid=storage_uuid, directory_name=folder.name, base_path=base_path,
-        display_name=display_name, description=description,
+        pk=keep_id,
+        storage_uuid=storage_uuid,
+        directory_name=folder.name,
+        base_path=base_path,
+        display_name=display_name,
+        description=description,
     )
     FileStorage.objects.filter(pk=storage.pk).update(created_at=created_at)
     storage.refresh_from_db()
@@ -766,7 +801,9 @@ def _photo_for(entry: dict, hothash: str, store: drive.Storage, report: StorageR
         expected = hotpreview_relative_path(hothash)
         given = entry.get("hotpreview")
         if given is not None and given != expected:
-            report.problem(where, f"hotpreview path {str(given)[:120]!r} does not match its hothash; the preview is not used")
+            report.problem(
+                where, f"hotpreview path {str(given)[:120]!r} does not match its hothash; the preview is not used"
+            )
         else:
             preview = _hotpreview_bytes(store, expected)
             if preview is None:
@@ -790,16 +827,22 @@ def _hotpreview_bytes(store: drive.Storage, relative: str) -> bytes | None:
     return data if data.startswith(b"\xff\xd8\xff") else None
 
 
-def _restore_file(data, *, photo, session, storage, store: drive.Storage, report: StorageRecovery, where: str, default_primary: bool) -> None:
+def _restore_file(
+    data, *, photo, session, storage, store: drive.Storage, report: StorageRecovery, where: str, default_primary: bool
+) -> None:
     root = store.root
     if not isinstance(data, dict):
         raise Bad("a file entry is not an object")
-    path = _storage_path(root, data.get("path") or ("photos/" + _str(data.get("filename"), "filename", max_length=4000)), "path")
+    path = _storage_path(
+        root, data.get("path") or ("photos/" + _str(data.get("filename"), "filename", max_length=4000)), "path"
+    )
     checksum = _checksum(data.get("checksum"), "checksum")
     size = _int(data.get("file_size"), "file_size", minimum=0)
     mtime_ns = _int(data.get("mtime_ns"), "mtime_ns", minimum=0, optional=True) or 0
     fields = {
-        "original_filename": _str(data.get("original_filename"), "original_filename", max_length=1024, default=path.rsplit("/", 1)[1]),
+        "original_filename": _str(
+            data.get("original_filename"), "original_filename", max_length=1024, default=path.rsplit("/", 1)[1]
+        ),
         "file_format": _str(data.get("file_format"), "file_format", max_length=16, default=""),
         "is_primary": _bool(data.get("is_primary"), "is_primary", default=default_primary),
     }
@@ -819,12 +862,23 @@ def _restore_file(data, *, photo, session, storage, store: drive.Storage, report
             report.missing_files.append(path)
     elif status == "missing":
         status = "present"
-    if status != "missing" and ImageFile.objects.filter(file_storage=storage, relative_path=path).exclude(status="missing").exists():
+    if (
+        status != "missing"
+        and ImageFile.objects.filter(file_storage=storage, relative_path=path).exclude(status="missing").exists()
+    ):
         report.conflict(where, f"{path} is already known with other bytes; this entry is skipped")
         return
     ImageFile.objects.create(
-        photo=photo, import_session=session, file_storage=storage, relative_path=path, checksum=checksum,
-        file_size=size, mtime_ns=mtime_ns, status=status, last_seen_at=timezone.now() if on_disk else None, **fields,
+        photo=photo,
+        import_session=session,
+        file_storage=storage,
+        relative_path=path,
+        checksum=checksum,
+        file_size=size,
+        mtime_ns=mtime_ns,
+        status=status,
+        last_seen_at=timezone.now() if on_disk else None,
+        **fields,
     )
     report.files_restored += 1
 
@@ -832,10 +886,22 @@ def _restore_file(data, *, photo, session, storage, store: drive.Storage, report
 def _same_session(existing: ImportSession, meta: dict, storage: FileStorage) -> bool:
     """A row with the index's id is this session (restored before) only if it is on this storage with this title."""
     title = meta.get("title") if isinstance(meta.get("title"), str) else None
-    return existing.file_storage_id == storage.pk and (title is None or existing.title == title[:300] or (not title and existing.title == "Recovered session"))
+    return existing.file_storage_id == storage.pk and (
+        title is None or existing.title == title[:300] or (not title and existing.title == "Recovered session")
+    )
 
 
-def _restore_session(name: str, data: LazyIndex, *, storage: FileStorage, store: drive.Storage, report: StorageRecovery, claimed_ids: set, dry_run: bool, reserved_ids: set) -> None:
+def _restore_session(
+    name: str,
+    data: LazyIndex,
+    *,
+    storage: FileStorage,
+    store: drive.Storage,
+    report: StorageRecovery,
+    claimed_ids: set,
+    dry_run: bool,
+    reserved_ids: set,
+) -> None:
     meta = data["import_session"]
     index_id = meta["id"]
     if index_id in claimed_ids:
@@ -850,10 +916,15 @@ def _restore_session(name: str, data: LazyIndex, *, storage: FileStorage, store:
             report.sessions_existing.append(index_id)
         else:
             try:
-                title = _str(meta.get("title"), "import_session.title", max_length=300, default="Recovered session") or "Recovered session"
+                title = (
+                    _str(meta.get("title"), "import_session.title", max_length=300, default="Recovered session")
+                    or "Recovered session"
+                )
                 description = _str(meta.get("description"), "import_session.description", default="")
                 source_path = _str(meta.get("source_path"), "import_session.source_path", max_length=4096, default="")
-                target = _str(meta.get("target_subdirectory"), "import_session.target_subdirectory", max_length=1024, default="")
+                target = _str(
+                    meta.get("target_subdirectory"), "import_session.target_subdirectory", max_length=1024, default=""
+                )
                 imported_at = _datetime(meta.get("imported_at"), "import_session.imported_at")
             except Bad as exc:
                 report.problem(name, str(exc))
@@ -861,15 +932,22 @@ def _restore_session(name: str, data: LazyIndex, *, storage: FileStorage, store:
             author = _author(meta.get("default_author"), name, report)
             keep = existing is None
             session = ImportSession.objects.create(
-                pk=index_id if keep else _fresh_session_id(reserved_ids), title=title, description=description, file_storage=storage,
-                default_author=author, source_path=source_path, target_subdirectory=target,
+                pk=index_id if keep else _fresh_session_id(reserved_ids),
+                title=title,
+                description=description,
+                file_storage=storage,
+                default_author=author,
+                source_path=source_path,
+                target_subdirectory=target,
             )
             if imported_at:
                 ImportSession.objects.filter(pk=session.pk).update(imported_at=imported_at)
             if not keep:
                 renamed_from = index_id
                 report.session_id_changes.append({"old_id": index_id, "new_id": session.pk, "index_file": name})
-                report.conflict(name, f"session id {index_id} belongs to another storage here; restored as session {session.pk}")
+                report.conflict(
+                    name, f"session id {index_id} belongs to another storage here; restored as session {session.pk}"
+                )
             report.sessions_restored.append(session.pk)
         try:
             _restore_files(name, data, session=session, storage=storage, store=store, report=report)
@@ -879,7 +957,9 @@ def _restore_session(name: str, data: LazyIndex, *, storage: FileStorage, store:
         _rename_session_index(store, name, session)
 
 
-def _restore_files(name: str, data: LazyIndex, *, session, storage, store: drive.Storage, report: StorageRecovery) -> None:
+def _restore_files(
+    name: str, data: LazyIndex, *, session, storage, store: drive.Storage, report: StorageRecovery
+) -> None:
     """The session's files, read one entry at a time from the index's file, each built and dropped."""
     for key, entry in data.members("files"):
         where = f"{name} files[{str(key)[:40]}]"
@@ -889,13 +969,31 @@ def _restore_files(name: str, data: LazyIndex, *, session, storage, store: drive
             if not isinstance(entry, dict):
                 raise Bad("the entry is not an object")
             photo = _photo_for(entry, key, store, report, where)
-            _restore_file(entry, photo=photo, session=session, storage=storage, store=store, report=report, where=where, default_primary=True)
+            _restore_file(
+                entry,
+                photo=photo,
+                session=session,
+                storage=storage,
+                store=store,
+                report=report,
+                where=where,
+                default_primary=True,
+            )
             companions = entry.get("companions") or []
             if not isinstance(companions, list):
                 raise Bad("companions is not a list")
             for i, companion in enumerate(companions):
                 try:
-                    _restore_file(companion, photo=photo, session=session, storage=storage, store=store, report=report, where=f"{where} companions[{i}]", default_primary=False)
+                    _restore_file(
+                        companion,
+                        photo=photo,
+                        session=session,
+                        storage=storage,
+                        store=store,
+                        report=report,
+                        where=f"{where} companions[{i}]",
+                        default_primary=False,
+                    )
                 except Bad as exc:
                     report.problem(f"{where} companions[{i}]", str(exc))
         except Bad as exc:
@@ -939,8 +1037,15 @@ def _fresh_session_id(reserved: set[int]) -> int:
     return fresh
 
 
-def recover_storage_folder(folder: Path, *, dry_run: bool = False, touch_disk: bool = True, reserved_ids: set | None = None,
-                           store: drive.Storage | None = None, should_stop=None) -> StorageRecovery:
+def recover_storage_folder(
+    folder: Path,
+    *,
+    dry_run: bool = False,
+    touch_disk: bool = True,
+    reserved_ids: set | None = None,
+    store: drive.Storage | None = None,
+    should_stop=None,
+) -> StorageRecovery:
     """Rebuild one storage's rows from its indexes, read only through the storage's descriptor (storages.drive).
 
     Session indexes are read one at a time and dropped: a first pass checks each (its size before it is read,
@@ -950,7 +1055,14 @@ def recover_storage_folder(folder: Path, *, dry_run: bool = False, touch_disk: b
     """
     if store is None:
         with drive.Storage(folder) as opened:
-            return recover_storage_folder(folder, dry_run=dry_run, touch_disk=touch_disk, reserved_ids=reserved_ids, store=opened, should_stop=should_stop)
+            return recover_storage_folder(
+                folder,
+                dry_run=dry_run,
+                touch_disk=touch_disk,
+                reserved_ids=reserved_ids,
+                store=opened,
+                should_stop=should_stop,
+            )
     should_stop = should_stop or (lambda: None)
     report = StorageRecovery(path=str(folder))
     backups = Backups(store)
@@ -987,10 +1099,13 @@ def recover_storage_folder(folder: Path, *, dry_run: bool = False, touch_disk: b
     ids = [meta["id"] for _, _, meta in sessions]
     existing = {}
     for i in range(0, len(ids), 2000):
-        existing.update(ImportSession.objects.in_bulk(ids[i:i + 2000]))
+        existing.update(ImportSession.objects.in_bulk(ids[i : i + 2000]))
 
-    renamed = {meta["id"] for _, _, meta in sessions
-               if (row := existing.get(meta["id"])) is not None and not _same_session(row, meta, storage)}
+    renamed = {
+        meta["id"]
+        for _, _, meta in sessions
+        if (row := existing.get(meta["id"])) is not None and not _same_session(row, meta, storage)
+    }
     existing.clear()  # the rows are not needed past this sort
     sessions.sort(key=lambda item: item[2]["id"] in renamed)
     claimed: set[int] = set()
@@ -1004,8 +1119,16 @@ def recover_storage_folder(folder: Path, *, dry_run: bool = False, touch_disk: b
             if data["import_session"].get("id") != meta["id"]:
                 report.problem(name, "changed while it was recovered: it names another session now; it is skipped")
                 continue
-            _restore_session(name, data, storage=storage, store=store, report=report, claimed_ids=claimed, dry_run=dry_run or not touch_disk,
-                             reserved_ids=reserved)
+            _restore_session(
+                name,
+                data,
+                storage=storage,
+                store=store,
+                report=report,
+                claimed_ids=claimed,
+                dry_run=dry_run or not touch_disk,
+                reserved_ids=reserved,
+            )
         finally:
             data.close()
         del data
@@ -1038,7 +1161,9 @@ class _DryRun(Exception):
     pass
 
 
-def recover_from_indexes(search_roots, *, dry_run: bool = False, touch_disk: bool = True, folders=None, progress=None, should_stop=None) -> RecoveryReport:
+def recover_from_indexes(
+    search_roots, *, dry_run: bool = False, touch_disk: bool = True, folders=None, progress=None, should_stop=None
+) -> RecoveryReport:
     """Find the storages under the roots (or take `folders` as given) and rebuild their rows.
 
     dry_run reports without keeping anything; touch_disk=False (the recovery drill) keeps the rows but
@@ -1051,7 +1176,11 @@ def recover_from_indexes(search_roots, *, dry_run: bool = False, touch_disk: boo
     progress = progress or (lambda **kw: None)
     started = time.monotonic()
     report = RecoveryReport(search_roots=[str(r) for r in search_roots], dry_run=dry_run)
-    folders = [Path(f) for f in folders] if folders is not None else find_storage_folders(search_roots, should_stop=should_stop)
+    folders = (
+        [Path(f) for f in folders]
+        if folders is not None
+        else find_storage_folders(search_roots, should_stop=should_stop)
+    )
     report.found = len(folders)
     reserved = _reserved_session_ids(folders)
     progress(total=len(folders), done=0, force=True)
@@ -1063,7 +1192,14 @@ def recover_from_indexes(search_roots, *, dry_run: bool = False, touch_disk: boo
             storage_report = None
             try:
                 with drive.Storage(folder) as store, transaction.atomic():
-                    storage_report = _recover_locked(folder, store, dry_run=dry_run, touch_disk=touch_disk, reserved_ids=reserved, should_stop=should_stop)
+                    storage_report = _recover_locked(
+                        folder,
+                        store,
+                        dry_run=dry_run,
+                        touch_disk=touch_disk,
+                        reserved_ids=reserved,
+                        should_stop=should_stop,
+                    )
                     if dry_run:
                         raise _DryRun()
             except _DryRun:
@@ -1089,8 +1225,15 @@ def recover_from_indexes(search_roots, *, dry_run: bool = False, touch_disk: boo
     return report
 
 
-def _recover_locked(folder: Path, store: drive.Storage, *, dry_run: bool, touch_disk: bool = True, reserved_ids: set | None = None,
-                    should_stop=None) -> StorageRecovery:
+def _recover_locked(
+    folder: Path,
+    store: drive.Storage,
+    *,
+    dry_run: bool,
+    touch_disk: bool = True,
+    reserved_ids: set | None = None,
+    should_stop=None,
+) -> StorageRecovery:
     """Recover one folder holding its storage lock, so no import or scan runs on it meanwhile.
 
     A read-only drive cannot hold the lock file; recovery only reads it, so it goes ahead without.
@@ -1104,12 +1247,21 @@ def _recover_locked(folder: Path, store: drive.Storage, *, dry_run: bool, touch_
     drive.require_safe_layout(folder)
     target = FileStorage(directory_name=folder.name, base_path=str(folder.parent), display_name=folder.name)
     with ExitStack() as stack:
-        if not dry_run and touch_disk and store.kind(".imalink") == "folder":  # a .imalink that is not a folder is unsafe
+        if (
+            not dry_run and touch_disk and store.kind(".imalink") == "folder"
+        ):  # a .imalink that is not a folder is unsafe
             try:
                 stack.enter_context(storage_lock(target, wait=60))
             except OSError as exc:
                 logger.info("recovering %s without a lock: %s", folder, exc.strerror)
-        return recover_storage_folder(folder, dry_run=dry_run, touch_disk=touch_disk, reserved_ids=reserved_ids, store=store, should_stop=should_stop)
+        return recover_storage_folder(
+            folder,
+            dry_run=dry_run,
+            touch_disk=touch_disk,
+            reserved_ids=reserved_ids,
+            store=store,
+            should_stop=should_stop,
+        )
 
 
 def check_storage_folder(raw: str) -> Path:
@@ -1130,7 +1282,8 @@ def check_storage_folder(raw: str) -> Path:
     if not folder.name.startswith("imalink_") or not is_storage:
         raise PathRejected(
             f"{raw} is not an ImaLink storage folder: it needs an imalink_* name and .imalink/storage.json or index.json.",
-            code="not_a_storage", details={"field": "path"},
+            code="not_a_storage",
+            details={"field": "path"},
         )
     return folder
 
@@ -1139,16 +1292,28 @@ def run_recover_job(job, ctx) -> dict:
     roots = [Path(p) for p in job.params.get("search_roots", [])]
     folders = job.params.get("folders")
     return recover_from_indexes(
-        roots, dry_run=bool(job.params.get("dry_run")), folders=folders, progress=ctx.progress, should_stop=ctx.check_cancelled
+        roots,
+        dry_run=bool(job.params.get("dry_run")),
+        folders=folders,
+        progress=ctx.progress,
+        should_stop=ctx.check_cancelled,
     ).as_dict()
 
 
 # --- the recovery page's "find", as a job ------------------------------------------------------------
 
+
 def describe_storage_folder(folder: Path) -> dict:
     """What a found storage's master index holds, for display only: read through the storage's descriptor,
     its size checked before it is read, its session list walked (the first 50 kept), never trusted further."""
-    info = {"path": str(folder), "problem": None, "reason_code": None, "display_name": None, "sessions": [], "total_files": None}
+    info = {
+        "path": str(folder),
+        "problem": None,
+        "reason_code": None,
+        "display_name": None,
+        "sessions": [],
+        "total_files": None,
+    }
     try:
         with drive.Storage(folder) as store:
             reading = read_lazy_index(store, "index.json", max_bytes=DESCRIBE_MAX_INDEX_BYTES)
@@ -1172,7 +1337,12 @@ def describe_storage_folder(folder: Path) -> dict:
                     break
                 if isinstance(s, dict):
                     count = s.get("file_count")
-                    sessions.append({"title": str(s.get("title", ""))[:200], "file_count": count if isinstance(count, int) and not isinstance(count, bool) else None})
+                    sessions.append(
+                        {
+                            "title": str(s.get("title", ""))[:200],
+                            "file_count": count if isinstance(count, int) and not isinstance(count, bool) else None,
+                        }
+                    )
         except ValueError as exc:  # the file changed since it was checked
             info["problem"] = f"corrupt: {str(exc)[:200]}"
         finally:
@@ -1195,5 +1365,9 @@ def run_find_job(job, ctx) -> dict:
         storages.append(describe_storage_folder(folder))
         ctx.progress(done=done)
     ctx.progress(current=None, force=True)
-    return {"search_roots": [str(r) for r in roots], "found": len(storages), "storages": storages,
-            "duration_s": round(time.monotonic() - started, 3)}
+    return {
+        "search_roots": [str(r) for r in roots],
+        "found": len(storages),
+        "storages": storages,
+        "duration_s": round(time.monotonic() - started, 3),
+    }

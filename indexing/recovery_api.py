@@ -61,19 +61,39 @@ def _answer(request, params, kind, wait):
     return Status(status, ok(data))
 
 
-@recovery_router.post("/recover", response=responses(RecoveryOut, _202=JobAccepted), summary="Rebuild the database from the storages' indexes")
+@recovery_router.post(
+    "/recover",
+    response=responses(RecoveryOut, _202=JobAccepted),
+    summary="Rebuild the database from the storages' indexes",
+)
 def recover(request, payload: RecoverIn, wait: float | None = Query(None, ge=0)):
     roots = [str(resolve_client_dir(root, field="search_roots")) for root in payload.search_roots]
     return _answer(request, {"search_roots": roots, "dry_run": payload.dry_run}, "recover", wait)
 
 
-@recovery_router.post("/recovery-drill", response=responses(DrillOut, _202=JobAccepted), summary="Rebuild into a scratch database and compare with the live one")
+@recovery_router.post(
+    "/recovery-drill",
+    response=responses(DrillOut, _202=JobAccepted),
+    summary="Rebuild into a scratch database and compare with the live one",
+)
 def drill(request, payload: DrillIn | None = None, wait: float | None = Query(None, ge=0)):
-    roots = [str(resolve_client_dir(root, field="search_roots")) for root in (payload.search_roots if payload and payload.search_roots else [])]
+    roots = [
+        str(resolve_client_dir(root, field="search_roots"))
+        for root in (payload.search_roots if payload and payload.search_roots else [])
+    ]
     return _answer(request, {"search_roots": roots}, "recovery_drill", wait)
 
 
-@adopt_router.post("/adopt", response=responses(RecoveryOut, _202=JobAccepted), summary="Register one existing storage folder from its indexes")
+@adopt_router.post(
+    "/adopt",
+    response=responses(RecoveryOut, _202=JobAccepted),
+    summary="Register one existing storage folder from its indexes",
+)
 def adopt(request, payload: AdoptIn, wait: float | None = Query(None, ge=0)):
     folder = check_storage_folder(payload.path)
-    return _answer(request, {"search_roots": [str(folder.parent)], "folders": [str(folder)], "dry_run": payload.dry_run}, "recover", wait)
+    return _answer(
+        request,
+        {"search_roots": [str(folder.parent)], "folders": [str(folder)], "dry_run": payload.dry_run},
+        "recover",
+        wait,
+    )

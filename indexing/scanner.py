@@ -94,7 +94,9 @@ def walk_photos(root) -> tuple[set[tuple[str, int, int]], list[dict]]:
             skipped.append({"path": PHOTOS, "reason": f"folder cannot be read: {exc.strerror}"})
             return found, skipped
         try:
-            for relative, st in drive.walk_files(photos, skip_dir=is_junk_dir, shown=storage.root, on_error=on_error, ordered=False, named=PHOTOS):
+            for relative, st in drive.walk_files(
+                photos, skip_dir=is_junk_dir, shown=storage.root, on_error=on_error, ordered=False, named=PHOTOS
+            ):
                 add((relative, st.st_size, st.st_mtime_ns))
         finally:
             os.close(photos)
@@ -138,7 +140,7 @@ def _full_rows(storage, *, paths=None, not_present=False) -> list[RowInfo]:
         return [RowInfo(*r) for r in _fetch(queryset.exclude(status=ImageFile.Status.PRESENT).values_list(*FULL_ROW))]
     paths, found = sorted(paths), []
     for start in range(0, len(paths), 500):
-        chunk = queryset.filter(status=ImageFile.Status.PRESENT, relative_path__in=paths[start:start + 500])
+        chunk = queryset.filter(status=ImageFile.Status.PRESENT, relative_path__in=paths[start : start + 500])
         found.extend(RowInfo(*r) for r in _fetch(chunk.values_list(*FULL_ROW)))
     return found
 
@@ -161,7 +163,9 @@ class _Reader:
         return disk.checksum
 
 
-def scan_storage(storage, *, dry_run: bool = False, adopt_new: bool = False, progress=None, should_stop=None) -> ScanReport:
+def scan_storage(
+    storage, *, dry_run: bool = False, adopt_new: bool = False, progress=None, should_stop=None
+) -> ScanReport:
     progress = progress or (lambda **kw: None)
     started = time.monotonic()
     report = ScanReport(storage_uuid=str(storage.storage_uuid), dry_run=dry_run, adopt_new=adopt_new)
@@ -184,14 +188,22 @@ def scan_storage(storage, *, dry_run: bool = False, adopt_new: bool = False, pro
         # The drive must still be there before anything is marked missing: an unplug during the walk
         # looks exactly like every file having been deleted.
         storage_require_available(storage)
-        report.changes_detected = bool(report.moved_files or report.missing_files or report.new_files or report.modified_files or report.restored_files)
+        report.changes_detected = bool(
+            report.moved_files
+            or report.missing_files
+            or report.new_files
+            or report.modified_files
+            or report.restored_files
+        )
         if not dry_run:
             _apply(storage, plan)
             if adopt_new and plan["new"]:
                 from imports.pipeline import adopt_in_place
 
                 try:
-                    report.adopted = adopt_in_place(storage=storage, files=plan["new"], should_stop=should_stop).as_dict()
+                    report.adopted = adopt_in_place(
+                        storage=storage, files=plan["new"], should_stop=should_stop
+                    ).as_dict()
                 except drive.UnsafeLayout as exc:  # a new file swapped for a link or a pipe since the walk
                     mark_unsafe(storage, exc)
                     raise
@@ -209,8 +221,15 @@ def scan_storage(storage, *, dry_run: bool = False, adopt_new: bool = False, pro
     progress(stage="done", done=report.files_on_disk, force=True)
     logger.info(
         "scan of %s: %d moved, %d missing, %d new, %d modified, %d unchanged, %d bytes read in %.2fs%s",
-        storage.storage_uuid, len(report.moved_files), len(report.missing_files), len(report.new_files),
-        len(report.modified_files), report.unchanged_count, report.bytes_read, report.duration_s, " (dry run)" if dry_run else "",
+        storage.storage_uuid,
+        len(report.moved_files),
+        len(report.missing_files),
+        len(report.new_files),
+        len(report.modified_files),
+        report.unchanged_count,
+        report.bytes_read,
+        report.duration_s,
+        " (dry run)" if dry_run else "",
     )
     return report
 
@@ -243,7 +262,12 @@ def _classify(storage, disk: set, present: set, reader: _Reader, report: ScanRep
     for i, row in enumerate(rows):
         disk = disk_by_path.get(row.path)
         if row.status == ImageFile.Status.MISSING:
-            if disk is not None and disk.size == row.size and disk.path not in live_at_path and reader.checksum(disk) == row.checksum:
+            if (
+                disk is not None
+                and disk.size == row.size
+                and disk.path not in live_at_path
+                and reader.checksum(disk) == row.checksum
+            ):
                 restored.append(row)
                 live_at_path[row.path] = row
                 if disk.mtime_ns != row.mtime_ns:
@@ -303,11 +327,17 @@ def _classify(storage, disk: set, present: set, reader: _Reader, report: ScanRep
             missing.append(row)
 
     # New: not claimed by a move, and either at a path no row holds, or at a path whose own row's bytes moved away.
-    new = [d for d in candidates if d.path not in claimed_paths and (d.path not in live_at_path or live_at_path[d.path].id in matched_rows)]
+    new = [
+        d
+        for d in candidates
+        if d.path not in claimed_paths and (d.path not in live_at_path or live_at_path[d.path].id in matched_rows)
+    ]
 
     sessions: set[int] = set()
     for row, disk in moves:
-        report.moved_files.append({"hothash": row.hothash, "old_path": row.path, "new_path": disk.path, "session_id": row.session_id})
+        report.moved_files.append(
+            {"hothash": row.hothash, "old_path": row.path, "new_path": disk.path, "session_id": row.session_id}
+        )
         sessions.add(row.session_id)
     for row in missing:
         report.missing_files.append({"hothash": row.hothash, "path": row.path, "session_id": row.session_id})
@@ -321,7 +351,15 @@ def _classify(storage, disk: set, present: set, reader: _Reader, report: ScanRep
     for disk in sorted(new, key=lambda d: d.path):
         report.new_files.append({"path": disk.path, "file_size": disk.size, "adopted": False})
     report.bytes_read = reader.bytes_read
-    return {"moves": moves, "missing": missing, "modified": modified, "touched": touched, "restored": restored, "new": new, "sessions": sessions}
+    return {
+        "moves": moves,
+        "missing": missing,
+        "modified": modified,
+        "touched": touched,
+        "restored": restored,
+        "new": new,
+        "sessions": sessions,
+    }
 
 
 def _refuse_misplaced(storage: drive.Storage, paths) -> None:
@@ -341,11 +379,17 @@ def _apply(storage, plan) -> None:
         # the unique constraint ignores missing rows.
         ImageFile.objects.filter(pk__in=moved_ids).update(status=ImageFile.Status.MISSING)
         for row, disk in plan["moves"]:
-            ImageFile.objects.filter(pk=row.id).update(relative_path=disk.path, mtime_ns=disk.mtime_ns, last_seen_at=now)
+            ImageFile.objects.filter(pk=row.id).update(
+                relative_path=disk.path, mtime_ns=disk.mtime_ns, last_seen_at=now
+            )
         missing_ids = [row.id for row in plan["missing"]]
         ImageFile.objects.filter(pk__in=missing_ids).update(status=ImageFile.Status.MISSING)
-        ImageFile.objects.filter(pk__in=[row.id for row, _ in plan["modified"]]).update(status=ImageFile.Status.MODIFIED, last_seen_at=now)
-        ImageFile.objects.filter(pk__in=moved_ids + [row.id for row in plan["restored"]]).update(status=ImageFile.Status.PRESENT, last_seen_at=now)
+        ImageFile.objects.filter(pk__in=[row.id for row, _ in plan["modified"]]).update(
+            status=ImageFile.Status.MODIFIED, last_seen_at=now
+        )
+        ImageFile.objects.filter(pk__in=moved_ids + [row.id for row in plan["restored"]]).update(
+            status=ImageFile.Status.PRESENT, last_seen_at=now
+        )
         for row_id, mtime_ns in plan["touched"]:
             ImageFile.objects.filter(pk=row_id).update(mtime_ns=mtime_ns)
         type(storage).objects.filter(pk=storage.pk).update(last_scan_at=now)

@@ -38,7 +38,9 @@ class JobOut(Schema):
             "progress": job.progress or {},
             "eta_seconds": job_eta_seconds(job),
             "result": job.result,
-            "errors": [{k: v for k, v in e.items() if k != "trace"} if isinstance(e, dict) else e for e in (job.errors or [])],
+            "errors": [
+                {k: v for k, v in e.items() if k != "trace"} if isinstance(e, dict) else e for e in (job.errors or [])
+            ],
             "cancel_requested": job.cancel_requested,
             "created_at": job.created_at,
             "started_at": job.started_at,

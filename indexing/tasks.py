@@ -51,7 +51,9 @@ def sweep_when_a_worker_starts(**kwargs) -> None:
     try:
         touched = jobs.jobs_sweep_stale()
         if touched["failed"] or touched["resent"]:
-            logger.warning("at start: failed %s (their process is gone), sent again %s", touched["failed"], touched["resent"])
+            logger.warning(
+                "at start: failed %s (their process is gone), sent again %s", touched["failed"], touched["resent"]
+            )
     finally:
         connections.close_all()  # the pool's processes must not share this process's connection
 
@@ -87,6 +89,10 @@ def weekly_maintenance() -> list[int]:
 def nightly_validation_slice() -> list[int]:
     """One night's slice of the monthly full validation of every available storage (time-budgeted)."""
     return [
-        jobs.job_start(kind="validate", storage=storage, params={"mode": "full", "incremental": True, "budget_s": settings.IMALINK_VALIDATION_BUDGET_S}).pk
+        jobs.job_start(
+            kind="validate",
+            storage=storage,
+            params={"mode": "full", "incremental": True, "budget_s": settings.IMALINK_VALIDATION_BUDGET_S},
+        ).pk
         for storage in _available_storages()
     ]

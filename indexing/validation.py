@@ -64,7 +64,9 @@ class ValidationReport:
         return asdict(self)
 
 
-def hash_file(storage: drive.Storage, relative: str, buffer: bytearray, *, from_drive: bool = True) -> tuple[str, int, os.stat_result]:
+def hash_file(
+    storage: drive.Storage, relative: str, buffer: bytearray, *, from_drive: bool = True
+) -> tuple[str, int, os.stat_result]:
     """(xxh3-128 hex, bytes read, fstat) of one file of a storage, read into `buffer` without allocating per chunk.
 
     The file is opened through the storage's drive.Storage: from its descriptor, nothing followed, never blocked
@@ -110,8 +112,16 @@ def _on_disk(storage: drive.Storage, path: str, disk: dict) -> tuple[int, int] |
     return st.st_size, st.st_mtime_ns
 
 
-def validate_storage(storage, *, mode: str = "quick", progress=None, should_stop=None, from_drive: bool = True,
-                     budget_s: float | None = None, start_after: str = "") -> ValidationReport:
+def validate_storage(
+    storage,
+    *,
+    mode: str = "quick",
+    progress=None,
+    should_stop=None,
+    from_drive: bool = True,
+    budget_s: float | None = None,
+    start_after: str = "",
+) -> ValidationReport:
     """Compare every row of the storage that is not `missing` with its file under photos/.
 
     Rows are never moved or marked missing here (that is the scan's job); a corrupted file's row is flagged
@@ -129,7 +139,9 @@ def validate_storage(storage, *, mode: str = "quick", progress=None, should_stop
         progress(stage="walking", total=None, done=0, force=True)
         try:
             with drive.Storage(root) as opened:  # every file is reached from this one descriptor, nothing followed
-                _validate_locked(storage, opened, mode, report, started, progress, should_stop, from_drive, budget_s, start_after)
+                _validate_locked(
+                    storage, opened, mode, report, started, progress, should_stop, from_drive, budget_s, start_after
+                )
         except drive.UnsafeLayout as exc:
             mark_unsafe(storage, exc)  # the storage is unsafe: recorded so, and nothing is flagged
             raise
@@ -137,13 +149,21 @@ def validate_storage(storage, *, mode: str = "quick", progress=None, should_stop
     progress(stage="done", done=report.files_checked, current=None, bytes_read=report.bytes_read, force=True)
     logger.info(
         "%s validation of %s: %d validated, %d missing, %d corrupted, %d extra, %d bytes read in %.2fs",
-        mode, storage.storage_uuid, report.validated_files, len(report.missing_files), len(report.corrupted_files),
-        len(report.extra_files), report.bytes_read, report.duration_s,
+        mode,
+        storage.storage_uuid,
+        report.validated_files,
+        len(report.missing_files),
+        len(report.corrupted_files),
+        len(report.extra_files),
+        report.bytes_read,
+        report.duration_s,
     )
     return report
 
 
-def _validate_locked(storage, opened: drive.Storage, mode, report, started, progress, should_stop, from_drive, budget_s, start_after) -> None:
+def _validate_locked(
+    storage, opened: drive.Storage, mode, report, started, progress, should_stop, from_drive, budget_s, start_after
+) -> None:
     """The body of validate_storage under the storage lock, with the storage opened once for the run."""
     found, report.skipped = walk_photos(str(storage.full_path))
     disk = {path: (size, mtime_ns) for path, size, mtime_ns in found}
@@ -184,7 +204,9 @@ class _BudgetSpent(Exception):
     pass
 
 
-def _compare(opened: drive.Storage, rows, disk, mode, report, progress, should_stop, from_drive, to_flag: list[int]) -> None:
+def _compare(
+    opened: drive.Storage, rows, disk, mode, report, progress, should_stop, from_drive, to_flag: list[int]
+) -> None:
     """Check each row against its file; fill the report, and `to_flag` with the ids of rows to flag `modified`.
 
     report.cursor is the path of the last row fully checked, so a run stopped between files resumes after it.
@@ -209,13 +231,27 @@ def _compare(opened: drive.Storage, rows, disk, mode, report, progress, should_s
             except OSError as exc:
                 # A read error on a drive that is there is what a failing sector looks like; it is reported,
                 # not flagged, since it is just as often a permission problem.
-                report.corrupted_files.append({**known, "expected": index_checksum(checksum), "actual": None, "reason": f"read error: {exc.strerror or exc}"})
+                report.corrupted_files.append(
+                    {
+                        **known,
+                        "expected": index_checksum(checksum),
+                        "actual": None,
+                        "reason": f"read error: {exc.strerror or exc}",
+                    }
+                )
             else:
                 report.bytes_read += read
                 if actual == checksum:
                     report.validated_files += 1
                 else:
-                    report.corrupted_files.append({**known, "expected": index_checksum(checksum), "actual": index_checksum(actual), "reason": REASON_CHECKSUM})
+                    report.corrupted_files.append(
+                        {
+                            **known,
+                            "expected": index_checksum(checksum),
+                            "actual": index_checksum(actual),
+                            "reason": REASON_CHECKSUM,
+                        }
+                    )
                     if status == ImageFile.Status.PRESENT:
                         to_flag.append(file_id)
             progress(done=done, bytes_read=report.bytes_read)
@@ -230,7 +266,9 @@ def _compare(opened: drive.Storage, rows, disk, mode, report, progress, should_s
             elif status == ImageFile.Status.MODIFIED:
                 reason = REASON_FLAGGED
             if reason:
-                report.corrupted_files.append({**known, "expected": index_checksum(checksum), "actual": None, "reason": reason})
+                report.corrupted_files.append(
+                    {**known, "expected": index_checksum(checksum), "actual": None, "reason": reason}
+                )
             else:
                 report.validated_files += 1
             if done % 500 == 0:
@@ -241,7 +279,9 @@ def _flag_modified(file_ids: list[int]) -> int:
     flagged = 0
     with transaction.atomic():
         for start in range(0, len(file_ids), 500):
-            flagged += ImageFile.objects.filter(pk__in=file_ids[start:start + 500], status=ImageFile.Status.PRESENT).update(status=ImageFile.Status.MODIFIED)
+            flagged += ImageFile.objects.filter(
+                pk__in=file_ids[start : start + 500], status=ImageFile.Status.PRESENT
+            ).update(status=ImageFile.Status.MODIFIED)
     return flagged
 
 
@@ -254,7 +294,12 @@ def accept_checksums(file_ids: list[int]) -> dict:
     from .writer import write_master_index, write_session_index
 
     wanted = list(dict.fromkeys(file_ids))
-    rows = {f.pk: f for f in ImageFile.objects.filter(pk__in=wanted).select_related("file_storage", "import_session__file_storage", "import_session__default_author")}
+    rows = {
+        f.pk: f
+        for f in ImageFile.objects.filter(pk__in=wanted).select_related(
+            "file_storage", "import_session__file_storage", "import_session__default_author"
+        )
+    }
     refused = [{"file_id": i, "reason": "no such file"} for i in wanted if i not in rows]
     by_storage: dict[int, list[ImageFile]] = {}
     for file_id in wanted:
@@ -308,17 +353,28 @@ def _accept_one(opened: drive.Storage, image_file: ImageFile, buffer: bytearray)
     ImageFile.objects.filter(pk=file_id).update(
         checksum=checksum, file_size=after.st_size, mtime_ns=after.st_mtime_ns, status=ImageFile.Status.PRESENT
     )
-    return {"file_id": file_id, "path": path, "old_checksum": index_checksum(image_file.checksum), "new_checksum": index_checksum(checksum)}
+    return {
+        "file_id": file_id,
+        "path": path,
+        "old_checksum": index_checksum(image_file.checksum),
+        "new_checksum": index_checksum(checksum),
+    }
 
 
 def run_validate_job(job, ctx) -> dict:
     params = job.params
     if params.get("incremental"):
-        return validate_incrementally(job.storage, budget_s=params.get("budget_s"), progress=ctx.progress, should_stop=ctx.check_cancelled)
-    return validate_storage(job.storage, mode=params.get("mode", "quick"), progress=ctx.progress, should_stop=ctx.check_cancelled).as_dict()
+        return validate_incrementally(
+            job.storage, budget_s=params.get("budget_s"), progress=ctx.progress, should_stop=ctx.check_cancelled
+        )
+    return validate_storage(
+        job.storage, mode=params.get("mode", "quick"), progress=ctx.progress, should_stop=ctx.check_cancelled
+    ).as_dict()
 
 
-def validate_incrementally(storage, *, budget_s: float | None, cycle_days: int = 30, progress=None, should_stop=None) -> dict:
+def validate_incrementally(
+    storage, *, budget_s: float | None, cycle_days: int = 30, progress=None, should_stop=None
+) -> dict:
     """One night's slice of the monthly full validation, as git-annex's `fsck --incremental` does.
 
     Each run re-hashes files in path order from where the last one stopped, for at most budget_s seconds,
@@ -333,14 +389,31 @@ def validate_incrementally(storage, *, budget_s: float | None, cycle_days: int =
     checkpoint, _ = ValidationCheckpoint.objects.get_or_create(storage=storage)
     now = timezone.now()
     if checkpoint.completed_at and (now - checkpoint.cycle_started_at).days < cycle_days:
-        return {"skipped": True, "reason": f"a full validation cycle completed on {checkpoint.completed_at:%Y-%m-%d}", "storage_uuid": str(storage.storage_uuid)}
+        return {
+            "skipped": True,
+            "reason": f"a full validation cycle completed on {checkpoint.completed_at:%Y-%m-%d}",
+            "storage_uuid": str(storage.storage_uuid),
+        }
     if checkpoint.completed_at or not checkpoint.cycle_started_at:
         checkpoint.cycle_started_at, checkpoint.completed_at, checkpoint.cursor = now, None, ""
-    report = validate_storage(storage, mode="full", budget_s=budget_s, start_after=checkpoint.cursor, progress=progress, should_stop=should_stop)
+    report = validate_storage(
+        storage,
+        mode="full",
+        budget_s=budget_s,
+        start_after=checkpoint.cursor,
+        progress=progress,
+        should_stop=should_stop,
+    )
     checkpoint.cursor = report.cursor if not report.complete else ""
     checkpoint.last_run_at = timezone.now()
-    checkpoint.files_checked_in_cycle = (checkpoint.files_checked_in_cycle if report.started_after else 0) + report.files_checked
+    checkpoint.files_checked_in_cycle = (
+        checkpoint.files_checked_in_cycle if report.started_after else 0
+    ) + report.files_checked
     if report.complete:
         checkpoint.completed_at = checkpoint.last_run_at
     checkpoint.save()
-    return {**report.as_dict(), "cycle_started_at": checkpoint.cycle_started_at.isoformat(), "cycle_files_checked": checkpoint.files_checked_in_cycle}
+    return {
+        **report.as_dict(),
+        "cycle_started_at": checkpoint.cycle_started_at.isoformat(),
+        "cycle_files_checked": checkpoint.files_checked_in_cycle,
+    }

@@ -29,7 +29,11 @@ def job_detail(request, job_id):
     job = jobs.job_checked(get_object_or_404(Job.objects.select_related("storage", "session"), pk=job_id))
     result = job.result or {}
     failures = result.get("failures") or (job.progress or {}).get("recent_failures") or []
-    return render(request, "indexing/job_detail.html", {"job": job, "eta": jobs.job_eta_seconds(job), "result": result, "failures": failures})
+    return render(
+        request,
+        "indexing/job_detail.html",
+        {"job": job, "eta": jobs.job_eta_seconds(job), "result": result, "failures": failures},
+    )
 
 
 @staff_required
@@ -64,7 +68,9 @@ def recovery(request):
                     jobs.job_wait(job, FIND_WAIT_S)
                 return redirect(f"{reverse('recovery')}?find={job.pk}")
             elif action in ("dry_run", "recover"):
-                job = jobs.job_start(kind="recover", params={"search_roots": roots, "dry_run": action == "dry_run"}, user=request.user)
+                job = jobs.job_start(
+                    kind="recover", params={"search_roots": roots, "dry_run": action == "dry_run"}, user=request.user
+                )
                 return redirect("job-detail", job_id=job.pk)
             elif action == "drill":
                 job = jobs.job_start(kind="recovery_drill", params={"search_roots": roots}, user=request.user)
@@ -78,7 +84,9 @@ def recovery(request):
             if find_job.status == Job.Status.SUCCEEDED:
                 found = (find_job.result or {}).get("storages", [])
     recent = Job.objects.filter(kind__in=("recover", "recovery_drill")).order_by("-created_at")[:10]
-    return render(request, "indexing/recovery.html", {"form": form, "found": found, "recent": recent, "find_job": find_job})
+    return render(
+        request, "indexing/recovery.html", {"form": form, "found": found, "recent": recent, "find_job": find_job}
+    )
 
 
 @staff_required

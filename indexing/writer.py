@@ -61,8 +61,11 @@ def _backup(storage: drive.Storage, relative: PurePosixPath, content: bytes | No
         if content is not None:
             drive.write_atomic_at(backups, f"{stem}.{stamp}.json", content, shown=storage.shown(BACKUP_DIR))
             with os.scandir(backups) as entries:
-                old = sorted(e.name for e in entries if e.is_file(follow_symlinks=False)
-                             and e.name.startswith(f"{stem}.") and e.name.endswith(".json"))
+                old = sorted(
+                    e.name
+                    for e in entries
+                    if e.is_file(follow_symlinks=False) and e.name.startswith(f"{stem}.") and e.name.endswith(".json")
+                )
             for stale in old[:-BACKUPS_KEPT]:
                 # Only ImaLink's own backup copies are removed here, never anything under photos/.
                 try:
@@ -127,6 +130,7 @@ def _write_index(root: Path, relative: str, payload: dict) -> tuple[bool, str | 
 # and the file still stats the same. Read the revision before building: a commit during the build then only
 # costs one slow check later, never a wrong "current".
 
+
 def _session_scope(session_id) -> str:
     return f"session:{session_id}"
 
@@ -139,35 +143,93 @@ def _basis(*values) -> str:
     """What an index is built from besides the rows the triggers watch: the writer's versions and the caller's
     objects (which may differ from their rows, e.g. a storage whose new base_path is not yet saved).
     """
-    return xxhash.xxh3_128_hexdigest(repr((settings.IMALINK_VERSION, FORMAT_VERSION, HASH_ALGORITHMS) + values).encode("utf-8", "surrogatepass"))
+    return xxhash.xxh3_128_hexdigest(
+        repr((settings.IMALINK_VERSION, FORMAT_VERSION, HASH_ALGORITHMS) + values).encode("utf-8", "surrogatepass")
+    )
 
 
 def _master_basis(storage) -> str:
-    return _basis(storage.pk, str(storage.storage_uuid), storage.directory_name, storage.base_path, storage.display_name,
-                  storage.description, _iso(storage.created_at), storage.is_accessible)
+    return _basis(
+        storage.pk,
+        str(storage.storage_uuid),
+        storage.directory_name,
+        storage.base_path,
+        storage.display_name,
+        storage.description,
+        _iso(storage.created_at),
+        storage.is_accessible,
+    )
 
 
 # The columns a session index's basis is made of, in order; index_status reads them without making models.
-SESSION_BASIS_FIELDS = ("id", "title", "description", "imported_at", "default_author_id", "default_author__name",
-                        "default_author__email", "source_path", "target_subdirectory", "file_storage_id",
-                        "file_storage__storage_uuid", "file_storage__directory_name")
+SESSION_BASIS_FIELDS = (
+    "id",
+    "title",
+    "description",
+    "imported_at",
+    "default_author_id",
+    "default_author__name",
+    "default_author__email",
+    "source_path",
+    "target_subdirectory",
+    "file_storage_id",
+    "file_storage__storage_uuid",
+    "file_storage__directory_name",
+)
 
 
 def _session_basis(session) -> str:
     author, storage = session.default_author, session.file_storage
-    return _session_basis_of((session.pk, session.title, session.description, session.imported_at, session.default_author_id,
-                              author.name if author else None, author.email if author else None, session.source_path,
-                              session.target_subdirectory, storage.pk, storage.storage_uuid, storage.directory_name))
+    return _session_basis_of(
+        (
+            session.pk,
+            session.title,
+            session.description,
+            session.imported_at,
+            session.default_author_id,
+            author.name if author else None,
+            author.email if author else None,
+            session.source_path,
+            session.target_subdirectory,
+            storage.pk,
+            storage.storage_uuid,
+            storage.directory_name,
+        )
+    )
 
 
 def _session_basis_of(values: tuple) -> str:
     """values: SESSION_BASIS_FIELDS of one session, its author and its storage as stored."""
     from imports.media import HOTHASH_VERSION
 
-    pk, title, description, imported_at, author_id, author_name, author_email, source_path, target, storage_pk, storage_uuid, directory = values
-    return _basis(HOTHASH_VERSION, pk, title, description, _iso(imported_at), author_id,
-                  (author_name, author_email) if author_id is not None else None, source_path, target,
-                  storage_pk, str(storage_uuid), directory)
+    (
+        pk,
+        title,
+        description,
+        imported_at,
+        author_id,
+        author_name,
+        author_email,
+        source_path,
+        target,
+        storage_pk,
+        storage_uuid,
+        directory,
+    ) = values
+    return _basis(
+        HOTHASH_VERSION,
+        pk,
+        title,
+        description,
+        _iso(imported_at),
+        author_id,
+        (author_name, author_email) if author_id is not None else None,
+        source_path,
+        target,
+        storage_pk,
+        str(storage_uuid),
+        directory,
+    )
 
 
 def _revisions(scopes) -> dict[str, int]:
@@ -189,7 +251,11 @@ def _plain_file_stat(storage: drive.Storage, relative: str):
 
 
 def _stat_matches(record, st) -> bool:
-    return st is not None and (record.st_ino, record.st_size, record.st_mtime_ns) == (_signed64(st.st_ino), st.st_size, st.st_mtime_ns)
+    return st is not None and (record.st_ino, record.st_size, record.st_mtime_ns) == (
+        _signed64(st.st_ino),
+        st.st_size,
+        st.st_mtime_ns,
+    )
 
 
 def _record(storage, relative: str, *, revision: int, basis: str, st, generated_at: str | None) -> None:
@@ -200,12 +266,24 @@ def _record(storage, relative: str, *, revision: int, basis: str, st, generated_
 
     if st is None or not storage.pk:
         return
-    record = IndexRecord(storage_id=storage.pk, relative_path=relative, revision=revision, basis=basis,
-                         st_ino=_signed64(st.st_ino), st_size=st.st_size, st_mtime_ns=st.st_mtime_ns, generated_at=generated_at)
+    record = IndexRecord(
+        storage_id=storage.pk,
+        relative_path=relative,
+        revision=revision,
+        basis=basis,
+        st_ino=_signed64(st.st_ino),
+        st_size=st.st_size,
+        st_mtime_ns=st.st_mtime_ns,
+        generated_at=generated_at,
+    )
     try:
         with transaction.atomic():
-            IndexRecord.objects.bulk_create([record], update_conflicts=True, unique_fields=["storage", "relative_path"],
-                                            update_fields=["revision", "basis", "st_ino", "st_size", "st_mtime_ns", "generated_at"])
+            IndexRecord.objects.bulk_create(
+                [record],
+                update_conflicts=True,
+                unique_fields=["storage", "relative_path"],
+                update_fields=["revision", "basis", "st_ino", "st_size", "st_mtime_ns", "generated_at"],
+            )
     except DatabaseError:
         logger.warning("could not record the state of %s; its status will be checked in full", relative, exc_info=True)
 
@@ -226,7 +304,9 @@ def build_master_index(storage) -> dict:
 
     # Running totals kept by database triggers (imports/totals.py): a handful of rows at any size.
     totals, counts = file_totals(storage)
-    sessions = ImportSession.objects.filter(file_storage=storage).order_by("id").values_list("id", "title", "imported_at")
+    sessions = (
+        ImportSession.objects.filter(file_storage=storage).order_by("id").values_list("id", "title", "imported_at")
+    )
     return {
         "storage_info": {
             "uuid": str(storage.storage_uuid),
@@ -259,8 +339,13 @@ def build_master_index(storage) -> dict:
 
 
 def write_master_index(storage) -> bool:
-    written = _write_recorded(storage, MASTER_INDEX, scope=_storage_scope(storage.pk), basis=_master_basis(storage),
-                              build=lambda: build_master_index(storage))
+    written = _write_recorded(
+        storage,
+        MASTER_INDEX,
+        scope=_storage_scope(storage.pk),
+        basis=_master_basis(storage),
+        build=lambda: build_master_index(storage),
+    )
     storage.last_index_at = timezone.now()
     if storage.pk:
         type(storage).objects.filter(pk=storage.pk).update(last_index_at=storage.last_index_at)
@@ -331,7 +416,9 @@ def build_session_index(session) -> dict:
                 "description": photo.description,
                 "rating": photo.rating,
                 "tags": photo.tags,
-                "author": {"id": photo.author_id, "name": photo.author.name, "email": photo.author.email} if photo.author else None,
+                "author": {"id": photo.author_id, "name": photo.author.name, "email": photo.author.email}
+                if photo.author
+                else None,
             },
             "companions": [],
         }
@@ -363,8 +450,13 @@ def build_session_index(session) -> dict:
 
 
 def write_session_index(session) -> bool:
-    return _write_recorded(session.file_storage, session_index_file(session.id), scope=_session_scope(session.id),
-                           basis=_session_basis(session), build=lambda: build_session_index(session))
+    return _write_recorded(
+        session.file_storage,
+        session_index_file(session.id),
+        scope=_session_scope(session.id),
+        basis=_session_basis(session),
+        build=lambda: build_session_index(session),
+    )
 
 
 def session_index_file(session_id) -> str:
@@ -372,6 +464,7 @@ def session_index_file(session_id) -> str:
 
 
 # --- jobs and status --------------------------------------------------------------------------------
+
 
 def run_index_session_job(job, ctx) -> dict:
     from storages.locks import storage_lock
@@ -384,7 +477,12 @@ def run_index_session_job(job, ctx) -> dict:
     with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT, should_stop=ctx.check_cancelled):
         written = write_session_index(session)
     ctx.progress(done=1, current=None, force=True)
-    return {"storage_uuid": str(storage.storage_uuid), "session_ids": [session.id], "index_files": [f"imports/session_{session.id}.json"], "written": int(written)}
+    return {
+        "storage_uuid": str(storage.storage_uuid),
+        "session_ids": [session.id],
+        "index_files": [f"imports/session_{session.id}.json"],
+        "written": int(written),
+    }
 
 
 def write_storage_indexes(storage, *, progress=None, should_stop=None) -> dict:
@@ -399,7 +497,11 @@ def write_storage_indexes(storage, *, progress=None, should_stop=None) -> dict:
     with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT, should_stop=should_stop):
         # Read under the lock: an import that held it may have changed its session (source path, target)
         # meanwhile, and an index built from rows read before the wait would be stale the moment it is written.
-        sessions = list(ImportSession.objects.filter(file_storage=storage).select_related("file_storage", "default_author").order_by("id"))
+        sessions = list(
+            ImportSession.objects.filter(file_storage=storage)
+            .select_related("file_storage", "default_author")
+            .order_by("id")
+        )
         progress(total=len(sessions) + 1, done=0, force=True)
         for done, session in enumerate(sessions, start=1):
             if should_stop:
@@ -410,7 +512,12 @@ def write_storage_indexes(storage, *, progress=None, should_stop=None) -> dict:
         written += write_master_index(storage)
         progress(done=len(sessions) + 1, current=None, force=True)
     files = [f"imports/session_{s.id}.json" for s in sessions] + ["index.json"]
-    return {"storage_uuid": str(storage.storage_uuid), "session_ids": [s.id for s in sessions], "index_files": files, "written": written}
+    return {
+        "storage_uuid": str(storage.storage_uuid),
+        "session_ids": [s.id for s in sessions],
+        "index_files": files,
+        "written": written,
+    }
 
 
 def run_index_storage_job(job, ctx) -> dict:
@@ -426,11 +533,25 @@ def _index_state(drive_storage: drive.Storage, relative: str, build_expected) ->
         reading = IndexReading(None, f"not a plain file: {problem.path} is {problem.found}", problem.found)
     except FileNotFoundError:
         reading = IndexReading(None, "missing")
-    state = {"exists": reading.problem != "missing", "readable": reading.data is not None, "current": False, "problem": reading.problem, "generated_at": None}
+    state = {
+        "exists": reading.problem != "missing",
+        "readable": reading.data is not None,
+        "current": False,
+        "problem": reading.problem,
+        "generated_at": None,
+    }
     if reading.data is not None:
         state["current"] = _without_volatile(reading.data) == _without_volatile(build_expected())
         state["generated_at"] = _generated_at(reading.data)
-    state["status"] = "missing" if not state["exists"] else "corrupt" if not state["readable"] else "current" if state["current"] else "stale"
+    state["status"] = (
+        "missing"
+        if not state["exists"]
+        else "corrupt"
+        if not state["readable"]
+        else "current"
+        if state["current"]
+        else "stale"
+    )
     return state
 
 
@@ -458,14 +579,23 @@ def _index_states_in(opened: drive.Storage, storage, indexes) -> dict[str, dict]
         record = records.get(relative)
         st = _plain_file_stat(opened, relative)  # before the read: a later change to the file then fails the match
         if record is not None and record.revision == revision and record.basis == basis and _stat_matches(record, st):
-            states[relative] = {"exists": True, "readable": True, "current": True, "problem": None,
-                                "generated_at": record.generated_at, "status": "current"}
+            states[relative] = {
+                "exists": True,
+                "readable": True,
+                "current": True,
+                "problem": None,
+                "generated_at": record.generated_at,
+                "status": "current",
+            }
             continue
         # Only committed revisions name a state: one read inside a transaction could be rolled back and reused.
         key = None
         if st is not None and not connection.in_atomic_block:
             key = "imalink:index-state:" + xxhash.xxh3_128_hexdigest(
-                f"{storage.pk}|{relative}|{revision}|{basis}|{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode("utf-8", "surrogatepass"))
+                f"{storage.pk}|{relative}|{revision}|{basis}|{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode(
+                    "utf-8", "surrogatepass"
+                )
+            )
             cached = cache.get(key)
             if cached is not None:
                 states[relative] = cached
@@ -474,7 +604,9 @@ def _index_states_in(opened: drive.Storage, storage, indexes) -> dict[str, dict]
         if state["current"]:
             _record(storage, relative, revision=revision, basis=basis, st=st, generated_at=state["generated_at"])
         elif key is not None:
-            cache.set(key, state, STATE_CACHE_SECONDS)  # stale or corrupt: not worth a record, but not worth rebuilding either
+            cache.set(
+                key, state, STATE_CACHE_SECONDS
+            )  # stale or corrupt: not worth a record, but not worth rebuilding either
     return states
 
 
@@ -498,23 +630,45 @@ def index_status(storage) -> dict:
     rows = list(ImportSession.objects.filter(file_storage=storage).order_by("id").values_list(*SESSION_BASIS_FIELDS))
 
     def build_session(session_id):
-        return build_session_index(ImportSession.objects.select_related("file_storage", "default_author").get(pk=session_id))
+        return build_session_index(
+            ImportSession.objects.select_related("file_storage", "default_author").get(pk=session_id)
+        )
 
     # The caller's storage object, saved or not, is what the master index is compared with.
     indexes = [(MASTER_INDEX, _storage_scope(storage.pk), _master_basis(storage), lambda: build_master_index(storage))]
-    indexes += [(session_index_file(row[0]), _session_scope(row[0]), _session_basis_of(row), lambda sid=row[0]: build_session(sid))
-                for row in rows]
+    indexes += [
+        (
+            session_index_file(row[0]),
+            _session_scope(row[0]),
+            _session_basis_of(row),
+            lambda sid=row[0]: build_session(sid),
+        )
+        for row in rows
+    ]
     states = _index_states(storage, indexes)
     master = states[MASTER_INDEX]
-    sessions = [{"session_id": row[0], "title": row[1], "index_file": session_index_file(row[0]), **states[session_index_file(row[0])]}
-                for row in rows]
+    sessions = [
+        {
+            "session_id": row[0],
+            "title": row[1],
+            "index_file": session_index_file(row[0]),
+            **states[session_index_file(row[0])],
+        }
+        for row in rows
+    ]
     backups = []
     try:
         with drive.Storage(root) as opened, opened.folder(BACKUP_DIR) as backups_fd, os.scandir(backups_fd) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
                 if entry.is_file(follow_symlinks=False):  # a set-aside entry is listed by nothing that would follow it
                     st = os.stat(entry.name, dir_fd=backups_fd, follow_symlinks=False)
-                    backups.append({"name": entry.name, "size": st.st_size, "modified_at": datetime.fromtimestamp(st.st_mtime, tz=dt_timezone.utc).isoformat()})
+                    backups.append(
+                        {
+                            "name": entry.name,
+                            "size": st.st_size,
+                            "modified_at": datetime.fromtimestamp(st.st_mtime, tz=dt_timezone.utc).isoformat(),
+                        }
+                    )
     except FileNotFoundError:
         pass
     healthy = master["current"] and all(s["current"] for s in sessions)
@@ -535,7 +689,14 @@ def index_status(storage) -> dict:
 
 def unavailable_index_status(storage, *, reason: str, reason_code: str | None = None) -> dict:
     """Index status of a storage whose drive is not there: nothing on it can be read, so nothing is current."""
-    unknown = {"exists": False, "readable": False, "current": False, "status": "unavailable", "problem": reason, "generated_at": None}
+    unknown = {
+        "exists": False,
+        "readable": False,
+        "current": False,
+        "status": "unavailable",
+        "problem": reason,
+        "generated_at": None,
+    }
     return {
         "storage_uuid": str(storage.storage_uuid),
         "available": False,

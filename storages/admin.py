@@ -12,8 +12,18 @@ class FileStorageAdmin(admin.ModelAdmin):
     list_filter = ("is_active", "is_accessible")
     search_fields = ("display_name", "directory_name", "base_path", "storage_uuid")
     readonly_fields = (
-        "storage_uuid", "directory_name", "created_at", "updated_at", "last_scan_at", "last_index_at",
-        "is_accessible", "is_writable", "free_bytes", "total_bytes", "accessibility_checked_at", "accessibility_reason",
+        "storage_uuid",
+        "directory_name",
+        "created_at",
+        "updated_at",
+        "last_scan_at",
+        "last_index_at",
+        "is_accessible",
+        "is_writable",
+        "free_bytes",
+        "total_bytes",
+        "accessibility_checked_at",
+        "accessibility_reason",
     )
 
     def has_add_permission(self, request):
@@ -29,4 +39,7 @@ class FileStorageAdmin(admin.ModelAdmin):
         obj.base_path = type(obj).objects.values_list("base_path", flat=True).get(pk=obj.pk)
         super().save_model(request, obj, form, change)
         report = storage_migrate(obj, new_base_path=new_base_path)
-        self.message_user(request, f"Moved from {report.old_base_path} to {report.new_base_path}; accessible: {report.accessibility['is_accessible']}.")
+        self.message_user(
+            request,
+            f"Moved from {report.old_base_path} to {report.new_base_path}; accessible: {report.accessibility['is_accessible']}.",
+        )

@@ -41,11 +41,17 @@ def get_storage(request, uuid: UUID):
     return ok(StorageOut.from_storage(services.storage_get(uuid)))
 
 
-@router.put("/{uuid}", response=responses(StorageUpdateOut), summary="Change a storage's name or description, or move it to another drive")
+@router.put(
+    "/{uuid}",
+    response=responses(StorageUpdateOut),
+    summary="Change a storage's name or description, or move it to another drive",
+)
 def update_storage(request, uuid: UUID, payload: StorageUpdateIn):
     """A base_path moves the storage to a copy on another drive (seed Workflow 5): it is accepted only when
     `{base_path}/{directory_name}/.imalink/storage.json` holds this storage's uuid; otherwise 400 migration_refused."""
-    storage, migration = services.storage_update_and_migrate(services.storage_get(uuid), **payload.dict(exclude_unset=True))
+    storage, migration = services.storage_update_and_migrate(
+        services.storage_get(uuid), **payload.dict(exclude_unset=True)
+    )
     return ok({**StorageOut.from_storage(storage), "migration": migration.as_dict() if migration else None})
 
 
@@ -60,7 +66,9 @@ def reactivate_storage(request, uuid: UUID):
 
 
 @router.post(
-    "/{uuid}/accessibility", response=responses(AccessibilityOut), exclude_unset=True,
+    "/{uuid}/accessibility",
+    response=responses(AccessibilityOut),
+    exclude_unset=True,
     summary="Check that the storage's drive is there and writable",
 )
 def check_accessibility(request, uuid: UUID):

@@ -28,8 +28,15 @@ _NOATIME = getattr(os, "O_NOATIME", 0)
 
 def describe_entry(mode: int) -> str:
     """What a directory entry is, in words, from its lstat mode."""
-    for test, words in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
-                        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISREG, "a file")):
+    for test, words in (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISREG, "a file"),
+    ):
         if test(mode):
             return words
     return "not a file"
@@ -246,7 +253,10 @@ class Storage:
 
     def rename(self, source, target, *, create_folders: bool = False) -> None:
         """Rename one entry of the storage to another name in it; the entry itself is moved, never followed."""
-        with self.parent_of(source) as (src_fd, src_name), self.parent_of(target, create=create_folders) as (dst_fd, dst_name):
+        with (
+            self.parent_of(source) as (src_fd, src_name),
+            self.parent_of(target, create=create_folders) as (dst_fd, dst_name),
+        ):
             os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
             os.fsync(dst_fd)
 
@@ -309,8 +319,16 @@ def write_atomic_at(dirfd: int, name: str, data: bytes, *, mode: int = 0o644, sh
     os.fsync(dirfd)
 
 
-def walk_files(dirfd: int, *, skip_dir=None, shown: Path | str = "", strict: bool = True, on_error=None, ordered: bool = True,
-               named: str = ""):
+def walk_files(
+    dirfd: int,
+    *,
+    skip_dir=None,
+    shown: Path | str = "",
+    strict: bool = True,
+    on_error=None,
+    ordered: bool = True,
+    named: str = "",
+):
     """Yield (relative path, lstat) of every plain file below dirfd, nothing followed; the path is a str like
     "a/b/c.jpg". With ordered, each folder's entries come in name order, its files before its subfolders'
     (a stable order for an import); without, in the order the folder lists them, which spares a sort per

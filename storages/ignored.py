@@ -8,16 +8,18 @@ this downward.
 
 from pathlib import PurePosixPath
 
-IGNORED_DIRS = frozenset({
-    "@eadir",  # Synology thumbnails
-    "#recycle",  # Synology recycle bin
-    "$recycle.bin",  # Windows recycle bin
-    ".appledouble",
-    ".spotlight-v100",
-    ".trashes",
-    ".fseventsd",
-    ".imalink",  # ImaLink's own
-})
+IGNORED_DIRS = frozenset(
+    {
+        "@eadir",  # Synology thumbnails
+        "#recycle",  # Synology recycle bin
+        "$recycle.bin",  # Windows recycle bin
+        ".appledouble",
+        ".spotlight-v100",
+        ".trashes",
+        ".fseventsd",
+        ".imalink",  # ImaLink's own
+    }
+)
 
 
 def is_ignored_dir(name: str) -> bool:

@@ -33,7 +33,11 @@ def create_tree(root: Path, *, storage_uuid: uuid_lib.UUID, created_at: datetime
         for sub in SUBFOLDERS:
             with storage.parent_of(sub) as (dirfd, name):
                 os.mkdir(name, 0o755, dir_fd=dirfd)
-        marker = {"storage_uuid": str(storage_uuid), "created_at": created_at.isoformat(), "format_version": FORMAT_VERSION}
+        marker = {
+            "storage_uuid": str(storage_uuid),
+            "created_at": created_at.isoformat(),
+            "format_version": FORMAT_VERSION,
+        }
         storage.write_atomic(MARKER, (json.dumps(marker, indent=2) + "\n").encode())
         os.fsync(storage.fd)
     drive.fsync_dir(root.parent)

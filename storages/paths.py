@@ -39,7 +39,9 @@ def resolve_client_dir(raw, *, field: str) -> Path:
     try:
         real = Path(os.path.realpath(raw, strict=True))
     except (OSError, ValueError):
-        raise PathRejected(f"{field} {raw} does not exist. Is the drive connected?", code="path_not_found", details=details) from None
+        raise PathRejected(
+            f"{field} {raw} does not exist. Is the drive connected?", code="path_not_found", details=details
+        ) from None
     roots = allowed_roots()
     if not any(is_inside(real, root) for root in roots):
         via = f" (it resolves to {real} through a symlink)" if str(real) != os.path.normpath(raw) else ""

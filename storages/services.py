@@ -34,7 +34,9 @@ def storage_get(storage_uuid) -> FileStorage:
     try:
         key = uuid_lib.UUID(str(storage_uuid))
     except ValueError:
-        raise NotFound(f"No storage with uuid {storage_uuid!r}: that is not a uuid.", details={"uuid": str(storage_uuid)}) from None
+        raise NotFound(
+            f"No storage with uuid {storage_uuid!r}: that is not a uuid.", details={"uuid": str(storage_uuid)}
+        ) from None
     storage = FileStorage.objects.filter(storage_uuid=key).first()
     if storage is None:
         raise NotFound(f"No storage with uuid {key}.", details={"uuid": str(key)})
@@ -48,7 +50,11 @@ def _check_writable(folder: Path) -> None:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         reason = "is on a read-only filesystem" if exc.errno == errno.EROFS else f"is not writable ({exc.strerror})"
-        raise PathRejected(f"base_path {folder} {reason}.", code="path_not_writable", details={"field": "base_path", "path": str(folder)}) from None
+        raise PathRejected(
+            f"base_path {folder} {reason}.",
+            code="path_not_writable",
+            details={"field": "base_path", "path": str(folder)},
+        ) from None
     os.close(fd)
     os.unlink(probe)
 
@@ -58,7 +64,9 @@ def storage_create(*, base_path: str, display_name: str, description: str = "") 
     _check_writable(base)
     display_name = (display_name or "").strip()
     if not display_name:
-        raise ImalinkError("display_name must not be empty.", code="validation_error", status=422, details={"field": "display_name"})
+        raise ImalinkError(
+            "display_name must not be empty.", code="validation_error", status=422, details={"field": "display_name"}
+        )
     storage_uuid = uuid_lib.uuid4()
     created_at = timezone.now()
     directory_name = layout.directory_name_for(storage_uuid, created_at)
@@ -67,7 +75,9 @@ def storage_create(*, base_path: str, display_name: str, description: str = "") 
         layout.create_tree(root, storage_uuid=storage_uuid, created_at=created_at)
     except OSError as exc:
         layout.remove_empty_tree(root)
-        raise ImalinkError(f"Could not create the storage folder in {base}: {exc.strerror}.", code="storage_create_failed") from None
+        raise ImalinkError(
+            f"Could not create the storage folder in {base}: {exc.strerror}.", code="storage_create_failed"
+        ) from None
     try:
         with transaction.atomic():
             storage = FileStorage.objects.create(
@@ -91,10 +101,17 @@ def storage_create(*, base_path: str, display_name: str, description: str = "") 
     return storage
 
 
-def storage_update(storage: FileStorage, *, display_name: str | None = None, description: str | None = None) -> FileStorage:
+def storage_update(
+    storage: FileStorage, *, display_name: str | None = None, description: str | None = None
+) -> FileStorage:
     if display_name is not None:
         if not display_name.strip():
-            raise ImalinkError("display_name must not be empty.", code="validation_error", status=422, details={"field": "display_name"})
+            raise ImalinkError(
+                "display_name must not be empty.",
+                code="validation_error",
+                status=422,
+                details={"field": "display_name"},
+            )
         storage.display_name = display_name.strip()
     if description is not None:
         storage.description = description
@@ -103,7 +120,11 @@ def storage_update(storage: FileStorage, *, display_name: str | None = None, des
 
 
 def storage_update_and_migrate(
-    storage: FileStorage, *, display_name: str | None = None, description: str | None = None, base_path: str | None = None
+    storage: FileStorage,
+    *,
+    display_name: str | None = None,
+    description: str | None = None,
+    base_path: str | None = None,
 ) -> tuple[FileStorage, "MigrationReport | None"]:
     """storage_update, plus the verified migration when base_path is given. All of it, or nothing in the database."""
     with transaction.atomic():
@@ -157,12 +178,24 @@ def _diagnose(storage: FileStorage) -> tuple[str | None, str | None, drive.Unsaf
         return "path_missing", f"The base path {base} does not exist. Connect or mount the drive that holds it.", None
     if not os.path.lexists(root):
         if _looks_unmounted(base):
-            return "not_mounted", f"{base} is an empty folder and not a mount point: the drive is probably not mounted.", None
-        return "storage_folder_missing", f"{base} is there, but the storage folder {storage.directory_name} is not in it. Was the drive swapped or the folder moved?", None
+            return (
+                "not_mounted",
+                f"{base} is an empty folder and not a mount point: the drive is probably not mounted.",
+                None,
+            )
+        return (
+            "storage_folder_missing",
+            f"{base} is there, but the storage folder {storage.directory_name} is not in it. Was the drive swapped or the folder moved?",
+            None,
+        )
     try:
         problem = drive.check_layout(root, folders=_target_folders(storage))
     except FileNotFoundError:
-        return "storage_folder_missing", f"{base} is there, but the storage folder {storage.directory_name} is not in it. Was the drive swapped or the folder moved?", None
+        return (
+            "storage_folder_missing",
+            f"{base} is there, but the storage folder {storage.directory_name} is not in it. Was the drive swapped or the folder moved?",
+            None,
+        )
     except OSError as exc:
         return "unreadable", f"{root} cannot be read: {exc.strerror}.", None
     if problem is None:
@@ -171,9 +204,17 @@ def _diagnose(storage: FileStorage) -> tuple[str | None, str | None, drive.Unsaf
     if problem is not None:
         return "unsafe_layout", problem.reason, problem
     if marker.storage_uuid is None:
-        return "marker_missing", f"{root / layout.MARKER} is {marker.problem}: this folder cannot be confirmed as this storage.", None
+        return (
+            "marker_missing",
+            f"{root / layout.MARKER} is {marker.problem}: this folder cannot be confirmed as this storage.",
+            None,
+        )
     if marker.storage_uuid != str(storage.storage_uuid):
-        return "marker_mismatch", f"{root} belongs to another storage ({marker.storage_uuid}). Is another drive mounted here?", None
+        return (
+            "marker_mismatch",
+            f"{root} belongs to another storage ({marker.storage_uuid}). Is another drive mounted here?",
+            None,
+        )
     return None, None, None
 
 
@@ -183,7 +224,12 @@ def _target_folders(storage: FileStorage) -> list[str]:
     from imports.models import ImportSession
 
     folders = set()
-    for target in ImportSession.objects.filter(file_storage_id=storage.pk).exclude(target_subdirectory="").values_list("target_subdirectory", flat=True).distinct():
+    for target in (
+        ImportSession.objects.filter(file_storage_id=storage.pk)
+        .exclude(target_subdirectory="")
+        .values_list("target_subdirectory", flat=True)
+        .distinct()
+    ):
         parts = [p for p in target.split("/") if p and p not in (".", "..")]
         folders.update("/".join(["photos", *parts[:n]]) for n in range(1, len(parts) + 1))
     return sorted(folders)
@@ -197,7 +243,9 @@ def storage_is_writable(root: Path) -> tuple[bool, str | None]:
         with drive.Storage(root) as opened:
             relative = ".imalink/tmp" if opened.kind(".imalink/tmp") == "folder" else ""
             with opened.folder(relative) as folder:
-                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder)
+                fd = os.open(
+                    name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder
+                )
                 os.close(fd)
                 os.unlink(name, dir_fd=folder)
     except drive.UnsafeLayout as problem:
@@ -269,7 +317,12 @@ def storage_statistics(storage: FileStorage) -> dict:
             "missing_files": totals["missing_files"],
         },
         "import_sessions": [
-            {"id": s["id"], "title": s["title"], "imported_at": s["imported_at"], "images_count": sum(counts.get(s["id"], (0, 0)))}
+            {
+                "id": s["id"],
+                "title": s["title"],
+                "imported_at": s["imported_at"],
+                "images_count": sum(counts.get(s["id"], (0, 0))),
+            }
             for s in sessions
         ],
     }
@@ -288,7 +341,11 @@ def run_accessibility_check_job(job, ctx) -> dict:
         results.append(report.as_dict())
         ctx.progress(done=done)
     ctx.progress(current=None, force=True)
-    return {"storages": results, "accessible": ctx.progress_data["accessible"], "unavailable": ctx.progress_data["unavailable"]}
+    return {
+        "storages": results,
+        "accessible": ctx.progress_data["accessible"],
+        "unavailable": ctx.progress_data["unavailable"],
+    }
 
 
 def _disk_space(root: Path) -> tuple[int | None, int | None]:
@@ -316,7 +373,9 @@ def storage_require_available(storage: FileStorage, *, writable: bool = False) -
             reason_code, reason = "read_only", problem
     if reason_code == "unsafe_layout":
         # Every page and list shows it as unavailable too, not only this refusal.
-        FileStorage.objects.filter(pk=storage.pk).update(is_accessible=False, accessibility_reason=reason, accessibility_checked_at=timezone.now())
+        FileStorage.objects.filter(pk=storage.pk).update(
+            is_accessible=False, accessibility_reason=reason, accessibility_checked_at=timezone.now()
+        )
         storage.is_accessible, storage.accessibility_reason = False, reason
     if reason_code == "unsafe_layout":
         problem.message = f"Storage {storage.display_name!r} is unavailable: {reason}"
@@ -330,6 +389,7 @@ def storage_require_available(storage: FileStorage, *, writable: bool = False) -
 
 
 # --- drive migration (DESIGN §6, seed Workflow 5) ----------------------------------------------------
+
 
 class MigrationRefused(ImalinkError):
     code = "migration_refused"
@@ -369,10 +429,16 @@ def storage_check_migration(storage: FileStorage, new_base_path: str) -> Path:
 
     copy_hint = f"e.g. rsync -a {storage.full_path}/ {root}/"
     if not os.path.lexists(root):
-        refuse("storage_folder_missing", f"{base} has no folder {storage.directory_name}: copy the storage there first, {copy_hint}")
+        refuse(
+            "storage_folder_missing",
+            f"{base} has no folder {storage.directory_name}: copy the storage there first, {copy_hint}",
+        )
     real_root = Path(os.path.realpath(root))
     if not any(is_inside(real_root, allowed) for allowed in allowed_roots()):
-        refuse("storage_folder_not_allowed", f"{root} leads through a symlink to {real_root}, outside the folders ImaLink may use.")
+        refuse(
+            "storage_folder_not_allowed",
+            f"{root} leads through a symlink to {real_root}, outside the folders ImaLink may use.",
+        )
     if not real_root.is_dir():
         refuse("storage_folder_missing", f"{root} is not a folder: copy the storage there first, {copy_hint}")
     marker = layout.read_marker(root)
@@ -383,7 +449,10 @@ def storage_check_migration(storage: FileStorage, new_base_path: str) -> Path:
             f"Copy the whole folder, .imalink included, {copy_hint}",
         )
     if marker.storage_uuid is None:
-        refuse("marker_unreadable", f"{root / layout.MARKER} is {marker.problem}, so {root} cannot be confirmed as this storage. Copy it again, {copy_hint}")
+        refuse(
+            "marker_unreadable",
+            f"{root / layout.MARKER} is {marker.problem}, so {root} cannot be confirmed as this storage. Copy it again, {copy_hint}",
+        )
     if marker.storage_uuid != uuid:
         refuse(
             "marker_mismatch",

@@ -12,5 +12,7 @@ from django.utils import timezone
 def mark_unsafe(storage, exc) -> None:
     """Record on the storage's row that it is unavailable, with the UnsafeLayout's reason."""
     now = timezone.now()
-    type(storage).objects.filter(pk=storage.pk).update(is_accessible=False, accessibility_reason=exc.reason, accessibility_checked_at=now)
+    type(storage).objects.filter(pk=storage.pk).update(
+        is_accessible=False, accessibility_reason=exc.reason, accessibility_checked_at=now
+    )
     storage.is_accessible, storage.accessibility_reason, storage.accessibility_checked_at = False, exc.reason, now

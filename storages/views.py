@@ -37,6 +37,7 @@ SCAN_ROWS_SHOWN = 200  # a scan of a big reorganisation can list thousands; the 
 
 # --- presentation helpers ------------------------------------------------------------------------
 
+
 def _storage_or_404(storage_uuid) -> FileStorage:
     try:
         return services.storage_get(storage_uuid)
@@ -116,7 +117,13 @@ def _usage_chart(storages) -> dict:
 def _per_storage(queryset, aggregate):
     """A correlated subquery, so files and sessions are counted in the storages' own query without
     the row multiplication a join of both reverse relations would cause."""
-    values = queryset.filter(file_storage=OuterRef("pk")).order_by().values("file_storage").annotate(v=aggregate).values("v")[:1]
+    values = (
+        queryset.filter(file_storage=OuterRef("pk"))
+        .order_by()
+        .values("file_storage")
+        .annotate(v=aggregate)
+        .values("v")[:1]
+    )
     return Coalesce(Subquery(values), 0, output_field=BigIntegerField())
 
 
@@ -128,14 +135,20 @@ def _scan_rows(entries, *, with_preview: bool = True) -> dict:
         row["name"] = posixpath.basename(path)
         hothash = entry.get("hothash") or ""
         row["preview_url"] = (
-            f"/photos/{quote(hothash, safe='')}/hotpreview.jpg" if with_preview and hothash and not hothash.startswith("raw:") else None
+            f"/photos/{quote(hothash, safe='')}/hotpreview.jpg"
+            if with_preview and hothash and not hothash.startswith("raw:")
+            else None
         )
         rows.append(row)
     return {"rows": rows, "count": len(entries), "truncated": len(entries) > SCAN_ROWS_SHOWN}
 
 
 def _last_scan(storage: FileStorage) -> dict | None:
-    job = Job.objects.filter(kind="scan", storage=storage, status=Job.Status.SUCCEEDED).order_by("-created_at", "-id").first()
+    job = (
+        Job.objects.filter(kind="scan", storage=storage, status=Job.Status.SUCCEEDED)
+        .order_by("-created_at", "-id")
+        .first()
+    )
     if job is None:
         return None
     result = job.result or {}
@@ -151,6 +164,7 @@ def _last_scan(storage: FileStorage) -> dict | None:
 
 
 # --- pages ---------------------------------------------------------------------------------------
+
 
 @staff_required
 def overview(request):
@@ -168,7 +182,11 @@ def overview(request):
     for storage in storages:
         storage.space = _free_space(storage)
         storage.index_present = _index_present(storage)
-        storage.health_issues = [i for i in (latest_health.issues if latest_health else []) if i.get("storage_uuid") == str(storage.storage_uuid)]
+        storage.health_issues = [
+            i
+            for i in (latest_health.issues if latest_health else [])
+            if i.get("storage_uuid") == str(storage.storage_uuid)
+        ]
     running = _with_percent(
         Job.objects.select_related("storage").filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])[:JOBS_SHOWN]
     )
@@ -176,7 +194,13 @@ def overview(request):
     return render(
         request,
         "storages/overview.html",
-        {"storages": storages, "running_jobs": running, "recent_jobs": recent, "chart": _usage_chart(storages), "latest_health": latest_health},
+        {
+            "storages": storages,
+            "running_jobs": running,
+            "recent_jobs": recent,
+            "chart": _usage_chart(storages),
+            "latest_health": latest_health,
+        },
     )
 
 
@@ -266,7 +290,10 @@ def storage_action(request, storage_uuid, action):
     if action == "check-accessibility":
         report = services.storage_check_accessibility(storage)
         if report.is_accessible and report.is_writable:
-            messages.success(request, f"{storage.display_name} is accessible and writable ({filesizeformat(report.free_bytes)} free).")
+            messages.success(
+                request,
+                f"{storage.display_name} is accessible and writable ({filesizeformat(report.free_bytes)} free).",
+            )
         elif report.is_accessible:
             messages.warning(request, f"{storage.display_name} is accessible but not writable: {report.reason}")
         else:

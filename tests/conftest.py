@@ -73,7 +73,13 @@ def _database_reachable(django_db_blocker):
     import psycopg
 
     try:
-        psycopg.connect(host=db["HOST"] or "localhost", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"], connect_timeout=3).close()
+        psycopg.connect(
+            host=db["HOST"] or "localhost",
+            port=db["PORT"] or 5432,
+            user=db["USER"],
+            dbname=db["NAME"],
+            connect_timeout=3,
+        ).close()
         reachable = True
     except psycopg.Error:
         reachable = False
@@ -253,7 +259,9 @@ def wait_for_line(log: Path, needle: str, proc: subprocess.Popen, timeout: float
         if proc.poll() is not None:
             break
         time.sleep(0.2)
-    raise AssertionError(f"{needle!r} never appeared (exit {proc.poll()}):\n{log.read_text(errors='replace')[-4000:] if log.exists() else ''}")
+    raise AssertionError(
+        f"{needle!r} never appeared (exit {proc.poll()}):\n{log.read_text(errors='replace')[-4000:] if log.exists() else ''}"
+    )
 
 
 def stop_process(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 20) -> int:
@@ -290,10 +298,29 @@ def celery_worker(transactional_db, redis_available, test_queue, allowed_root, t
             self.log = tmp_path / f"worker-{self.runs}.log"
             env = subprocess_env(tmp_path, CELERY_BROKER_URL=redis_available)
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "imalink", "worker", "--loglevel", "INFO",
-                 "--queues", test_queue, "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
-                 "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"],
-                cwd=REPO, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "imalink",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--queues",
+                    test_queue,
+                    "--concurrency",
+                    str(concurrency),
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--hostname",
+                    f"test-{uuid.uuid4().hex[:8]}@%h",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=self.log.open("wb"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
             wait_for_line(self.log, "ready.", self.proc)
             return self
@@ -337,8 +364,22 @@ class Server:
         self.runs += 1
         self.log = self.tmp_path / f"serve-{self.runs}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(self.port), "--web-workers", "1", "--concurrency", "1"],
-            cwd=REPO, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "manage.py",
+                "serve",
+                "--port",
+                str(self.port),
+                "--web-workers",
+                "1",
+                "--concurrency",
+                "1",
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_for_line(self.log, "Listening at", self.proc)
         wait_for_line(self.log, "ready.", self.proc)  # the Celery worker
@@ -347,7 +388,6 @@ class Server:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
-
 
 
 @pytest.fixture
@@ -362,8 +402,15 @@ def imalink_server(transactional_db, redis_available, test_queue, allowed_root, 
 # --- a real browser ----------------------------------------------------------------------------------
 
 CHROMIUM_FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-    "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-dev-shm-usage",
 ]
 
 

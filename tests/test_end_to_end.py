@@ -39,27 +39,37 @@ def test_the_seed_workflows_1_and_4_run_as_written_against_the_real_server(serve
     assert http_status(f"{server.url}/admin/login/") == 200
     assert http_status(f"{server.url}/api/v1/docs") == 200
 
-    drives = {name: allowed_root / name.strip("/") for name in ("/external/photos", "/home/photos", "/backup/photos", "/nas/archive")}
+    drives = {
+        name: allowed_root / name.strip("/")
+        for name in ("/external/photos", "/home/photos", "/backup/photos", "/nas/archive")
+    }
     for folder in drives.values():
         folder.mkdir(parents=True)
     paths = {f'"{name}"': f'"{folder}"' for name, folder in drives.items()}
 
     # Workflow 1, step 1: create a storage.
-    (created,) = run_seed_block(seed_bash_block("Workflow 1", "Step 1"), url=server.url, token=token, substitutions=paths)
+    (created,) = run_seed_block(
+        seed_bash_block("Workflow 1", "Step 1"), url=server.url, token=token, substitutions=paths
+    )
     assert created["success"] is True, created
     storage = created["data"]
     assert re.fullmatch(r"imalink_\d{8}_\d{6}_[0-9a-f]{8}", storage["directory_name"])
     assert (drives["/external/photos"] / storage["directory_name"] / ".imalink" / "storage.json").exists()
 
     # Step 2: it is accessible and writable, with space figures.
-    (access,) = run_seed_block(seed_bash_block("Workflow 1", "Step 2"), url=server.url, token=token, substitutions={"{uuid}": storage["uuid"]})
+    (access,) = run_seed_block(
+        seed_bash_block("Workflow 1", "Step 2"), url=server.url, token=token, substitutions={"{uuid}": storage["uuid"]}
+    )
     assert access["data"]["is_accessible"] is True and access["data"]["is_writable"] is True
     assert access["data"]["free_space_gb"] > 0
 
     # Step 3: an import session on it, with the seed's author id 1 and the real storage id.
     assert Author.objects.create(name="Family").pk == 1
     (session,) = run_seed_block(
-        seed_bash_block("Workflow 1", "Step 3"), url=server.url, token=token, substitutions={'"file_storage_id": 5': f'"file_storage_id": {storage["id"]}'}
+        seed_bash_block("Workflow 1", "Step 3"),
+        url=server.url,
+        token=token,
+        substitutions={'"file_storage_id": 5': f'"file_storage_id": {storage["id"]}'},
     )
     assert session["success"] is True and session["data"]["images_count"] == 0
     assert session["data"]["title"] == "Italy Vacation 2024" and session["data"]["default_author_id"] == 1
@@ -71,7 +81,10 @@ def test_the_seed_workflows_1_and_4_run_as_written_against_the_real_server(serve
     # Step 3: list them all, then statistics for each.
     uuids = " ".join(s["data"]["uuid"] for s in [created, *more])
     listing, *stats = run_seed_block(
-        seed_bash_block("Workflow 4", "Step 3"), url=server.url, token=token, substitutions={"in storage_uuids;": f"in {uuids};"}
+        seed_bash_block("Workflow 4", "Step 3"),
+        url=server.url,
+        token=token,
+        substitutions={"in storage_uuids;": f"in {uuids};"},
     )
     assert len(listing["data"]["storages"]) == 4
     assert {s["storage_uuid"] for s in listing["data"]["storages"]} == set(uuids.split())
@@ -84,7 +97,9 @@ def test_the_seed_workflows_1_and_4_run_as_written_against_the_real_server(serve
     # Ctrl-C stops web, worker and beat cleanly, and a second start prints no new password.
     os.killpg(server.proc.pid, signal.SIGINT)
     assert server.proc.wait(30) == 0
-    assert "web stopped" in server.output() and "worker stopped" in server.output() and "beat stopped" in server.output()
+    assert (
+        "web stopped" in server.output() and "worker stopped" in server.output() and "beat stopped" in server.output()
+    )
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{server.url}/admin/login/", timeout=2)
     server.start()

@@ -6,109 +6,178 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('storages', '0001_initial'),
+        ("storages", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Author',
+            name="Author",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('email', models.EmailField(blank=True, max_length=254)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("email", models.EmailField(blank=True, max_length=254)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name', 'id'],
+                "ordering": ["name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ImportSession',
+            name="ImportSession",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=300)),
-                ('description', models.TextField(blank=True)),
-                ('imported_at', models.DateTimeField(auto_now_add=True)),
-                ('source_path', models.CharField(blank=True, max_length=4096)),
-                ('target_subdirectory', models.CharField(blank=True, max_length=1024)),
-                ('default_author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='imports.author')),
-                ('file_storage', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='import_sessions', to='storages.filestorage')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("title", models.CharField(max_length=300)),
+                ("description", models.TextField(blank=True)),
+                ("imported_at", models.DateTimeField(auto_now_add=True)),
+                ("source_path", models.CharField(blank=True, max_length=4096)),
+                ("target_subdirectory", models.CharField(blank=True, max_length=1024)),
+                (
+                    "default_author",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="imports.author",
+                    ),
+                ),
+                (
+                    "file_storage",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="import_sessions",
+                        to="storages.filestorage",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-imported_at', '-id'],
+                "ordering": ["-imported_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Photo',
+            name="Photo",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hothash', models.CharField(max_length=80, unique=True)),
-                ('hothash_version', models.CharField(default='imalink-hothash-v1', max_length=40)),
-                ('width', models.PositiveIntegerField(blank=True, null=True)),
-                ('height', models.PositiveIntegerField(blank=True, null=True)),
-                ('taken_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('gps_latitude', models.FloatField(blank=True, null=True)),
-                ('gps_longitude', models.FloatField(blank=True, null=True)),
-                ('camera_make', models.CharField(blank=True, max_length=200)),
-                ('camera_model', models.CharField(blank=True, max_length=200)),
-                ('has_hotpreview', models.BooleanField(default=True)),
-                ('hotpreview', models.BinaryField(blank=True, null=True)),
-                ('title', models.CharField(blank=True, max_length=300)),
-                ('description', models.TextField(blank=True)),
-                ('rating', models.PositiveSmallIntegerField(default=0, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(5)])),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='photos', to='imports.author')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("hothash", models.CharField(max_length=80, unique=True)),
+                ("hothash_version", models.CharField(default="imalink-hothash-v1", max_length=40)),
+                ("width", models.PositiveIntegerField(blank=True, null=True)),
+                ("height", models.PositiveIntegerField(blank=True, null=True)),
+                ("taken_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                ("gps_latitude", models.FloatField(blank=True, null=True)),
+                ("gps_longitude", models.FloatField(blank=True, null=True)),
+                ("camera_make", models.CharField(blank=True, max_length=200)),
+                ("camera_model", models.CharField(blank=True, max_length=200)),
+                ("has_hotpreview", models.BooleanField(default=True)),
+                ("hotpreview", models.BinaryField(blank=True, null=True)),
+                ("title", models.CharField(blank=True, max_length=300)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "rating",
+                    models.PositiveSmallIntegerField(
+                        default=0,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(5),
+                        ],
+                    ),
+                ),
+                ("tags", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "author",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="photos",
+                        to="imports.author",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-taken_at', '-id'],
+                "ordering": ["-taken_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ImageFile',
+            name="ImageFile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('relative_path', models.CharField(help_text='POSIX path relative to the storage root.', max_length=4096)),
-                ('original_filename', models.CharField(max_length=1024)),
-                ('file_format', models.CharField(max_length=16)),
-                ('file_size', models.BigIntegerField()),
-                ('mtime_ns', models.BigIntegerField()),
-                ('checksum', models.CharField(help_text="xxh3-128 of the file's bytes, lower-case hex.", max_length=32)),
-                ('is_primary', models.BooleanField(default=True)),
-                ('status', models.CharField(choices=[('present', 'Present'), ('missing', 'Missing'), ('modified', 'Modified')], default='present', max_length=10)),
-                ('last_seen_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('file_storage', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='image_files', to='storages.filestorage')),
-                ('import_session', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='image_files', to='imports.importsession')),
-                ('photo', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='files', to='imports.photo')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "relative_path",
+                    models.CharField(help_text="POSIX path relative to the storage root.", max_length=4096),
+                ),
+                ("original_filename", models.CharField(max_length=1024)),
+                ("file_format", models.CharField(max_length=16)),
+                ("file_size", models.BigIntegerField()),
+                ("mtime_ns", models.BigIntegerField()),
+                (
+                    "checksum",
+                    models.CharField(help_text="xxh3-128 of the file's bytes, lower-case hex.", max_length=32),
+                ),
+                ("is_primary", models.BooleanField(default=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("present", "Present"), ("missing", "Missing"), ("modified", "Modified")],
+                        default="present",
+                        max_length=10,
+                    ),
+                ),
+                ("last_seen_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "file_storage",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="image_files",
+                        to="storages.filestorage",
+                    ),
+                ),
+                (
+                    "import_session",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="image_files",
+                        to="imports.importsession",
+                    ),
+                ),
+                (
+                    "photo",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="files", to="imports.photo"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['relative_path', 'id'],
+                "ordering": ["relative_path", "id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='photo',
-            constraint=models.CheckConstraint(condition=models.Q(('rating__lte', 5)), name='photo_rating_0_5'),
+            model_name="photo",
+            constraint=models.CheckConstraint(condition=models.Q(("rating__lte", 5)), name="photo_rating_0_5"),
         ),
         migrations.AddIndex(
-            model_name='imagefile',
-            index=models.Index(fields=['file_storage', 'checksum'], name='imagefile_storage_checksum'),
+            model_name="imagefile",
+            index=models.Index(fields=["file_storage", "checksum"], name="imagefile_storage_checksum"),
         ),
         migrations.AddIndex(
-            model_name='imagefile',
-            index=models.Index(fields=['file_storage', 'file_size'], name='imagefile_storage_size'),
+            model_name="imagefile",
+            index=models.Index(fields=["file_storage", "file_size"], name="imagefile_storage_size"),
         ),
         migrations.AddIndex(
-            model_name='imagefile',
-            index=models.Index(fields=['file_storage', 'status'], name='imagefile_storage_status'),
+            model_name="imagefile",
+            index=models.Index(fields=["file_storage", "status"], name="imagefile_storage_status"),
         ),
         migrations.AddConstraint(
-            model_name='imagefile',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'missing'), _negated=True), fields=('file_storage', 'relative_path'), name='imagefile_unique_path_on_disk'),
+            model_name="imagefile",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "missing"), _negated=True),
+                fields=("file_storage", "relative_path"),
+                name="imagefile_unique_path_on_disk",
+            ),
         ),
     ]

@@ -63,17 +63,51 @@ def _take_from_pair(r):
 def _triggers(vendor):
     """(name, table, event, when, statements)."""
     return [
-        ("imalink_tot_imagefile_insert", "imports_imagefile", "INSERT", None, [_add_to_bucket("NEW"), _add_to_pair("NEW")]),
-        ("imalink_tot_imagefile_delete", "imports_imagefile", "DELETE", None, [_take_from_bucket("OLD"), *_take_from_pair("OLD")]),
-        ("imalink_tot_imagefile_bucket", "imports_imagefile", "UPDATE", _changed(BUCKET_COLUMNS, vendor),
-         [_take_from_bucket("OLD"), _add_to_bucket("NEW")]),
-        ("imalink_tot_imagefile_pair", "imports_imagefile", "UPDATE", _changed(PAIR_COLUMNS, vendor),
-         [*_take_from_pair("OLD"), _add_to_pair("NEW")]),
-        ("imalink_tot_storagephoto_insert", PAIRS, "INSERT", None,
-         [f"INSERT INTO {PHOTOS} (file_storage_id, photos) VALUES (NEW.file_storage_id, 1)"
-          f" ON CONFLICT (file_storage_id) DO UPDATE SET photos = {PHOTOS}.photos + 1"]),
-        ("imalink_tot_storagephoto_delete", PAIRS, "DELETE", None,
-         [f"UPDATE {PHOTOS} SET photos = photos - 1 WHERE file_storage_id = OLD.file_storage_id"]),
+        (
+            "imalink_tot_imagefile_insert",
+            "imports_imagefile",
+            "INSERT",
+            None,
+            [_add_to_bucket("NEW"), _add_to_pair("NEW")],
+        ),
+        (
+            "imalink_tot_imagefile_delete",
+            "imports_imagefile",
+            "DELETE",
+            None,
+            [_take_from_bucket("OLD"), *_take_from_pair("OLD")],
+        ),
+        (
+            "imalink_tot_imagefile_bucket",
+            "imports_imagefile",
+            "UPDATE",
+            _changed(BUCKET_COLUMNS, vendor),
+            [_take_from_bucket("OLD"), _add_to_bucket("NEW")],
+        ),
+        (
+            "imalink_tot_imagefile_pair",
+            "imports_imagefile",
+            "UPDATE",
+            _changed(PAIR_COLUMNS, vendor),
+            [*_take_from_pair("OLD"), _add_to_pair("NEW")],
+        ),
+        (
+            "imalink_tot_storagephoto_insert",
+            PAIRS,
+            "INSERT",
+            None,
+            [
+                f"INSERT INTO {PHOTOS} (file_storage_id, photos) VALUES (NEW.file_storage_id, 1)"
+                f" ON CONFLICT (file_storage_id) DO UPDATE SET photos = {PHOTOS}.photos + 1"
+            ],
+        ),
+        (
+            "imalink_tot_storagephoto_delete",
+            PAIRS,
+            "DELETE",
+            None,
+            [f"UPDATE {PHOTOS} SET photos = photos - 1 WHERE file_storage_id = OLD.file_storage_id"],
+        ),
     ]
 
 
@@ -98,44 +132,76 @@ def drop_triggers(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('imports', '0001_initial'),
-        ('storages', '0001_initial'),
+        ("imports", "0001_initial"),
+        ("storages", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='StorageTotals',
+            name="StorageTotals",
             fields=[
-                ('file_storage', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='storages.filestorage')),
-                ('photos', models.BigIntegerField(default=0)),
+                (
+                    "file_storage",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="+",
+                        serialize=False,
+                        to="storages.filestorage",
+                    ),
+                ),
+                ("photos", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='FileTotals',
+            name="FileTotals",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('present_files', models.BigIntegerField(default=0)),
-                ('present_bytes', models.BigIntegerField(default=0)),
-                ('missing_files', models.BigIntegerField(default=0)),
-                ('file_storage', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='storages.filestorage')),
-                ('import_session', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='imports.importsession')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("present_files", models.BigIntegerField(default=0)),
+                ("present_bytes", models.BigIntegerField(default=0)),
+                ("missing_files", models.BigIntegerField(default=0)),
+                (
+                    "file_storage",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="storages.filestorage"
+                    ),
+                ),
+                (
+                    "import_session",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="imports.importsession"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('file_storage', 'import_session'), name='filetotals_unique_bucket')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("file_storage", "import_session"), name="filetotals_unique_bucket")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='StoragePhoto',
+            name="StoragePhoto",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('files', models.BigIntegerField(default=0)),
-                ('file_storage', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='storages.filestorage')),
-                ('photo', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='imports.photo')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("files", models.BigIntegerField(default=0)),
+                (
+                    "file_storage",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="storages.filestorage"
+                    ),
+                ),
+                (
+                    "photo",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="imports.photo"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('file_storage', 'photo'), name='storagephoto_unique_pair')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("file_storage", "photo"), name="storagephoto_unique_pair")
+                ],
             },
         ),
         migrations.RunPython(install_triggers, drop_triggers),

@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('indexing', '0001_initial'),
+        ("indexing", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HealthReport',
+            name="HealthReport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('summary', models.JSONField(default=dict)),
-                ('storages', models.JSONField(default=list)),
-                ('issues', models.JSONField(default=list)),
-                ('growth', models.JSONField(default=dict)),
-                ('alerts', models.JSONField(blank=True, default=dict)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("summary", models.JSONField(default=dict)),
+                ("storages", models.JSONField(default=list)),
+                ("issues", models.JSONField(default=list)),
+                ("growth", models.JSONField(default=dict)),
+                ("alerts", models.JSONField(blank=True, default=dict)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
     ]

@@ -5,23 +5,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('indexing', '0002_healthreport'),
-        ('storages', '0001_initial'),
+        ("indexing", "0002_healthreport"),
+        ("storages", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ValidationCheckpoint',
+            name="ValidationCheckpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('cursor', models.TextField(blank=True, help_text='The last path checked in the current cycle; the next slice starts after it.')),
-                ('cycle_started_at', models.DateTimeField(blank=True, null=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('last_run_at', models.DateTimeField(blank=True, null=True)),
-                ('files_checked_in_cycle', models.PositiveIntegerField(default=0)),
-                ('storage', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='validation_checkpoint', to='storages.filestorage')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "cursor",
+                    models.TextField(
+                        blank=True,
+                        help_text="The last path checked in the current cycle; the next slice starts after it.",
+                    ),
+                ),
+                ("cycle_started_at", models.DateTimeField(blank=True, null=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                ("last_run_at", models.DateTimeField(blank=True, null=True)),
+                ("files_checked_in_cycle", models.PositiveIntegerField(default=0)),
+                (
+                    "storage",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="validation_checkpoint",
+                        to="storages.filestorage",
+                    ),
+                ),
             ],
         ),
     ]

@@ -8,12 +8,27 @@ from django.db import migrations
 
 SCHEDULES = [
     # name, task, crontab (minute, hour, day_of_week), expire_seconds, description
-    ("ImaLink: daily health check", "indexing.daily_health_check", ("15", "6", "*"), 12 * 3600,
-     "Accessibility, free space, files and indexes of every storage; stored as a HealthReport, alerts on change."),
-    ("ImaLink: weekly index regeneration and scan", "indexing.weekly_maintenance", ("30", "3", "0"), 24 * 3600,
-     "Regenerate every index, then scan every available storage (the seed's weekly script)."),
-    ("ImaLink: monthly full validation, in nightly slices", "indexing.nightly_validation_slice", ("0", "2", "*"), 12 * 3600,
-     "Re-hash every file once a month, a time-budgeted slice per night, resuming where the last slice stopped."),
+    (
+        "ImaLink: daily health check",
+        "indexing.daily_health_check",
+        ("15", "6", "*"),
+        12 * 3600,
+        "Accessibility, free space, files and indexes of every storage; stored as a HealthReport, alerts on change.",
+    ),
+    (
+        "ImaLink: weekly index regeneration and scan",
+        "indexing.weekly_maintenance",
+        ("30", "3", "0"),
+        24 * 3600,
+        "Regenerate every index, then scan every available storage (the seed's weekly script).",
+    ),
+    (
+        "ImaLink: monthly full validation, in nightly slices",
+        "indexing.nightly_validation_slice",
+        ("0", "2", "*"),
+        12 * 3600,
+        "Re-hash every file once a month, a time-budgeted slice per night, resuming where the last slice stopped.",
+    ),
 ]
 
 
@@ -24,10 +39,22 @@ def install_schedules(apps, schema_editor):
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
     for name, task, (minute, hour, day_of_week), expire_seconds, description in SCHEDULES:
         crontab, _ = CrontabSchedule.objects.get_or_create(
-            minute=minute, hour=hour, day_of_week=day_of_week, day_of_month="*", month_of_year="*", timezone=settings.TIME_ZONE
+            minute=minute,
+            hour=hour,
+            day_of_week=day_of_week,
+            day_of_month="*",
+            month_of_year="*",
+            timezone=settings.TIME_ZONE,
         )
         PeriodicTask.objects.update_or_create(
-            name=name, defaults={"task": task, "crontab": crontab, "expire_seconds": expire_seconds, "description": description, "enabled": True}
+            name=name,
+            defaults={
+                "task": task,
+                "crontab": crontab,
+                "expire_seconds": expire_seconds,
+                "description": description,
+                "enabled": True,
+            },
         )
 
 

@@ -5,15 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('indexing', '0004_install_schedules'),
+        ("indexing", "0004_install_schedules"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='job',
-            name='parent',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='children', to='indexing.job'),
+            model_name="job",
+            name="parent",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="children",
+                to="indexing.job",
+            ),
         ),
     ]

@@ -15,7 +15,11 @@ def install_sweep(apps, schema_editor):
     PeriodicTask.objects.update_or_create(
         name=SWEEP,
         defaults={
-            "task": "indexing.sweep_stale_jobs", "interval": every_minute, "crontab": None, "expire_seconds": 60, "enabled": True,
+            "task": "indexing.sweep_stale_jobs",
+            "interval": every_minute,
+            "crontab": None,
+            "expire_seconds": 60,
+            "enabled": True,
             "description": "Fail running jobs whose process is gone; send again queued jobs whose broker message was lost.",
         },
     )
@@ -32,7 +36,13 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddField(model_name="job", name="enqueued_at", field=models.DateTimeField(blank=True, help_text="When its message was last sent to the broker.", null=True)),
+        migrations.AddField(
+            model_name="job",
+            name="enqueued_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When its message was last sent to the broker.", null=True
+            ),
+        ),
         migrations.AddField(model_name="job", name="worker", field=models.CharField(blank=True, max_length=255)),
         migrations.AddField(model_name="job", name="heartbeat_at", field=models.DateTimeField(blank=True, null=True)),
         migrations.RunPython(install_sweep, remove_sweep),

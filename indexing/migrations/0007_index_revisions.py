@@ -20,16 +20,62 @@ REVISIONS = "indexing_indexrevision"
 
 # What each index reads, column by column; a change to any other column (last_seen_at, hotpreview, updated_at,
 # free_bytes, last_index_at, ...) touches no index and bumps nothing.
-FILE_COLUMNS = ["id", "photo_id", "import_session_id", "file_storage_id", "relative_path", "original_filename", "file_format",
-                "file_size", "mtime_ns", "checksum", "is_primary", "status", "created_at"]
+FILE_COLUMNS = [
+    "id",
+    "photo_id",
+    "import_session_id",
+    "file_storage_id",
+    "relative_path",
+    "original_filename",
+    "file_format",
+    "file_size",
+    "mtime_ns",
+    "checksum",
+    "is_primary",
+    "status",
+    "created_at",
+]
 FILE_MASTER_COLUMNS = ["import_session_id", "file_storage_id", "file_size", "status"]
-PHOTO_COLUMNS = ["hothash", "hothash_version", "width", "height", "taken_at", "gps_latitude", "gps_longitude", "camera_make",
-                 "camera_model", "has_hotpreview", "title", "description", "rating", "tags", "author_id"]
+PHOTO_COLUMNS = [
+    "hothash",
+    "hothash_version",
+    "width",
+    "height",
+    "taken_at",
+    "gps_latitude",
+    "gps_longitude",
+    "camera_make",
+    "camera_model",
+    "has_hotpreview",
+    "title",
+    "description",
+    "rating",
+    "tags",
+    "author_id",
+]
 AUTHOR_COLUMNS = ["id", "name", "email"]
-SESSION_COLUMNS = ["id", "title", "description", "imported_at", "file_storage_id", "default_author_id", "source_path", "target_subdirectory"]
+SESSION_COLUMNS = [
+    "id",
+    "title",
+    "description",
+    "imported_at",
+    "file_storage_id",
+    "default_author_id",
+    "source_path",
+    "target_subdirectory",
+]
 SESSION_MASTER_COLUMNS = ["id", "title", "imported_at", "file_storage_id"]
 # last_scan_at is in the master index but not compared (writer.VOLATILE_KEYS).
-STORAGE_COLUMNS = ["id", "storage_uuid", "directory_name", "base_path", "display_name", "description", "created_at", "is_accessible"]
+STORAGE_COLUMNS = [
+    "id",
+    "storage_uuid",
+    "directory_name",
+    "base_path",
+    "display_name",
+    "description",
+    "created_at",
+    "is_accessible",
+]
 STORAGE_SESSION_COLUMNS = ["id", "storage_uuid", "directory_name"]
 
 
@@ -43,31 +89,76 @@ def _triggers(vendor):
     sessions_changed = f"CASE WHEN {changed(STORAGE_SESSION_COLUMNS)} THEN 1 ELSE 0 END"
     author_files = "imports_imagefile f JOIN imports_photo p ON p.id = f.photo_id WHERE p.author_id = NEW.id"
     return [
-        ("imalink_rev_imagefile_insert", "imports_imagefile", "INSERT", None,
-         "SELECT 'storage:' || NEW.file_storage_id AS scope, 1 AS step UNION ALL SELECT 'session:' || NEW.import_session_id, 1"),
-        ("imalink_rev_imagefile_delete", "imports_imagefile", "DELETE", None,
-         "SELECT 'storage:' || OLD.file_storage_id AS scope, 1 AS step UNION ALL SELECT 'session:' || OLD.import_session_id, 1"),
-        ("imalink_rev_imagefile_update", "imports_imagefile", "UPDATE", changed(FILE_COLUMNS),
-         f"SELECT 'storage:' || OLD.file_storage_id AS scope, {master_changed} AS step UNION ALL SELECT 'storage:' || NEW.file_storage_id, {master_changed}"
-         " UNION ALL SELECT 'session:' || OLD.import_session_id, 1 UNION ALL SELECT 'session:' || NEW.import_session_id, 1"),
-        ("imalink_rev_photo_update", "imports_photo", "UPDATE", changed(PHOTO_COLUMNS),
-         "SELECT 'session:' || import_session_id AS scope, 1 AS step FROM imports_imagefile WHERE photo_id = NEW.id"
-         " UNION ALL SELECT 'storage:' || file_storage_id, 0 FROM imports_imagefile WHERE photo_id = NEW.id"),
-        ("imalink_rev_author_update", "imports_author", "UPDATE", changed(AUTHOR_COLUMNS),
-         "SELECT 'session:' || id AS scope, 1 AS step FROM imports_importsession WHERE default_author_id = NEW.id"
-         " UNION ALL SELECT 'storage:' || file_storage_id, 0 FROM imports_importsession WHERE default_author_id = NEW.id"
-         f" UNION ALL SELECT 'session:' || f.import_session_id, 1 FROM {author_files}"
-         f" UNION ALL SELECT 'storage:' || f.file_storage_id, 0 FROM {author_files}"),
-        ("imalink_rev_importsession_insert", "imports_importsession", "INSERT", None,
-         "SELECT 'storage:' || NEW.file_storage_id AS scope, 1 AS step UNION ALL SELECT 'session:' || NEW.id, 1"),
-        ("imalink_rev_importsession_delete", "imports_importsession", "DELETE", None,
-         "SELECT 'storage:' || OLD.file_storage_id AS scope, 1 AS step UNION ALL SELECT 'session:' || OLD.id, 1"),
-        ("imalink_rev_importsession_update", "imports_importsession", "UPDATE", changed(SESSION_COLUMNS),
-         f"SELECT 'storage:' || OLD.file_storage_id AS scope, {session_master_changed} AS step UNION ALL SELECT 'storage:' || NEW.file_storage_id, {session_master_changed}"
-         " UNION ALL SELECT 'session:' || OLD.id, 1 UNION ALL SELECT 'session:' || NEW.id, 1"),
-        ("imalink_rev_filestorage_update", "storages_filestorage", "UPDATE", changed(STORAGE_COLUMNS),
-         "SELECT 'storage:' || OLD.id AS scope, 1 AS step UNION ALL SELECT 'storage:' || NEW.id, 1"
-         f" UNION ALL SELECT 'session:' || id, {sessions_changed} FROM imports_importsession WHERE file_storage_id = NEW.id"),
+        (
+            "imalink_rev_imagefile_insert",
+            "imports_imagefile",
+            "INSERT",
+            None,
+            "SELECT 'storage:' || NEW.file_storage_id AS scope, 1 AS step UNION ALL SELECT 'session:' || NEW.import_session_id, 1",
+        ),
+        (
+            "imalink_rev_imagefile_delete",
+            "imports_imagefile",
+            "DELETE",
+            None,
+            "SELECT 'storage:' || OLD.file_storage_id AS scope, 1 AS step UNION ALL SELECT 'session:' || OLD.import_session_id, 1",
+        ),
+        (
+            "imalink_rev_imagefile_update",
+            "imports_imagefile",
+            "UPDATE",
+            changed(FILE_COLUMNS),
+            f"SELECT 'storage:' || OLD.file_storage_id AS scope, {master_changed} AS step UNION ALL SELECT 'storage:' || NEW.file_storage_id, {master_changed}"
+            " UNION ALL SELECT 'session:' || OLD.import_session_id, 1 UNION ALL SELECT 'session:' || NEW.import_session_id, 1",
+        ),
+        (
+            "imalink_rev_photo_update",
+            "imports_photo",
+            "UPDATE",
+            changed(PHOTO_COLUMNS),
+            "SELECT 'session:' || import_session_id AS scope, 1 AS step FROM imports_imagefile WHERE photo_id = NEW.id"
+            " UNION ALL SELECT 'storage:' || file_storage_id, 0 FROM imports_imagefile WHERE photo_id = NEW.id",
+        ),
+        (
+            "imalink_rev_author_update",
+            "imports_author",
+            "UPDATE",
+            changed(AUTHOR_COLUMNS),
+            "SELECT 'session:' || id AS scope, 1 AS step FROM imports_importsession WHERE default_author_id = NEW.id"
+            " UNION ALL SELECT 'storage:' || file_storage_id, 0 FROM imports_importsession WHERE default_author_id = NEW.id"
+            f" UNION ALL SELECT 'session:' || f.import_session_id, 1 FROM {author_files}"
+            f" UNION ALL SELECT 'storage:' || f.file_storage_id, 0 FROM {author_files}",
+        ),
+        (
+            "imalink_rev_importsession_insert",
+            "imports_importsession",
+            "INSERT",
+            None,
+            "SELECT 'storage:' || NEW.file_storage_id AS scope, 1 AS step UNION ALL SELECT 'session:' || NEW.id, 1",
+        ),
+        (
+            "imalink_rev_importsession_delete",
+            "imports_importsession",
+            "DELETE",
+            None,
+            "SELECT 'storage:' || OLD.file_storage_id AS scope, 1 AS step UNION ALL SELECT 'session:' || OLD.id, 1",
+        ),
+        (
+            "imalink_rev_importsession_update",
+            "imports_importsession",
+            "UPDATE",
+            changed(SESSION_COLUMNS),
+            f"SELECT 'storage:' || OLD.file_storage_id AS scope, {session_master_changed} AS step UNION ALL SELECT 'storage:' || NEW.file_storage_id, {session_master_changed}"
+            " UNION ALL SELECT 'session:' || OLD.id, 1 UNION ALL SELECT 'session:' || NEW.id, 1",
+        ),
+        (
+            "imalink_rev_filestorage_update",
+            "storages_filestorage",
+            "UPDATE",
+            changed(STORAGE_COLUMNS),
+            "SELECT 'storage:' || OLD.id AS scope, 1 AS step UNION ALL SELECT 'storage:' || NEW.id, 1"
+            f" UNION ALL SELECT 'session:' || id, {sessions_changed} FROM imports_importsession WHERE file_storage_id = NEW.id",
+        ),
     ]
 
 
@@ -95,7 +186,6 @@ def drop_triggers(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("indexing", "0006_job_heartbeat"),
         ("storages", "0001_initial"),
@@ -122,10 +212,19 @@ class Migration(migrations.Migration):
                 ("st_size", models.BigIntegerField()),
                 ("st_mtime_ns", models.BigIntegerField()),
                 ("generated_at", models.CharField(blank=True, max_length=64, null=True)),
-                ("storage", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="index_records", to="storages.filestorage")),
+                (
+                    "storage",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="index_records",
+                        to="storages.filestorage",
+                    ),
+                ),
             ],
             options={
-                "constraints": [models.UniqueConstraint(fields=("storage", "relative_path"), name="indexrecord_unique_path")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("storage", "relative_path"), name="indexrecord_unique_path")
+                ],
             },
         ),
         migrations.RunPython(install_triggers, drop_triggers),

@@ -5,36 +5,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='FileStorage',
+            name="FileStorage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('storage_uuid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('directory_name', models.CharField(editable=False, max_length=64, unique=True)),
-                ('base_path', models.CharField(max_length=4096)),
-                ('display_name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('last_scan_at', models.DateTimeField(blank=True, null=True)),
-                ('last_index_at', models.DateTimeField(blank=True, null=True)),
-                ('is_accessible', models.BooleanField(blank=True, null=True)),
-                ('is_writable', models.BooleanField(blank=True, null=True)),
-                ('free_bytes', models.BigIntegerField(blank=True, null=True)),
-                ('total_bytes', models.BigIntegerField(blank=True, null=True)),
-                ('accessibility_checked_at', models.DateTimeField(blank=True, null=True)),
-                ('accessibility_reason', models.TextField(blank=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("storage_uuid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("directory_name", models.CharField(editable=False, max_length=64, unique=True)),
+                ("base_path", models.CharField(max_length=4096)),
+                ("display_name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("last_scan_at", models.DateTimeField(blank=True, null=True)),
+                ("last_index_at", models.DateTimeField(blank=True, null=True)),
+                ("is_accessible", models.BooleanField(blank=True, null=True)),
+                ("is_writable", models.BooleanField(blank=True, null=True)),
+                ("free_bytes", models.BigIntegerField(blank=True, null=True)),
+                ("total_bytes", models.BigIntegerField(blank=True, null=True)),
+                ("accessibility_checked_at", models.DateTimeField(blank=True, null=True)),
+                ("accessibility_reason", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
     ]

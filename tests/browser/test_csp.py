@@ -76,10 +76,19 @@ def test_every_page_works_under_the_policy(imalink_server, browser_page, allowed
     storage, session = imported_storage(allowed_root, corpus)
     photo = Photo.objects.filter(files__import_session=session).first()
     # No worker claims these rows (worker=""), so the sweep leaves them running and the test moves them itself.
-    running = Job.objects.create(kind="import", storage=storage, session=session, status="running",
-                                 progress={"total": 8, "done": 2, "current": "DCIM/IMG_2.jpg"})
-    find = Job.objects.create(kind="recovery_find", status="running", params={"search_roots": [str(allowed_root)]},
-                              progress={"total": 4, "done": 1})
+    running = Job.objects.create(
+        kind="import",
+        storage=storage,
+        session=session,
+        status="running",
+        progress={"total": 8, "done": 2, "current": "DCIM/IMG_2.jpg"},
+    )
+    find = Job.objects.create(
+        kind="recovery_find",
+        status="running",
+        params={"search_roots": [str(allowed_root)]},
+        progress={"total": 4, "done": 1},
+    )
     CrontabSchedule.objects.create(minute="0", hour="3")  # for the periodic task form's crontab choice
     watch = Watch(page)
 

@@ -91,7 +91,9 @@ def test_a_person_runs_the_archive_from_the_browser(imalink_server, browser_page
     thumbs = page.locator(".thumbs img[loading=lazy]")
     assert thumbs.count() > 20
     thumbs.first.scroll_into_view_if_needed()
-    page.wait_for_function("() => { const i = document.querySelector('.thumbs img[loading=lazy]'); return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.thumbs img[loading=lazy]'); return i && i.complete && i.naturalWidth > 0; }"
+    )
     page.shot("4-thumbnails")
 
     # 5. Move files on disk, scan, and see the moves listed.
@@ -118,12 +120,17 @@ def test_a_person_runs_the_archive_from_the_browser(imalink_server, browser_page
     assert photo.rating == 4 and photo.tags == ["italy", "family"]
     page.shot("6-rated")
     # The edit queued index jobs; they put the rating into the indexes on the drive.
-    wait_for(lambda: not Job.objects.filter(kind="index_session", status__in=["queued", "running"]).exists(), what="index jobs")
+    wait_for(
+        lambda: not Job.objects.filter(kind="index_session", status__in=["queued", "running"]).exists(),
+        what="index jobs",
+    )
 
     # 7. Migrate the storage to a new drive in the admin.
     new_drive = allowed_root / "new-drive"
     new_drive.mkdir()
-    subprocess.run(["rsync", "-a", f"{root}/", f"{new_drive / storage.directory_name}/"], check=True) if shutil.which("rsync") else shutil.copytree(root, new_drive / storage.directory_name, symlinks=True)
+    subprocess.run(["rsync", "-a", f"{root}/", f"{new_drive / storage.directory_name}/"], check=True) if shutil.which(
+        "rsync"
+    ) else shutil.copytree(root, new_drive / storage.directory_name, symlinks=True)
     page.goto(f"{url}/admin/storages/filestorage/{storage.pk}/change/")
     page.get_by_label("Base path").fill(str(allowed_root / "card"))
     page.get_by_role("button", name="Save", exact=True).click()
@@ -201,8 +208,13 @@ def test_the_detail_pages_fit_a_phone_screen(imalink_server, browser_page, allow
 
     # A RAW+JPEG pair (one photo, two files), a photo with GPS, and a truncated file that fails with a reason.
     card = allowed_root / "card"
-    for name in ["raw/pair/canon_eos_6d.dng", "raw/pair/canon_eos_6d.JPG", "jpeg/camera/DSCN0010.jpg",
-                 "jpeg/camera/jolla.jpg", "bad/truncated/32d08f4a5eb10332506ebedbb9bc7257.jpg"]:
+    for name in [
+        "raw/pair/canon_eos_6d.dng",
+        "raw/pair/canon_eos_6d.JPG",
+        "jpeg/camera/DSCN0010.jpg",
+        "jpeg/camera/jolla.jpg",
+        "bad/truncated/32d08f4a5eb10332506ebedbb9bc7257.jpg",
+    ]:
         (card / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(corpus / name, card / name)
     page.goto(url + "/imports/new/")
@@ -223,6 +235,11 @@ def test_the_detail_pages_fit_a_phone_screen(imalink_server, browser_page, allow
 
     pair = ImageFile.objects.get(file_storage=storage, relative_path__endswith="canon_eos_6d.dng").photo
     assert pair.files.count() == 2
-    for path in [f"/storages/{storage.storage_uuid}/", f"/sessions/{import_job.session_id}/", f"/photos/{pair.hothash}/",
-                 f"/jobs/{import_job.pk}/", f"/jobs/{scan_job_id}/"]:
+    for path in [
+        f"/storages/{storage.storage_uuid}/",
+        f"/sessions/{import_job.session_id}/",
+        f"/photos/{pair.hothash}/",
+        f"/jobs/{import_job.pk}/",
+        f"/jobs/{scan_job_id}/",
+    ]:
         assert_page_fits_and_reads_aloud(page, url, path, 375)

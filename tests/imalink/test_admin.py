@@ -31,20 +31,31 @@ def test_every_changelist_and_change_page_renders(browser, make_storage, api):
     session = ImportSession.objects.create(title="S", file_storage=storage, default_author=author)
     photo = Photo.objects.create(hothash="a" * 32, title="p")
     image = ImageFile.objects.create(
-        photo=photo, import_session=session, file_storage=storage, relative_path="photos/a.jpg",
-        original_filename="a.jpg", file_format="jpeg", file_size=1, mtime_ns=1, checksum="0" * 32,
+        photo=photo,
+        import_session=session,
+        file_storage=storage,
+        relative_path="photos/a.jpg",
+        original_filename="a.jpg",
+        file_format="jpeg",
+        file_size=1,
+        mtime_ns=1,
+        checksum="0" * 32,
     )
     job = Job.objects.create(kind="accessibility_check")
     token = ApiToken.objects.first()
     for obj in (storage, author, session, photo, image, job, token):
         meta = obj._meta
         assert browser.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")).status_code == 200
-        assert browser.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])).status_code == 200
+        assert (
+            browser.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])).status_code == 200
+        )
 
 
 def test_a_token_made_in_the_admin_is_shown_once_and_stored_hashed(browser, admin_user):
     response = browser.post(reverse("admin:imalink_apitoken_add"), {"user": admin_user.pk, "name": "backup script"})
-    assert response.status_code == 200  # the page itself shows the token: no redirect, no message (tests/imalink/test_tokens.py)
+    assert (
+        response.status_code == 200
+    )  # the page itself shows the token: no redirect, no message (tests/imalink/test_tokens.py)
     plain = response.context["plain_text"]
     assert plain in response.content.decode()
     assert not any("ilk_" in str(m) for m in response.context["messages"])
@@ -55,7 +66,9 @@ def test_a_token_made_in_the_admin_is_shown_once_and_stored_hashed(browser, admi
 
 def test_the_admin_revokes_tokens(browser, admin_user, client):
     token, plain = ApiToken.issue(user=admin_user)
-    response = browser.post(reverse("admin:imalink_apitoken_changelist"), {"action": "revoke", "_selected_action": [token.pk]}, follow=True)
+    response = browser.post(
+        reverse("admin:imalink_apitoken_changelist"), {"action": "revoke", "_selected_action": [token.pk]}, follow=True
+    )
     assert response.status_code == 200
     token.refresh_from_db()
     assert token.revoked_at is not None

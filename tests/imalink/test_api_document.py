@@ -139,6 +139,6 @@ def test_the_web_server_builds_the_document_as_it_starts(monkeypatch):
 
     monkeypatch.setattr(ninja_api, "_documents", {})
     importlib.reload(imalink.wsgi)  # what each gunicorn worker runs as it starts
-    (document, served), = ninja_api._documents.values()
+    ((document, served),) = ninja_api._documents.values()
     assert document is ninja_api.get_openapi_schema(path_params={})
     assert json.loads(served) == json.loads(json.dumps(document))

@@ -108,7 +108,9 @@ def test_a_session_post_with_csrf_works(admin_user, allowed_root):
     browser.get("/admin/")  # sets the csrftoken cookie
     token = browser.cookies["csrftoken"].value
     body = {"base_path": str(allowed_root), "display_name": "x"}
-    response = browser.post("/api/v1/file-storage/create", body, content_type="application/json", headers={"X-CSRFToken": token})
+    response = browser.post(
+        "/api/v1/file-storage/create", body, content_type="application/json", headers={"X-CSRFToken": token}
+    )
     assert response.status_code == 200, response.content
 
 

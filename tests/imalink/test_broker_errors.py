@@ -49,7 +49,11 @@ def test_a_broker_error_answers_503_broker_unavailable(exc):
     assert "127.0.0.1" not in error["message"]
 
 
-@pytest.mark.parametrize("exc", [OperationalError("connection refused"), InterfaceError("connection already closed")], ids=["OperationalError", "InterfaceError"])
+@pytest.mark.parametrize(
+    "exc",
+    [OperationalError("connection refused"), InterfaceError("connection already closed")],
+    ids=["OperationalError", "InterfaceError"],
+)
 def test_a_database_error_still_answers_503_service_unavailable(exc):
     error = assert_error(answer(exc), 503, "service_unavailable")
     assert "database" in error["message"]
@@ -62,8 +66,13 @@ def test_a_name_alone_no_longer_decides():
 @pytest.fixture
 def dead_broker():
     """The web process's Celery app pointed at a broker that refuses connections: no retries, short timeouts."""
-    changes = {"broker_url": DEAD_BROKER, "broker_connection_timeout": 1, "broker_connection_retry": False,
-               "broker_connection_max_retries": 0, "task_publish_retry": False}
+    changes = {
+        "broker_url": DEAD_BROKER,
+        "broker_connection_timeout": 1,
+        "broker_connection_retry": False,
+        "broker_connection_max_retries": 0,
+        "task_publish_retry": False,
+    }
     saved = {key: celery_app.conf[key] for key in changes}
     forget_connections()
     celery_app.conf.update(changes)

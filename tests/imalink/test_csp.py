@@ -62,7 +62,9 @@ class InlineFinder(HTMLParser):
                 self.problems.append(f"<{tag} style={value!r}>")
             elif name.startswith("on"):
                 self.problems.append(f"<{tag} {name}={value!r}>")
-            elif name in ("href", "src", "action", "formaction") and (value or "").strip().lower().startswith("javascript:"):
+            elif name in ("href", "src", "action", "formaction") and (value or "").strip().lower().startswith(
+                "javascript:"
+            ):
                 self.problems.append(f"<{tag} {name}={value!r}>")
         if tag == "style":
             self.problems.append("<style> element")
@@ -81,7 +83,12 @@ class InlineFinder(HTMLParser):
 
     def handle_data(self, data):
         script = self._script
-        if script is not None and script.get("src") is None and data.strip() and script.get("type") not in DATA_SCRIPT_TYPES:
+        if (
+            script is not None
+            and script.get("src") is None
+            and data.strip()
+            and script.get("type") not in DATA_SCRIPT_TYPES
+        ):
             self.problems.append(f"inline <script>: {data.strip()[:80]!r}")
 
     def _same_origin(self, tag, url):
@@ -115,15 +122,36 @@ def archive(allowed_root, corpus):
     """A storage with a real import (so photos, previews and used space), a running and a finished job, and a
     search for storages in progress: every bar and table the pages draw has something to show."""
     storage, session = imported_storage(allowed_root, corpus)
-    running = Job.objects.create(kind="import", storage=storage, session=session, status="running",
-                                 progress={"total": 8, "done": 2, "current": "DCIM/IMG_2.jpg"})
-    Job.objects.create(kind="validate", storage=storage, status="succeeded", progress={"total": 3, "done": 3},
-                       result={"validated_files": 3, "missing_files": [], "corrupted_files": [], "extra_files": [], "mode": "quick"})
-    find = Job.objects.create(kind="recovery_find", status="running", params={"search_roots": [str(allowed_root)]},
-                              progress={"total": 4, "done": 1})
+    running = Job.objects.create(
+        kind="import",
+        storage=storage,
+        session=session,
+        status="running",
+        progress={"total": 8, "done": 2, "current": "DCIM/IMG_2.jpg"},
+    )
+    Job.objects.create(
+        kind="validate",
+        storage=storage,
+        status="succeeded",
+        progress={"total": 3, "done": 3},
+        result={"validated_files": 3, "missing_files": [], "corrupted_files": [], "extra_files": [], "mode": "quick"},
+    )
+    find = Job.objects.create(
+        kind="recovery_find",
+        status="running",
+        params={"search_roots": [str(allowed_root)]},
+        progress={"total": 4, "done": 1},
+    )
     photo = Photo.objects.filter(files__import_session=session).first()
-    return {"storage_uuid": storage.storage_uuid, "session_id": session.pk, "hothash": photo.hothash,
-            "job_id": running.pk, "action": "scan", "find": find, "storage": storage}
+    return {
+        "storage_uuid": storage.storage_uuid,
+        "session_id": session.pk,
+        "hothash": photo.hothash,
+        "job_id": running.pk,
+        "action": "scan",
+        "find": find,
+        "storage": storage,
+    }
 
 
 def real_page_urls(archive) -> list[str]:

@@ -27,7 +27,11 @@ ENQUEUE = (
 
 
 def instance_env(folder: Path, redis_url: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMALINK_", "CELERY_", "DJANGO_SETTINGS")) and k != "DATABASE_URL"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("IMALINK_", "CELERY_", "DJANGO_SETTINGS")) and k != "DATABASE_URL"
+    }
     env.update(
         DATABASE_URL=f"sqlite:///{folder / 'imalink.sqlite3'}",
         IMALINK_VAR_DIR=str(folder / "var"),
@@ -39,7 +43,9 @@ def instance_env(folder: Path, redis_url: str) -> dict:
 
 
 def manage(env: dict, *args: str) -> str:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -62,8 +68,25 @@ def two_instances(tmp_path, redis_available):
         for n, folder in enumerate(folders):
             log = folder / "worker.log"
             proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "imalink", "worker", "--loglevel", "INFO", "--concurrency", "1", "--hostname", f"instance{n}@%h"],
-                cwd=REPO, env=instance_env(folder, redis_available), stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "imalink",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "1",
+                    "--hostname",
+                    f"instance{n}@%h",
+                ],
+                cwd=REPO,
+                env=instance_env(folder, redis_available),
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
             workers.append((folder, proc, log))
         for _, proc, log in workers:
@@ -87,7 +110,11 @@ def test_two_instances_on_one_redis_each_run_only_their_own_jobs(two_instances, 
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if all(status != "queued" and status != "running" for folder, _, _ in two_instances for status, _, _ in jobs_of(folder).values()):
+        if all(
+            status != "queued" and status != "running"
+            for folder, _, _ in two_instances
+            for status, _, _ in jobs_of(folder).values()
+        ):
             break
         time.sleep(0.5)
     tasks = [{task_id for _, _, task_id in jobs_of(folder).values()} for folder, _, _ in two_instances]
@@ -114,8 +141,14 @@ def test_two_instances_on_one_redis_each_run_only_their_own_jobs(two_instances, 
 
     # Broadcasts are the instance's own too: a ping from one reaches its own worker only.
     for n, (folder, _, _) in enumerate(two_instances):
-        done = subprocess.run([sys.executable, "-m", "celery", "-A", "imalink", "inspect", "ping", "--json", "--timeout", "3"],
-                              cwd=REPO, env=instance_env(folder, redis_available), capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "imalink", "inspect", "ping", "--json", "--timeout", "3"],
+            cwd=REPO,
+            env=instance_env(folder, redis_available),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         replies = json.loads(done.stdout.strip().splitlines()[-1])
         assert [name.split("@")[0] for name in replies] == [f"instance{n}"], replies

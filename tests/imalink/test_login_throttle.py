@@ -90,7 +90,12 @@ def test_an_admin_lifts_the_lockout_in_the_axes_admin(ann, admin_user, settings)
     assert attempts
     response = staff.post(
         changelist,
-        {"action": "delete_selected", "_selected_action": attempts, "post": "yes", "csrfmiddlewaretoken": staff.cookies["csrftoken"].value},
+        {
+            "action": "delete_selected",
+            "_selected_action": attempts,
+            "post": "yes",
+            "csrfmiddlewaretoken": staff.cookies["csrftoken"].value,
+        },
     )
     assert response.status_code == 302
     assert not AccessAttempt.objects.filter(username="ann").exists()
@@ -137,7 +142,11 @@ PROBE = "import django; django.setup(); from django.conf import settings; print(
 
 
 def probe(tmp_path, **env):
-    base = {k: v for k, v in os.environ.items() if not k.startswith("IMALINK_LOGIN_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("IMALINK_LOGIN_") and k not in ("DATABASE_URL", "REDIS_URL")
+    }
     base.update(IMALINK_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="imalink.settings", **env)
     return subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env=base, capture_output=True, text=True, timeout=60)
 
@@ -145,7 +154,10 @@ def probe(tmp_path, **env):
 @pytest.mark.database_independent
 def test_the_policy_comes_from_the_environment(tmp_path):
     assert probe(tmp_path).stdout.split() == ["5", "0.25"]  # 5 failures, 15 minutes (axes reads hours)
-    assert probe(tmp_path, IMALINK_LOGIN_FAILURE_LIMIT="3", IMALINK_LOGIN_COOLOFF_MINUTES="60").stdout.split() == ["3", "1.0"]
+    assert probe(tmp_path, IMALINK_LOGIN_FAILURE_LIMIT="3", IMALINK_LOGIN_COOLOFF_MINUTES="60").stdout.split() == [
+        "3",
+        "1.0",
+    ]
     bad = probe(tmp_path, IMALINK_LOGIN_FAILURE_LIMIT="many")
     assert bad.returncode != 0 and "IMALINK_LOGIN_FAILURE_LIMIT='many' is not a whole number" in bad.stderr
     bad = probe(tmp_path, IMALINK_LOGIN_COOLOFF_MINUTES="0")

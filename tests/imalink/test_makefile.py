@@ -45,7 +45,9 @@ def test_once_set_up_make_run_installs_nothing_and_make_test_only_the_extras(clo
     (clone / ".venv" / ".installed").touch()  # what `make run` left: newer than pyproject.toml
     assert pip_lines(clone, "run") == []
     assert {line.rsplit(" ", 1)[1] for line in pip_lines(clone, "test")} == {"'.[test]'"}
-    assert {line.rsplit(" ", 1)[1] for line in pip_lines(clone, "bench-load")} == {"'.[test]'"}  # its clients use aiohttp
+    assert {line.rsplit(" ", 1)[1] for line in pip_lines(clone, "bench-load")} == {
+        "'.[test]'"
+    }  # its clients use aiohttp
     (clone / ".venv" / ".installed-test").touch()
     assert pip_lines(clone, "test") == [] and pip_lines(clone, "run") == []
     # The benchmarks that need no test extra never install them.

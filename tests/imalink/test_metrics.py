@@ -79,7 +79,10 @@ def test_it_counts_jobs_and_sums_their_durations(client):
     total = with_name(samples, "imalink_job_duration_seconds_sum")
     assert count[labels(kind="metrics-scan", status="succeeded")] == 2
     assert total[labels(kind="metrics-scan", status="succeeded")] == pytest.approx(12.5)
-    assert (count[labels(kind="metrics-scan", status="failed")], total[labels(kind="metrics-scan", status="failed")]) == (1, 4)
+    assert (
+        count[labels(kind="metrics-scan", status="failed")],
+        total[labels(kind="metrics-scan", status="failed")],
+    ) == (1, 4)
     assert total[labels(kind="metrics-import", status="succeeded")] == pytest.approx(0.25)
     assert labels(kind="metrics-scan", status="running") not in count
     assert labels(kind="metrics-import", status="cancelled") not in count
@@ -96,7 +99,10 @@ def two_storages(make_storage, allowed_root, corpus):
         shutil.copy(corpus / "jpeg/camera" / name, card / name)
     session = ImportSession.objects.create(title="Card", file_storage=a)
     assert import_folder(session_id=session.pk, source_path=str(card)).imported == 3
-    deleted, edited = (a.full_path / f.relative_path for f in ImageFile.objects.filter(file_storage=a).order_by("original_filename")[:2])
+    deleted, edited = (
+        a.full_path / f.relative_path
+        for f in ImageFile.objects.filter(file_storage=a).order_by("original_filename")[:2]
+    )
     deleted.unlink()
     edited.write_bytes(edited.read_bytes() + b"\x00edited")
     report = scan_storage(a)
@@ -113,8 +119,16 @@ def test_it_reports_each_storage(client, two_storages):
     samples = scrape(client)
 
     files = with_name(samples, "imalink_storage_files")
-    assert {status: files[labels(**key_a, status=status)] for status in ("present", "missing", "modified")} == {"present": 1, "missing": 1, "modified": 1}
-    assert {status: files[labels(**key_b, status=status)] for status in ("present", "missing", "modified")} == {"present": 0, "missing": 0, "modified": 0}
+    assert {status: files[labels(**key_a, status=status)] for status in ("present", "missing", "modified")} == {
+        "present": 1,
+        "missing": 1,
+        "modified": 1,
+    }
+    assert {status: files[labels(**key_b, status=status)] for status in ("present", "missing", "modified")} == {
+        "present": 0,
+        "missing": 0,
+        "modified": 0,
+    }
     assert with_name(samples, "imalink_storage_missing_files") == {labels(**key_a): 1, labels(**key_b): 0}
     assert a.free_bytes and a.total_bytes
     assert samples["imalink_storage_free_bytes", labels(**key_a)] == a.free_bytes
@@ -160,7 +174,13 @@ def test_it_times_api_requests_by_route_not_by_path(client, api, make_storage):
     assert not any(uuid in dict(key)["route"] or "such" in dict(key)["route"] for key in count)
     buckets = with_name(samples, "imalink_http_request_duration_seconds_bucket")
     assert buckets[labels(method="GET", route="api/v1/file-storage/", status="2xx", le="+Inf")] == 3
-    assert samples["imalink_http_request_duration_seconds_sum", labels(method="GET", route="api/v1/file-storage/", status="2xx")] > 0
+    assert (
+        samples[
+            "imalink_http_request_duration_seconds_sum",
+            labels(method="GET", route="api/v1/file-storage/", status="2xx"),
+        ]
+        > 0
+    )
 
 
 def test_an_unknown_method_does_not_become_a_label(client):
@@ -170,6 +190,7 @@ def test_an_unknown_method_does_not_become_a_label(client):
 
 
 # --- access ---------------------------------------------------------------------------------------
+
 
 def test_it_refuses_another_address_without_a_token(client):
     response = client.get("/metrics", REMOTE_ADDR="10.1.2.3")
@@ -182,7 +203,10 @@ def test_it_accepts_the_bearer_token_from_anywhere(client, settings):
     scrape(client, REMOTE_ADDR="10.1.2.3", headers={"Authorization": "Bearer scrape-token-for-the-tests"})
 
 
-@pytest.mark.parametrize("header", ["Bearer wrong-token-for-the-tests", "Bearer ", "Basic scrape-token-for-the-tests", "scrape-token-for-the-tests"])
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer wrong-token-for-the-tests", "Bearer ", "Basic scrape-token-for-the-tests", "scrape-token-for-the-tests"],
+)
 def test_it_refuses_a_wrong_token(client, settings, header):
     settings.IMALINK_METRICS_TOKEN = "scrape-token-for-the-tests"
     response = client.get("/metrics", REMOTE_ADDR="10.1.2.3", headers={"Authorization": header})
@@ -217,9 +241,17 @@ PROBE = "import django; django.setup(); from django.conf import settings; print(
 
 def test_the_allow_list_is_read_from_the_environment(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True, timeout=60,
-        env={**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"}, "IMALINK_VAR_DIR": str(tmp_path / "var"),
-             "DJANGO_SETTINGS_MODULE": "imalink.settings", "IMALINK_METRICS_ALLOW": " 10.0.0.0/8 , fd00::/8,192.168.1.7"},
+        [sys.executable, "-c", PROBE],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+            "IMALINK_VAR_DIR": str(tmp_path / "var"),
+            "DJANGO_SETTINGS_MODULE": "imalink.settings",
+            "IMALINK_METRICS_ALLOW": " 10.0.0.0/8 , fd00::/8,192.168.1.7",
+        },
     )
     assert result.returncode == 0, result.stderr
     assert "IPv4Network('10.0.0.0/8'), IPv6Network('fd00::/8'), IPv4Network('192.168.1.7/32')" in result.stdout
@@ -228,7 +260,11 @@ def test_the_allow_list_is_read_from_the_environment(tmp_path):
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("IMALINK_METRICS_ALLOW", "127.0.0.1,localhost", "IMALINK_METRICS_ALLOW: 'localhost' does not appear to be an IPv4 or IPv6 network"),
+        (
+            "IMALINK_METRICS_ALLOW",
+            "127.0.0.1,localhost",
+            "IMALINK_METRICS_ALLOW: 'localhost' does not appear to be an IPv4 or IPv6 network",
+        ),
         ("IMALINK_METRICS_ALLOW", "10.0.0.300", "IMALINK_METRICS_ALLOW: '10.0.0.300'"),
         ("IMALINK_METRICS_ALLOW", "10.1.2.3/8", "has host bits set"),
         ("IMALINK_METRICS_TOKEN", "short", "IMALINK_METRICS_TOKEN must be at least 16 characters"),
@@ -262,7 +298,14 @@ def test_several_worker_processes_are_counted_together(transactional_db, tmp_pat
     env = subprocess_env(tmp_path, PROMETHEUS_MULTIPROC_DIR=shared, DJANGO_SETTINGS_MODULE="imalink.settings")
 
     def worker(requests, then):
-        result = subprocess.run([sys.executable, "-c", WORKER, str(requests), then], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-c", WORKER, str(requests), then],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -281,7 +324,18 @@ def test_several_worker_processes_are_counted_together(transactional_db, tmp_pat
 
 def test_a_missing_multiprocess_folder_stops_start_up(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(IMALINK_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="imalink.settings", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "nowhere"))
-    result = subprocess.run([sys.executable, "-c", "import django; django.setup(); import imalink.urls"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    env.update(
+        IMALINK_VAR_DIR=str(tmp_path / "var"),
+        DJANGO_SETTINGS_MODULE="imalink.settings",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "nowhere"),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); import imalink.urls"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and "is not a folder" in result.stderr

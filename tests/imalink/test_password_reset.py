@@ -19,7 +19,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def ann(django_user_model):
-    return django_user_model.objects.create_user("ann", email="ann@example.org", password="the-old-password-of-ann", is_staff=True)
+    return django_user_model.objects.create_user(
+        "ann", email="ann@example.org", password="the-old-password-of-ann", is_staff=True
+    )
 
 
 def reset_routes(user):
@@ -44,7 +46,12 @@ def test_without_mail_every_reset_route_answers_404_and_sends_nothing(ann, setti
     client = Client()
     for path in reset_routes(ann):
         assert client.get(path).status_code == 404, path
-        assert client.post(path, {"email": ann.email, "new_password1": "x-new-pass-42", "new_password2": "x-new-pass-42"}).status_code == 404, path
+        assert (
+            client.post(
+                path, {"email": ann.email, "new_password1": "x-new-pass-42", "new_password2": "x-new-pass-42"}
+            ).status_code
+            == 404
+        ), path
     assert mail.outbox == []
     ann.refresh_from_db()
     assert ann.check_password("the-old-password-of-ann")
@@ -70,7 +77,9 @@ def test_with_mail_the_reset_works_end_to_end(ann, settings):
     link = re.search(r"http://testserver(/accounts/reset/\S+/\S+/)", mail.outbox[0].body).group(1)
     response = client.get(link)
     assert response.status_code == 302  # Django swaps the token into the session and redirects to set-password
-    response = post_form(client, response["Location"], {"new_password1": "a-brand-new-pass-77", "new_password2": "a-brand-new-pass-77"})
+    response = post_form(
+        client, response["Location"], {"new_password1": "a-brand-new-pass-77", "new_password2": "a-brand-new-pass-77"}
+    )
     assert response.status_code == 302 and response["Location"] == "/accounts/reset/done/"
     assert client.get("/accounts/reset/done/").status_code == 200
     ann.refresh_from_db()
@@ -86,7 +95,9 @@ def test_mail_counts_as_configured_when_email_host_is_set(tmp_path):
     base.update(IMALINK_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="imalink.settings")
 
     def probe(**env):
-        result = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env={**base, **env}, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-c", PROBE], cwd=REPO, env={**base, **env}, capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 

@@ -49,7 +49,14 @@ def descendants_of(pid: int) -> list[int]:
 
 def run_alone(code: str, *, new_session: bool) -> str:
     """Run code in a fresh Python of its own, so that this test process keeps its priority."""
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, start_new_session=new_session)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=new_session,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -60,7 +67,10 @@ CODE = "from imalink.priority import run_in_background; import os; print(run_in_
 @pytest.mark.skipif(not AUTOGROUP.exists(), reason="this kernel has no autogroup")
 def test_a_session_leader_lowers_itself_and_its_session_group():
     nice = max(7, os.nice(0))
-    assert run_alone(CODE.format(nice=7), new_session=True).splitlines() == [f"{{'nice': {nice}, 'autogroup': 7}}", str(nice)]
+    assert run_alone(CODE.format(nice=7), new_session=True).splitlines() == [
+        f"{{'nice': {nice}, 'autogroup': 7}}",
+        str(nice),
+    ]
 
 
 @pytest.mark.skipif(not AUTOGROUP.exists(), reason="this kernel has no autogroup")
@@ -72,15 +82,23 @@ def test_a_session_group_already_lower_is_not_raised():
 
 def test_a_process_that_shares_its_session_lowers_only_itself_and_zero_changes_nothing():
     nice = max(5, os.nice(0))
-    assert run_alone(CODE.format(nice=5), new_session=False).splitlines() == [f"{{'nice': {nice}, 'autogroup': None}}", str(nice)]
-    assert run_alone(CODE.format(nice=0), new_session=True).splitlines() == [f"{{'nice': {os.nice(0)}, 'autogroup': None}}", str(os.nice(0))]
+    assert run_alone(CODE.format(nice=5), new_session=False).splitlines() == [
+        f"{{'nice': {nice}, 'autogroup': None}}",
+        str(nice),
+    ]
+    assert run_alone(CODE.format(nice=0), new_session=True).splitlines() == [
+        f"{{'nice': {os.nice(0)}, 'autogroup': None}}",
+        str(os.nice(0)),
+    ]
 
 
 def test_the_worker_and_its_pool_run_below_the_web_server(imalink_server):
     from django.conf import settings
 
     # honcho runs each command from a process of its own, so they are grandchildren of `manage.py serve`.
-    processes = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in descendants_of(imalink_server.proc.pid)}
+    processes = {
+        pid: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in descendants_of(imalink_server.proc.pid)
+    }
     starts = {pid for pid, argv in processes.items() if argv[1:3] in ([b"-m", b"celery"], [b"-m", b"gunicorn"])}
     # The first process of each command: its parent runs something else (exec leaves no shell between).
     (worker,) = [pid for pid in starts if b"worker" in processes[pid] and parent_of(pid) not in starts]

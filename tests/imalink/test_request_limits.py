@@ -110,7 +110,7 @@ def test_the_limit_comes_from_the_environment(tmp_path):
 def chunks(data: bytes, size: int = 64 * 1024):
     """A generator body: requests sends it with Transfer-Encoding: chunked and no Content-Length."""
     for start in range(0, len(data), size):
-        yield data[start:start + size]
+        yield data[start : start + size]
 
 
 @pytest.mark.redis
@@ -129,7 +129,11 @@ def test_a_chunked_body_without_content_length_is_limited_too(imalink_server, ap
     assert under.status_code == 200, under.text[:300]
     assert under.json()["data"]["name"] == "Chunked, under"
 
-    page = session.post(f"{imalink_server.url}/accounts/login/", data=chunks(b"username=" + b"x" * (DEFAULT_LIMIT + 1)),
-                        headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=60)
+    page = session.post(
+        f"{imalink_server.url}/accounts/login/",
+        data=chunks(b"username=" + b"x" * (DEFAULT_LIMIT + 1)),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=60,
+    )
     assert page.status_code == 413
     assert page.headers["Content-Type"].startswith("text/plain")

@@ -84,13 +84,18 @@ def test_a_killed_worker_or_beat_is_restarted_while_the_web_serves_and_ctrl_c_st
     server = imalink_server
     bearer = {"Authorization": f"Bearer {api_token}"}
     # It says which instance and queue it serves, and gunicorn's control socket is the instance's own, under var/.
-    assert f"Instance: {settings.IMALINK_INSTANCE} (IMALINK_INSTANCE); Celery queue {settings.CELERY_TASK_DEFAULT_QUEUE}, " in server.output()
+    assert (
+        f"Instance: {settings.IMALINK_INSTANCE} (IMALINK_INSTANCE); Celery queue {settings.CELERY_TASK_DEFAULT_QUEUE}, "
+        in server.output()
+    )
     assert stat.S_ISSOCK((server.tmp_path / "var" / "gunicorn.ctl").stat().st_mode)
 
     old, new, answers = kill_and_watch_the_web(server, "worker", b"worker", "ready.")
     assert new != old and answers >= 2
     (line,) = restart_lines(server, "worker")
-    assert re.search(rf"worker \(pid {old}\) died after \d+ s \(killed by SIGKILL\); restarting it in 1 s, at \d\d:\d\d:\d\d$", line), line
+    assert re.search(
+        rf"worker \(pid {old}\) died after \d+ s \(killed by SIGKILL\); restarting it in 1 s, at \d\d:\d\d:\d\d$", line
+    ), line
     assert not restart_lines(server, "web") and not restart_lines(server, "beat")
 
     # A job submitted now is run, to success, by the new worker.
@@ -110,7 +115,9 @@ def test_a_killed_worker_or_beat_is_restarted_while_the_web_serves_and_ctrl_c_st
     old_beat, new_beat, answers = kill_and_watch_the_web(server, "beat", b"beat", "beat: Starting")
     assert new_beat != old_beat and answers >= 2
     (line,) = restart_lines(server, "beat")
-    assert re.search(rf"beat \(pid {old_beat}\) died after \d+ s \(killed by SIGKILL\); restarting it in 1 s", line), line
+    assert re.search(rf"beat \(pid {old_beat}\) died after \d+ s \(killed by SIGKILL\); restarting it in 1 s", line), (
+        line
+    )
     assert len(restart_lines(server, "worker")) == 1 and not restart_lines(server, "web")
 
     # Ctrl-C (SIGINT to the foreground process group) stops all three, and serve exits 0.

@@ -28,10 +28,19 @@ def test_it_starts_with_no_configuration_at_all(tmp_path):
 
 
 def test_processes_starting_together_share_one_complete_secret_key(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE")
+    }
     env.update(IMALINK_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="imalink.settings")
     probe = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
-    starts = [subprocess.Popen([sys.executable, "-c", probe], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", probe], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(8)
+    ]
     results = [(p.communicate(timeout=60), p.returncode) for p in starts]
     assert all(code == 0 for _, code in results), [err for (_, err), _ in results]
     keys = {out.strip() for (out, _), _ in results}
@@ -66,7 +75,9 @@ def test_debug_is_off_unless_asked_for(tmp_path):
     probe = "import django; django.setup(); from django.conf import settings; print('DEBUG', settings.DEBUG)"
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "DATABASE_URL")}
     env.update(IMALINK_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="imalink.settings")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
     assert "DEBUG False" in result.stdout, result.stderr
 
 
@@ -78,9 +89,15 @@ INSTANCE_PROBE = (
 
 
 def instance_of(tmp_path, **env) -> list[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("IMALINK_", "CELERY_", "DJANGO_SETTINGS")) and k not in ("DATABASE_URL", "REDIS_URL")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("IMALINK_", "CELERY_", "DJANGO_SETTINGS")) and k not in ("DATABASE_URL", "REDIS_URL")
+    }
     base.update(IMALINK_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="imalink.settings", **env)
-    result = subprocess.run([sys.executable, "-c", INSTANCE_PROBE], cwd=REPO, env=base, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", INSTANCE_PROBE], cwd=REPO, env=base, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.split()
 
@@ -95,13 +112,27 @@ def test_an_instance_is_named_after_its_database_unless_imalink_instance_names_i
     assert instance_of(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'one.sqlite3'}") == one
     assert instance_of(tmp_path)[0] == instance_of(tmp_path)[0] != name
     assert instance_of(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'two.sqlite3'}")[0] != name
-    postgres = [instance_of(tmp_path, DATABASE_URL=url)[0] for url in (
-        "postgres://u@db.example:5432/photos", "postgres://u@db.example:5433/photos", "postgres://u@other.example:5432/photos",
-        "postgres://u@db.example:5432/archive", "postgres://someone-else:pw@db.example:5432/photos")]
+    postgres = [
+        instance_of(tmp_path, DATABASE_URL=url)[0]
+        for url in (
+            "postgres://u@db.example:5432/photos",
+            "postgres://u@db.example:5433/photos",
+            "postgres://u@other.example:5432/photos",
+            "postgres://u@db.example:5432/archive",
+            "postgres://someone-else:pw@db.example:5432/photos",
+        )
+    ]
     assert len(set(postgres[:4])) == 4 and postgres[4] == postgres[0]  # the user is not part of the database's identity
     # A name of one's own wins; IMALINK_CELERY_QUEUE still sets the queue alone (the tests use it).
-    assert instance_of(tmp_path, IMALINK_INSTANCE="photos-2") == ["photos-2", "imalink-photos-2"] + ["imalink:photos-2:"] * 3
-    assert instance_of(tmp_path, IMALINK_INSTANCE="photos-2", IMALINK_CELERY_QUEUE="q1")[:3] == ["photos-2", "q1", "imalink:photos-2:"]
+    assert (
+        instance_of(tmp_path, IMALINK_INSTANCE="photos-2")
+        == ["photos-2", "imalink-photos-2"] + ["imalink:photos-2:"] * 3
+    )
+    assert instance_of(tmp_path, IMALINK_INSTANCE="photos-2", IMALINK_CELERY_QUEUE="q1")[:3] == [
+        "photos-2",
+        "q1",
+        "imalink:photos-2:",
+    ]
 
 
 def test_the_filesystem_broker_needs_no_key_prefix(tmp_path):

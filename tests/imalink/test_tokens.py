@@ -92,7 +92,11 @@ def assert_revoked_for_good(client, token: ApiToken, plain: str, staff):
     assert_error(bearer(client, plain), 401, "unauthorized")
 
     change = reverse("admin:imalink_apitoken_change", args=[token.pk])
-    response = post(staff, change, {"user": token.user_id, "name": token.name, "revoked_at_0": "", "revoked_at_1": "", "revoked_at": ""})
+    response = post(
+        staff,
+        change,
+        {"user": token.user_id, "name": token.name, "revoked_at_0": "", "revoked_at_1": "", "revoked_at": ""},
+    )
     assert response.status_code == 302
     token.refresh_from_db()
     assert token.revoked_at is not None

@@ -85,7 +85,9 @@ def test_it_deletes_an_unused_author(api):
 def test_it_keeps_an_author_named_on_a_session(api, make_storage):
     storage = make_storage("Archive")
     author = Author.objects.create(name="In use")
-    session = ImportSession.objects.create(title="Italy", file_storage=FileStorage.objects.get(pk=storage["id"]), default_author=author)
+    session = ImportSession.objects.create(
+        title="Italy", file_storage=FileStorage.objects.get(pk=storage["id"]), default_author=author
+    )
 
     assert_error(api.delete(f"{BASE}/{author.id}"), 409, "author_in_use")
 

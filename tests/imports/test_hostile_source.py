@@ -57,7 +57,11 @@ def card(allowed_root, corpus):
 
 
 def digests(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def photos_of(storage) -> dict[str, str]:
@@ -77,8 +81,11 @@ def swap_for_link(folder: Path, target: Path) -> None:
 
 # --- point 3: the source swapped while the job waits for the lock ---------------------------------------
 
+
 @pytest.mark.parametrize("to", ["outside", "elsewhere_inside"])
-def test_a_source_swapped_for_a_link_while_the_job_waits_for_the_lock_is_refused(session, card, outside, allowed_root, corpus, settings, to):
+def test_a_source_swapped_for_a_link_while_the_job_waits_for_the_lock_is_refused(
+    session, card, outside, allowed_root, corpus, settings, to
+):
     settings.IMALINK_LOCK_WAIT = 30
     storage = session.file_storage
     outside_before = digests(outside)
@@ -155,6 +162,7 @@ def test_the_source_root_swapped_after_the_recheck_is_not_followed(session, card
 
 # --- point 3: a folder or a file swapped mid-import -------------------------------------------------------
 
+
 def test_a_subfolder_swapped_between_the_walk_and_the_read_is_not_followed(session, card, outside, monkeypatch):
     walk = sources.SourceTree.walk
 
@@ -213,17 +221,25 @@ def test_a_subfolder_swapped_during_the_walk_refuses_the_import(session, card, o
 
 # --- point 4: one list of ignored folder names -------------------------------------------------------------
 
+
 def snapshot(storage):
     root = storage.full_path
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")), ImageFile.objects.count(), Job.objects.count()
+    return (
+        sorted(p.relative_to(root).as_posix() for p in root.rglob("*")),
+        ImageFile.objects.count(),
+        Job.objects.count(),
+    )
 
 
 @pytest.mark.parametrize("target", [".imalink/tmp", "@eaDir", "x/#recycle", "2024/.ImaLink", "$RECYCLE.BIN/a"])
 def test_a_target_inside_an_ignored_folder_is_refused_with_400_and_changes_nothing(api, session, card, target):
     before = snapshot(session.file_storage)
     error = assert_error(
-        api.post(f"/api/v1/import-sessions/{session.pk}/import", {"source_path": str(card), "target_subdirectory": target}),
-        400, "target_ignored",
+        api.post(
+            f"/api/v1/import-sessions/{session.pk}/import", {"source_path": str(card), "target_subdirectory": target}
+        ),
+        400,
+        "target_ignored",
     )
     assert error["details"]["field"] == "target_subdirectory"
     assert snapshot(session.file_storage) == before
@@ -237,7 +253,9 @@ def _candidates() -> list[str]:
     return sorted(names | {"photos", "imports", "tmp", "hotpreviews", "DCIM", "eadir", "recycle"})
 
 
-def test_the_names_the_import_refuses_are_exactly_the_names_the_scan_and_the_source_walk_skip(make_storage, allowed_root, corpus):
+def test_the_names_the_import_refuses_are_exactly_the_names_the_scan_and_the_source_walk_skip(
+    make_storage, allowed_root, corpus
+):
     names = _candidates()
     jpeg = (corpus / INSIDE_PHOTO).read_bytes()
 

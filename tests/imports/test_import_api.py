@@ -46,7 +46,11 @@ def session(make_storage):
 
 def snapshot(storage):
     root = storage.full_path
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")), ImageFile.objects.count(), Job.objects.count()
+    return (
+        sorted(p.relative_to(root).as_posix() for p in root.rglob("*")),
+        ImageFile.objects.count(),
+        Job.objects.count(),
+    )
 
 
 @pytest.mark.django_db
@@ -66,7 +70,10 @@ def snapshot(storage):
 def test_bad_input_is_refused_and_changes_nothing(api, session, allowed_root, body, code):
     card = make_photos(allowed_root / "card", 2)
     storage = session.file_storage
-    body = {k: (str(card) if v == "CARD" else str(storage.full_path / "photos") if v == "STORAGE" else v) for k, v in body.items()}
+    body = {
+        k: (str(card) if v == "CARD" else str(storage.full_path / "photos") if v == "STORAGE" else v)
+        for k, v in body.items()
+    }
     before = snapshot(storage)
     assert_error(api.post(f"/api/v1/import-sessions/{session.pk}/import", body), 400, code)
     assert snapshot(storage) == before
@@ -91,7 +98,9 @@ def test_an_unplugged_storage_is_refused_with_409_and_nothing_changes(api, sessi
 def test_an_import_answers_with_its_result_when_it_finishes_in_time(celery_worker, api, session, allowed_root):
     card = make_photos(allowed_root / "card", 6)
     (card / "notes.txt").write_text("not a photo")
-    response = api.post(f"/api/v1/import-sessions/{session.pk}/import", {"source_path": str(card), "target_subdirectory": "2024/italy"})
+    response = api.post(
+        f"/api/v1/import-sessions/{session.pk}/import", {"source_path": str(card), "target_subdirectory": "2024/italy"}
+    )
     assert response.status_code == 200, response.content
     data = response.json()["data"]
     assert (data["imported"], data["duplicates"], data["failed"], data["total"]) == (6, 0, 1, 7)
@@ -125,7 +134,9 @@ def test_wait_0_answers_202_and_the_job_shows_live_progress(celery_worker, api, 
 
 def test_a_cancelled_import_stops_and_leaves_everything_consistent(celery_worker, api, session, allowed_root, corpus):
     card = make_camera_copies(allowed_root / "card", 150, corpus)
-    job_id = api.post(f"/api/v1/import-sessions/{session.pk}/import?wait=0", {"source_path": str(card)}).json()["data"]["job_id"]
+    job_id = api.post(f"/api/v1/import-sessions/{session.pk}/import?wait=0", {"source_path": str(card)}).json()["data"][
+        "job_id"
+    ]
     deadline = time.monotonic() + 60
     while (Job.objects.get(pk=job_id).progress.get("done") or 0) < 5 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -178,7 +189,7 @@ def test_the_seed_import_and_index_photos_flow_runs_against_a_live_server(imalin
     assert "# ... file processing happens here ..." in code
     code = code.replace("import requests\n", "").replace(
         "# ... file processing happens here ...",
-        'requests.post(f"/api/v1/import-sessions/{session[\'data\'][\'id\']}/import", json={"source_path": SOURCE}).raise_for_status()',
+        "requests.post(f\"/api/v1/import-sessions/{session['data']['id']}/import\", json={\"source_path\": SOURCE}).raise_for_status()",
     )
     namespace = {"requests": requests, "get_storage_id": lambda uuid: storage["id"], "SOURCE": str(card)}
     exec(compile(code, "seed-workflow-2", "exec"), namespace)

@@ -102,7 +102,9 @@ def test_metadata_is_learned(imported):
         return ImageFile.objects.get(import_session=session, original_filename=name).photo
 
     gps = photo("DSCN0010.jpg")
-    assert gps.gps_latitude == pytest.approx(43.4674, abs=1e-3) and gps.gps_longitude == pytest.approx(11.8851, abs=1e-3)
+    assert gps.gps_latitude == pytest.approx(43.4674, abs=1e-3) and gps.gps_longitude == pytest.approx(
+        11.8851, abs=1e-3
+    )
     assert gps.camera_make.upper().startswith("NIKON") and gps.taken_at.year == 2008
     assert photo("empty_gps.jpg").gps_latitude is None
     sony = photo("20250112_171126.JPG")
@@ -153,7 +155,9 @@ def test_stripped_and_truncated_raws_are_archived_without_a_preview(imported, co
 
 def test_importing_the_same_folder_again_imports_nothing(imported, allowed_root):
     storage, session, first, _ = imported
-    again = import_folder(session_id=session.pk, source_path=str(allowed_root / "card"), target_subdirectory="2024/corpus")
+    again = import_folder(
+        session_id=session.pk, source_path=str(allowed_root / "card"), target_subdirectory="2024/corpus"
+    )
     assert again.imported == 0
     assert again.duplicates == first.imported
     assert again.failed == first.failed  # bad files are still bad, and still reported

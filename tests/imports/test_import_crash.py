@@ -26,7 +26,9 @@ def wait_until(predicate, timeout=120, what="condition"):
 
 
 @pytest.mark.parametrize("kill_after", [3, 37])
-def test_a_killed_import_is_finished_exactly_by_a_rerun(celery_worker, api, make_storage, allowed_root, corpus, kill_after):
+def test_a_killed_import_is_finished_exactly_by_a_rerun(
+    celery_worker, api, make_storage, allowed_root, corpus, kill_after
+):
     storage = FileStorage.objects.get(storage_uuid=make_storage()["uuid"])
     session = ImportSession.objects.create(title="Card", file_storage=storage)
     card = make_camera_copies(allowed_root / "card" / "a", COUNT - 20, corpus)
@@ -34,7 +36,9 @@ def test_a_killed_import_is_finished_exactly_by_a_rerun(celery_worker, api, make
     body = {"source_path": str(allowed_root / "card"), "target_subdirectory": "2024"}
 
     first = api.post(f"/api/v1/import-sessions/{session.pk}/import?wait=0", body).json()["data"]["job_id"]
-    wait_until(lambda: (Job.objects.get(pk=first).progress.get("done") or 0) >= kill_after, what=f"{kill_after} files done")
+    wait_until(
+        lambda: (Job.objects.get(pk=first).progress.get("done") or 0) >= kill_after, what=f"{kill_after} files done"
+    )
     celery_worker.kill()
     assert Job.objects.get(pk=first).status == "running"
     assert ImageFile.objects.count() < COUNT, "the import finished before the kill; the test proves nothing"

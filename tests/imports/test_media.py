@@ -113,12 +113,17 @@ def mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
 def design_hothash(image: Image.Image) -> str:
     """DESIGN §2's formula, written out independently of imports.media."""
     w, h = image.size
-    return xxhash.xxh3_128(b"imalink-hothash-v1" + w.to_bytes(2, "big") + h.to_bytes(2, "big") + image.tobytes()).hexdigest()
+    return xxhash.xxh3_128(
+        b"imalink-hothash-v1" + w.to_bytes(2, "big") + h.to_bytes(2, "big") + image.tobytes()
+    ).hexdigest()
 
 
 # --- every corpus file ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("rel", [r for r in MANIFEST if r.startswith("bad/") and not r.startswith("bad/wrong_extension/")])
+
+@pytest.mark.parametrize(
+    "rel", [r for r in MANIFEST if r.startswith("bad/") and not r.startswith("bad/wrong_extension/")]
+)
 def test_it_rejects_bad_files_with_their_reason(corpus, rel):
     code, words = REJECTIONS[rel]
     with pytest.raises(MediaRejected) as caught:
@@ -130,7 +135,9 @@ def test_it_rejects_bad_files_with_their_reason(corpus, rel):
     assert words.lower() in exc.message.lower()
 
 
-@pytest.mark.parametrize("rel", [r for r in MANIFEST if not r.startswith("bad/") or r.startswith("bad/wrong_extension/")])
+@pytest.mark.parametrize(
+    "rel", [r for r in MANIFEST if not r.startswith("bad/") or r.startswith("bad/wrong_extension/")]
+)
 def test_it_accepts_good_files_with_their_content_format(corpus, rel):
     path = corpus / rel
     checksum = checksum_of(path)
@@ -162,6 +169,7 @@ def test_every_bad_file_has_an_expected_reason():
 
 # --- orientation ----------------------------------------------------------------------------------
 
+
 def test_eight_landscape_orientations_give_the_same_upright_preview(corpus):
     previews = {n: preview_of(inspect(corpus / f"jpeg/orientation/landscape_{n}.jpg")) for n in range(1, 9)}
     reference = previews[1]
@@ -186,16 +194,19 @@ def test_eight_f_orientations_give_the_same_upright_preview(corpus):
         assert mean_abs_diff(reference.transpose(method), reference) > 40
 
 
-@pytest.mark.parametrize("rel, size", [
-    ("jpeg/orientation/orientation_rectangle.jpg", (1, 2)),
-    ("jpeg/orientation/landscape_6.jpg", (600, 450)),
-    ("jpeg/orientation/portrait-orientation-6.jpg", (840, 700)),
-    ("jpeg/camera/20250112_171126.JPG", (2688, 4032)),
-    ("tiff/g4_orientation_6.tif", (590, 88)),  # stored 88x590; reads upright as a line of text
-    ("heic/iphone_7.heic", (3024, 4032)),
-    ("heic/iphone_15_pro.heic", (3024, 4032)),
-    ("heic/IMG_2682.heic", (4032, 3024)),
-])
+@pytest.mark.parametrize(
+    "rel, size",
+    [
+        ("jpeg/orientation/orientation_rectangle.jpg", (1, 2)),
+        ("jpeg/orientation/landscape_6.jpg", (600, 450)),
+        ("jpeg/orientation/portrait-orientation-6.jpg", (840, 700)),
+        ("jpeg/camera/20250112_171126.JPG", (2688, 4032)),
+        ("tiff/g4_orientation_6.tif", (590, 88)),  # stored 88x590; reads upright as a line of text
+        ("heic/iphone_7.heic", (3024, 4032)),
+        ("heic/iphone_15_pro.heic", (3024, 4032)),
+        ("heic/IMG_2682.heic", (4032, 3024)),
+    ],
+)
 def test_dimensions_are_after_orientation(corpus, rel, size):
     info = inspect(corpus / rel)
     assert (info.width, info.height) == size
@@ -218,27 +229,51 @@ def test_heic_without_irot_honours_its_original_orientation(corpus):
 
 # --- metadata -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("rel, taken_at, source", [
-    ("jpeg/camera/20240427_234934.JPG", datetime(2024, 4, 27, 23, 49, 34, tzinfo=timezone(timedelta(hours=8))), "exif:DateTimeOriginal"),
-    ("jpeg/camera/20250112_171126.JPG", datetime(2025, 1, 12, 17, 11, 26, tzinfo=timezone(timedelta(hours=4))), "exif:DateTimeOriginal"),
-    ("jpeg/camera/DSCN0010.jpg", datetime(2008, 10, 22, 16, 28, 39, tzinfo=UTC), "exif:DateTimeOriginal"),
-    ("jpeg/camera/img_1771.jpg", datetime(2003, 12, 14, 12, 1, 44, tzinfo=UTC), "exif:DateTimeOriginal"),
-    ("jpeg/camera/door-knocker.jpg", datetime(2018, 4, 27, 13, 17, 26, tzinfo=UTC), "exif:DateTimeOriginal"),
-    ("jpeg/camera/fujifilm.mpo", datetime(2013, 5, 25, 16, 38, 10, tzinfo=UTC), "exif:DateTimeOriginal"),
-    ("jpeg/dates/date-priority-test.jpg", datetime(2023, 2, 2, 2, 0, 0, tzinfo=UTC), "exif:DateTimeOriginal"),
-    ("jpeg/dates/datetimeoriginal-gps.jpg", datetime(2025, 12, 1, 11, 30, 0, tzinfo=UTC), "exif:DateTimeOriginal"),
-    ("jpeg/dates/invalid-exif-without-x-resolution.jpg", datetime(2016, 12, 3, 11, 17, 43, tzinfo=UTC), "exif:DateTimeOriginal"),
-    ("jpeg/exif_edge/exif_gps.jpg", datetime(2099, 9, 29, 10, 10, 10, tzinfo=UTC), "exif:DateTimeOriginal"),
-    ("jpeg/exif_edge/invalid-exif.jpg", datetime(2017, 3, 13, 23, 3, 9, tzinfo=timezone(timedelta(hours=-7))), "xmp"),
-    ("heic/IMG_2682.heic", datetime(2019, 3, 21, 11, 4, 22, tzinfo=UTC), "exif:DateTimeOriginal"),
-    ("png/png_with_exif_and_gps.png", datetime(2003, 12, 14, 12, 1, 44, tzinfo=UTC), "exif:DateTimeOriginal"),
-    ("tiff/casio_01.tif", datetime(2006, 2, 14, 22, 0, 58, tzinfo=UTC), "exif:DateTime"),
-    ("raw/pair/canon_eos_6d.dng", datetime(2019, 6, 6, 7, 29, 51, tzinfo=UTC), "exif:DateTimeOriginal"),
-    ("raw/metadata_only/CanonRaw.cr2", datetime(2005, 8, 3, 18, 59, 18, tzinfo=UTC), "exif:DateTimeOriginal"),
-    ("raw/metadata_only/Panasonic.rw2", datetime(2008, 8, 6, 15, 21, 56, tzinfo=UTC), "exif:DateTimeOriginal"),
-    ("raw/truncated/fixture-sony-zv-e10.arw", datetime(2021, 7, 24, 14, 23, 6, tzinfo=timezone(timedelta(hours=-7))), "exif:DateTimeOriginal"),
-    ("raw/truncated/canon.raw.cr2", datetime(2015, 11, 15, 13, 35, 29, tzinfo=UTC), "exif:DateTimeOriginal"),
-])
+
+@pytest.mark.parametrize(
+    "rel, taken_at, source",
+    [
+        (
+            "jpeg/camera/20240427_234934.JPG",
+            datetime(2024, 4, 27, 23, 49, 34, tzinfo=timezone(timedelta(hours=8))),
+            "exif:DateTimeOriginal",
+        ),
+        (
+            "jpeg/camera/20250112_171126.JPG",
+            datetime(2025, 1, 12, 17, 11, 26, tzinfo=timezone(timedelta(hours=4))),
+            "exif:DateTimeOriginal",
+        ),
+        ("jpeg/camera/DSCN0010.jpg", datetime(2008, 10, 22, 16, 28, 39, tzinfo=UTC), "exif:DateTimeOriginal"),
+        ("jpeg/camera/img_1771.jpg", datetime(2003, 12, 14, 12, 1, 44, tzinfo=UTC), "exif:DateTimeOriginal"),
+        ("jpeg/camera/door-knocker.jpg", datetime(2018, 4, 27, 13, 17, 26, tzinfo=UTC), "exif:DateTimeOriginal"),
+        ("jpeg/camera/fujifilm.mpo", datetime(2013, 5, 25, 16, 38, 10, tzinfo=UTC), "exif:DateTimeOriginal"),
+        ("jpeg/dates/date-priority-test.jpg", datetime(2023, 2, 2, 2, 0, 0, tzinfo=UTC), "exif:DateTimeOriginal"),
+        ("jpeg/dates/datetimeoriginal-gps.jpg", datetime(2025, 12, 1, 11, 30, 0, tzinfo=UTC), "exif:DateTimeOriginal"),
+        (
+            "jpeg/dates/invalid-exif-without-x-resolution.jpg",
+            datetime(2016, 12, 3, 11, 17, 43, tzinfo=UTC),
+            "exif:DateTimeOriginal",
+        ),
+        ("jpeg/exif_edge/exif_gps.jpg", datetime(2099, 9, 29, 10, 10, 10, tzinfo=UTC), "exif:DateTimeOriginal"),
+        (
+            "jpeg/exif_edge/invalid-exif.jpg",
+            datetime(2017, 3, 13, 23, 3, 9, tzinfo=timezone(timedelta(hours=-7))),
+            "xmp",
+        ),
+        ("heic/IMG_2682.heic", datetime(2019, 3, 21, 11, 4, 22, tzinfo=UTC), "exif:DateTimeOriginal"),
+        ("png/png_with_exif_and_gps.png", datetime(2003, 12, 14, 12, 1, 44, tzinfo=UTC), "exif:DateTimeOriginal"),
+        ("tiff/casio_01.tif", datetime(2006, 2, 14, 22, 0, 58, tzinfo=UTC), "exif:DateTime"),
+        ("raw/pair/canon_eos_6d.dng", datetime(2019, 6, 6, 7, 29, 51, tzinfo=UTC), "exif:DateTimeOriginal"),
+        ("raw/metadata_only/CanonRaw.cr2", datetime(2005, 8, 3, 18, 59, 18, tzinfo=UTC), "exif:DateTimeOriginal"),
+        ("raw/metadata_only/Panasonic.rw2", datetime(2008, 8, 6, 15, 21, 56, tzinfo=UTC), "exif:DateTimeOriginal"),
+        (
+            "raw/truncated/fixture-sony-zv-e10.arw",
+            datetime(2021, 7, 24, 14, 23, 6, tzinfo=timezone(timedelta(hours=-7))),
+            "exif:DateTimeOriginal",
+        ),
+        ("raw/truncated/canon.raw.cr2", datetime(2015, 11, 15, 13, 35, 29, tzinfo=UTC), "exif:DateTimeOriginal"),
+    ],
+)
 def test_taken_at_comes_from_the_best_date_in_the_file(corpus, rel, taken_at, source):
     info = inspect(corpus / rel)
     assert (info.taken_at, info.taken_at_source) == (taken_at, source)
@@ -263,17 +298,20 @@ def test_an_impossible_date_falls_through_to_the_next(tmp_path):
     assert (info.taken_at, info.taken_at_source) == (datetime(2021, 6, 30, 8, 15, tzinfo=UTC), "exif:DateTime")
 
 
-@pytest.mark.parametrize("rel, latitude, longitude", [
-    ("jpeg/camera/DSCN0010.jpg", 43.4674, 11.8851),
-    ("jpeg/camera/20250112_171126.JPG", 23.6007, 58.3931),
-    ("heic/IMG_2682.heic", 41.2203, -96.0716),
-    ("png/png_with_exif_and_gps.png", 50.2996, 14.8203),
-    ("jpeg/camera/empty_gps.jpg", None, None),
-    ("jpeg/camera/empty_gps_ifd.jpg", None, None),
-    ("jpeg/camera/20240427_234934.JPG", None, None),
-    ("jpeg/exif_edge/exif_gps_typeerror.jpg", None, None),
-    ("jpeg/exif_edge/exif_gps.jpg", None, None),
-])
+@pytest.mark.parametrize(
+    "rel, latitude, longitude",
+    [
+        ("jpeg/camera/DSCN0010.jpg", 43.4674, 11.8851),
+        ("jpeg/camera/20250112_171126.JPG", 23.6007, 58.3931),
+        ("heic/IMG_2682.heic", 41.2203, -96.0716),
+        ("png/png_with_exif_and_gps.png", 50.2996, 14.8203),
+        ("jpeg/camera/empty_gps.jpg", None, None),
+        ("jpeg/camera/empty_gps_ifd.jpg", None, None),
+        ("jpeg/camera/20240427_234934.JPG", None, None),
+        ("jpeg/exif_edge/exif_gps_typeerror.jpg", None, None),
+        ("jpeg/exif_edge/exif_gps.jpg", None, None),
+    ],
+)
 def test_gps_is_decimal_degrees_or_none(corpus, rel, latitude, longitude):
     info = inspect(corpus / rel)
     if latitude is None:
@@ -283,26 +321,30 @@ def test_gps_is_decimal_degrees_or_none(corpus, rel, latitude, longitude):
         assert info.gps_longitude == pytest.approx(longitude, abs=1e-3)
 
 
-@pytest.mark.parametrize("rel, make, model", [
-    ("jpeg/camera/20240427_234934.JPG", "Sony", "XQ-BC52"),
-    ("jpeg/camera/DSCN0010.jpg", "NIKON", "COOLPIX P6000"),
-    ("jpeg/camera/door-knocker.jpg", "OLYMPUS IMAGING CORP.", "E-M10"),
-    ("jpeg/camera/fujifilm.mpo", "FUJIFILM", "FinePix REAL 3D W3"),
-    ("heic/iphone_15_pro.heic", "Apple", "iPhone 15 Pro"),
-    ("tiff/casio_01.tif", "CASIO COMPUTER CO.,LTD", "QV-R51"),
-    ("jpeg/exif_edge/exif_gps.jpg", "Make", "XXX-XXX"),
-    ("raw/pair/canon_eos_6d.dng", "Canon", "Canon EOS 6D"),
-    ("raw/truncated/fixture-sony-zv-e10.arw", "SONY", "ZV-E10"),
-    ("raw/truncated/fixture-Leica-M10.dng", "Leica Camera AG", "LEICA M10"),
-    ("bad/wrong_extension/Issue_247-1.nef", "NIKON CORPORATION", "NIKON D70s"),
-    ("jpeg/camera/img_1771_no_exif.jpg", "", ""),
-])
+@pytest.mark.parametrize(
+    "rel, make, model",
+    [
+        ("jpeg/camera/20240427_234934.JPG", "Sony", "XQ-BC52"),
+        ("jpeg/camera/DSCN0010.jpg", "NIKON", "COOLPIX P6000"),
+        ("jpeg/camera/door-knocker.jpg", "OLYMPUS IMAGING CORP.", "E-M10"),
+        ("jpeg/camera/fujifilm.mpo", "FUJIFILM", "FinePix REAL 3D W3"),
+        ("heic/iphone_15_pro.heic", "Apple", "iPhone 15 Pro"),
+        ("tiff/casio_01.tif", "CASIO COMPUTER CO.,LTD", "QV-R51"),
+        ("jpeg/exif_edge/exif_gps.jpg", "Make", "XXX-XXX"),
+        ("raw/pair/canon_eos_6d.dng", "Canon", "Canon EOS 6D"),
+        ("raw/truncated/fixture-sony-zv-e10.arw", "SONY", "ZV-E10"),
+        ("raw/truncated/fixture-Leica-M10.dng", "Leica Camera AG", "LEICA M10"),
+        ("bad/wrong_extension/Issue_247-1.nef", "NIKON CORPORATION", "NIKON D70s"),
+        ("jpeg/camera/img_1771_no_exif.jpg", "", ""),
+    ],
+)
 def test_camera_make_and_model(corpus, rel, make, model):
     info = inspect(corpus / rel)
     assert (info.camera_make, info.camera_model) == (make, model)
 
 
 # --- RAW ------------------------------------------------------------------------------------------
+
 
 def test_a_dng_takes_its_hothash_from_its_embedded_preview(corpus):
     info = inspect(corpus / "raw/pair/canon_eos_6d.dng")
@@ -344,15 +386,19 @@ def test_wrong_extensions_are_read_by_content(corpus):
 
 # --- the hothash ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("rel", [
-    "jpeg/camera/20240427_234934.JPG",
-    "jpeg/camera/fujifilm.mpo",
-    "heic/iphone_7.heic",
-    "png/xmp_tags_orientation.png",
-    "tiff/multipage.tiff",
-    "raw/pair/canon_eos_6d.dng",
-    "raw/metadata_only/FujiFilm.raf",
-])
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "jpeg/camera/20240427_234934.JPG",
+        "jpeg/camera/fujifilm.mpo",
+        "heic/iphone_7.heic",
+        "png/xmp_tags_orientation.png",
+        "tiff/multipage.tiff",
+        "raw/pair/canon_eos_6d.dng",
+        "raw/metadata_only/FujiFilm.raf",
+    ],
+)
 def test_inspecting_twice_gives_the_same_hothash_and_preview(corpus, rel):
     first, second = inspect(corpus / rel), inspect(corpus / rel)
     assert first.hothash == second.hothash
@@ -366,7 +412,9 @@ def test_hothash_of_is_the_design_formula():
     assert HOTHASH_VERSION == "imalink-hothash-v1"
 
 
-@pytest.mark.parametrize("rel", ["jpeg/camera/20250112_171126.JPG", "jpeg/orientation/landscape_7.jpg", "jpeg/camera/DSCN0010.jpg"])
+@pytest.mark.parametrize(
+    "rel", ["jpeg/camera/20250112_171126.JPG", "jpeg/orientation/landscape_7.jpg", "jpeg/camera/DSCN0010.jpg"]
+)
 def test_a_jpeg_hothash_is_the_formula_over_its_canonical_pixels(corpus, rel):
     with Image.open(corpus / rel) as im:
         im.draft("RGB", (200, 200))
@@ -381,6 +429,7 @@ def test_a_jpeg_hothash_is_the_formula_over_its_canonical_pixels(corpus, rel):
 
 
 # --- limits and hostile input ---------------------------------------------------------------------
+
 
 def test_max_pixels_rejects_a_twelve_megapixel_photo_below_its_size(corpus):
     path = corpus / "jpeg/camera/20240427_234934.JPG"
@@ -399,8 +448,12 @@ def test_a_header_claiming_more_pixels_than_the_bytes_can_hold_is_a_bomb(tmp_pat
     # 6000x6000 grey pixels claimed in a file of a few hundred bytes; refused before any decoding.
     ihdr = struct.pack(">IIBBBBB", 6000, 6000, 8, 0, 0, 0, 0)
     path = tmp_path / "claims_36mp.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
-                     + png_chunk(b"IDAT", zlib.compress(b"\x00" * 6001)) + png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 6001))
+        + png_chunk(b"IEND", b"")
+    )
     with pytest.raises(MediaRejected) as caught:
         inspect(path)
     assert caught.value.code == "bomb"
@@ -423,20 +476,29 @@ def test_a_file_without_read_permission_is_unreadable(tmp_path):
     assert caught.value.code == "unreadable"
 
 
-@pytest.mark.parametrize("rel", [
-    "jpeg/camera/DSCN0010.jpg",
-    "jpeg/camera/frozenpond.mpo",
-    "heic/xiaomi.heic",
-    "png/exif_imagemagick_orientation.png",
-    "tiff/casio_01.tif",
-    "raw/pair/canon_eos_6d.dng",
-    "raw/RAW_KODAK_DC50.KDC",
-])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "jpeg/camera/DSCN0010.jpg",
+        "jpeg/camera/frozenpond.mpo",
+        "heic/xiaomi.heic",
+        "png/exif_imagemagick_orientation.png",
+        "tiff/casio_01.tif",
+        "raw/pair/canon_eos_6d.dng",
+        "raw/RAW_KODAK_DC50.KDC",
+    ],
+)
 def test_damaged_copies_are_archived_or_rejected_never_crash(corpus, tmp_path, rel):
     original = (corpus / rel).read_bytes()
     variants = {f"cut{n}": original[: len(original) * n // 7] for n in range(1, 7)}
-    variants.update({f"flip{n}": original[:n * 97] + bytes(b ^ 0x5A for b in original[n * 97:n * 97 + 64]) + original[n * 97 + 64:]
-                     for n in range(1, 6)})
+    variants.update(
+        {
+            f"flip{n}": original[: n * 97]
+            + bytes(b ^ 0x5A for b in original[n * 97 : n * 97 + 64])
+            + original[n * 97 + 64 :]
+            for n in range(1, 6)
+        }
+    )
     for name, data in variants.items():
         path = tmp_path / f"{name}{Path(rel).suffix}"
         path.write_bytes(data)

@@ -62,7 +62,9 @@ def is_jpeg(content):
     return content[:3] == b"\xff\xd8\xff"
 
 
-@pytest.mark.parametrize("path", ["/imports/new/", "/sessions/1/", "/photos/abc/", "/photos/abc/hotpreview.jpg", "/photos/abc/preview.jpg"])
+@pytest.mark.parametrize(
+    "path", ["/imports/new/", "/sessions/1/", "/photos/abc/", "/photos/abc/hotpreview.jpg", "/photos/abc/preview.jpg"]
+)
 def test_anonymous_visitors_are_sent_to_log_in(client, path):
     response = client.get(path)
     assert response.status_code == 302
@@ -86,7 +88,14 @@ def test_the_import_form_has_labelled_fields(logged_in, storage):
 
 
 def form_data(storage, source_path, **extra):
-    return {"storage": storage.pk, "title": "Card from Rome", "source_path": str(source_path), "target_subdirectory": "2024/rome", "recursive": "on", **extra}
+    return {
+        "storage": storage.pk,
+        "title": "Card from Rome",
+        "source_path": str(source_path),
+        "target_subdirectory": "2024/rome",
+        "recursive": "on",
+        **extra,
+    }
 
 
 @pytest.mark.parametrize(
@@ -121,7 +130,12 @@ def test_a_good_import_creates_the_session_and_a_queued_job(logged_in, storage, 
     job = Job.objects.get()
     assert response.status_code == 302
     assert response["Location"] == f"/jobs/{job.pk}/"
-    assert (session.title, session.description, session.default_author, session.file_storage) == ("Card from Rome", "Day one", author, storage)
+    assert (session.title, session.description, session.default_author, session.file_storage) == (
+        "Card from Rome",
+        "Day one",
+        author,
+        storage,
+    )
     assert (job.kind, job.status, job.session, job.storage) == ("import", "queued", session, storage)
     assert job.params == {"source_path": str(card), "target_subdirectory": "2024/rome", "recursive": True}
 
@@ -137,7 +151,7 @@ def test_the_session_page_shows_thumbnails_statuses_and_index(logged_in, session
     assert "no preview" in html
     assert html.count('class="badge ok">present<') == 3
     assert "Regenerate index" in html
-    assert "Current</dt><dd><span class=\"badge ok\">yes" in html
+    assert 'Current</dt><dd><span class="badge ok">yes' in html
 
 
 def test_the_session_page_marks_missing_files(logged_in, session):
@@ -174,7 +188,12 @@ def test_regenerating_the_index_starts_a_job(logged_in, session):
     response = logged_in.post(f"/sessions/{session.pk}/regenerate-index/")
     job = Job.objects.get()
     assert response["Location"] == f"/jobs/{job.pk}/"
-    assert (job.kind, job.session, job.storage, job.status) == ("index_session", session, session.file_storage, "queued")
+    assert (job.kind, job.session, job.storage, job.status) == (
+        "index_session",
+        session,
+        session.file_storage,
+        "queued",
+    )
 
 
 def test_regenerating_the_index_of_an_unplugged_storage_is_refused(logged_in, session, drive, allowed_root):

@@ -34,8 +34,12 @@ def import_files(storage, allowed_root, corpus, *names, folder="card", title="Ca
 @pytest.fixture
 def session(storage, allowed_root, corpus):
     return import_files(
-        storage, allowed_root, corpus,
-        "jpeg/camera/DSCN0010.jpg", "jpeg/camera/img_1771.jpg", "jpeg/camera/jolla.jpg",
+        storage,
+        allowed_root,
+        corpus,
+        "jpeg/camera/DSCN0010.jpg",
+        "jpeg/camera/img_1771.jpg",
+        "jpeg/camera/jolla.jpg",
     )
 
 
@@ -58,7 +62,9 @@ def test_it_lists_photos_newest_first(api, session):
     assert (data["count"], data["page"], data["pages"]) == (3, 1, 1)
     taken = [p["taken_at"] for p in data["photos"]]
     assert taken == sorted(taken, reverse=True)
-    assert {"hothash", "title", "rating", "tags", "author", "has_hotpreview", "hotpreview_url"} <= set(data["photos"][0])
+    assert {"hothash", "title", "rating", "tags", "author", "has_hotpreview", "hotpreview_url"} <= set(
+        data["photos"][0]
+    )
 
 
 def test_it_paginates(api, session):
@@ -114,7 +120,12 @@ def test_it_updates_the_users_metadata(api, session):
     )
     assert response.status_code == 200, response.content
     data = response.json()["data"]
-    assert (data["title"], data["rating"], data["tags"], data["author"]) == ("Town hall", 4, ["italy", "tuscany"], "Kari")
+    assert (data["title"], data["rating"], data["tags"], data["author"]) == (
+        "Town hall",
+        4,
+        ["italy", "tuscany"],
+        "Kari",
+    )
     photo.refresh_from_db()
     assert (photo.title, photo.rating, photo.tags, photo.author_id) == ("Town hall", 4, ["italy", "tuscany"], author.pk)
 
@@ -149,8 +160,16 @@ def test_an_edit_on_an_unplugged_storage_is_saved_without_an_index_job(api, sess
 
 @pytest.mark.parametrize(
     "body",
-    [{"rating": 6}, {"rating": -1}, {"tags": [""]}, {"tags": "a,b"}, {"tags": ["x" * 101]}, {"tags": [str(n) for n in range(101)]},
-     {"hothash": "changed"}, {"title": "x" * 301}],
+    [
+        {"rating": 6},
+        {"rating": -1},
+        {"tags": [""]},
+        {"tags": "a,b"},
+        {"tags": ["x" * 101]},
+        {"tags": [str(n) for n in range(101)]},
+        {"hothash": "changed"},
+        {"title": "x" * 301},
+    ],
 )
 def test_bad_updates_are_422_and_change_nothing(api, session, body):
     photo = dscn(session)

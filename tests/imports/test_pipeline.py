@@ -42,7 +42,9 @@ def test_a_name_that_exists_is_never_overwritten(session, card):
     assert theirs.read_bytes() == b"the user's own file, not ours"
     stored = ImageFile.objects.get(original_filename="IMG_001.jpg")
     assert stored.relative_path == "photos/trip/DCIM/IMG_001 (2).jpg"
-    assert file_checksum(session.file_storage.full_path / stored.relative_path) == file_checksum(card / "DCIM/IMG_001.jpg")
+    assert file_checksum(session.file_storage.full_path / stored.relative_path) == file_checksum(
+        card / "DCIM/IMG_001.jpg"
+    )
 
 
 def test_the_same_picture_with_other_bytes_becomes_another_file_of_the_photo(session, card, allowed_root):
@@ -108,7 +110,13 @@ def test_pipes_sockets_and_devices_are_reported_as_skipped_and_never_opened(sess
     ]
     if os.geteuid() == 0:  # only root may make a device node
         os.mknod(card / "null.jpg", stat.S_IFCHR | 0o600, os.makedev(1, 3))
-        expected.append({"path": "null.jpg", "code": "special_file", "reason": "a character device is not a file; it was not opened"})
+        expected.append(
+            {
+                "path": "null.jpg",
+                "code": "special_file",
+                "reason": "a character device is not a file; it was not opened",
+            }
+        )
     try:
         report = run(session, card)
     finally:

@@ -38,12 +38,15 @@ def assert_refused(api, body, status, code=None):
 
 def test_it_creates_a_session_from_the_seed_body(api, storage, author):
     # Workflow 1, step 3, exactly as the seed sends it.
-    data = create(api, {
-        "title": "Italy Vacation 2024",
-        "description": "Family trip to Rome and Venice",
-        "default_author_id": author.id,
-        "file_storage_id": storage["id"],
-    })
+    data = create(
+        api,
+        {
+            "title": "Italy Vacation 2024",
+            "description": "Family trip to Rome and Venice",
+            "default_author_id": author.id,
+            "file_storage_id": storage["id"],
+        },
+    )
 
     assert data["images_count"] == 0
     assert data["title"] == "Italy Vacation 2024"
@@ -125,17 +128,29 @@ def test_it_refuses_an_unknown_storage_id(api, storage):
 
 
 def test_it_refuses_an_unknown_storage_uuid(api, storage):
-    assert_refused(api, {"title": "Lost", "file_storage_uuid": "00000000-0000-4000-8000-000000000000"}, 404, "not_found")
+    assert_refused(
+        api, {"title": "Lost", "file_storage_uuid": "00000000-0000-4000-8000-000000000000"}, 404, "not_found"
+    )
 
 
 def test_it_refuses_an_id_and_uuid_of_different_storages(api, make_storage):
     one, two = make_storage("One"), make_storage("Two")
 
-    assert_refused(api, {"title": "Ambiguous", "file_storage_id": one["id"], "file_storage_uuid": two["storage_uuid"]}, 404, "not_found")
+    assert_refused(
+        api,
+        {"title": "Ambiguous", "file_storage_id": one["id"], "file_storage_uuid": two["storage_uuid"]},
+        404,
+        "not_found",
+    )
 
 
 def test_it_refuses_an_unknown_author(api, storage, author):
-    assert_refused(api, {"title": "Anonymous", "file_storage_id": storage["id"], "default_author_id": author.id + 1000}, 404, "not_found")
+    assert_refused(
+        api,
+        {"title": "Anonymous", "file_storage_id": storage["id"], "default_author_id": author.id + 1000},
+        404,
+        "not_found",
+    )
 
 
 def test_it_refuses_a_deactivated_storage(api, storage):

@@ -22,8 +22,17 @@ from imports.models import (
 from imports.totals import file_totals, photo_count
 from storages.models import FileStorage
 
-TRIGGERS = {f"imalink_tot_{name}" for name in ("imagefile_insert", "imagefile_delete", "imagefile_bucket", "imagefile_pair",
-                                                "storagephoto_insert", "storagephoto_delete")}
+TRIGGERS = {
+    f"imalink_tot_{name}"
+    for name in (
+        "imagefile_insert",
+        "imagefile_delete",
+        "imagefile_bucket",
+        "imagefile_pair",
+        "storagephoto_insert",
+        "storagephoto_delete",
+    )
+}
 STATUSES = [ImageFile.Status.PRESENT, ImageFile.Status.MODIFIED, ImageFile.Status.MISSING]
 
 
@@ -31,8 +40,10 @@ def from_the_rows(storage) -> tuple[dict, dict]:
     """What the totals must say, aggregated over every file row: the oracle."""
     missing = Q(status=ImageFile.Status.MISSING)
     sums = ImageFile.objects.filter(file_storage=storage).aggregate(
-        present_files=Count("id", filter=~missing), present_bytes=Sum("file_size", filter=~missing),
-        missing_files=Count("id", filter=missing), photos=Count("photo_id", distinct=True),
+        present_files=Count("id", filter=~missing),
+        present_bytes=Sum("file_size", filter=~missing),
+        missing_files=Count("id", filter=missing),
+        photos=Count("photo_id", distinct=True),
     )
     sessions = ImportSession.objects.filter(file_storage=storage).annotate(
         present=Count("image_files", filter=~Q(image_files__status=ImageFile.Status.MISSING)),
@@ -49,8 +60,15 @@ def from_the_totals(storage) -> tuple[dict, dict]:
 
 def new_file(rng, storage, session, photo, n) -> ImageFile:
     return ImageFile(
-        photo=photo, import_session=session, file_storage=storage, relative_path=f"photos/{n:05}.jpg", original_filename=f"{n:05}.jpg",
-        file_format="jpeg", file_size=rng.randrange(1, 50_000_000), mtime_ns=1_700_000_000_000_000_000, checksum=f"{n:032x}",
+        photo=photo,
+        import_session=session,
+        file_storage=storage,
+        relative_path=f"photos/{n:05}.jpg",
+        original_filename=f"{n:05}.jpg",
+        file_format="jpeg",
+        file_size=rng.randrange(1, 50_000_000),
+        mtime_ns=1_700_000_000_000_000_000,
+        checksum=f"{n:032x}",
         status=rng.choice(STATUSES),
     )
 
@@ -84,7 +102,9 @@ def test_the_totals_match_the_rows_after_every_kind_of_change(make_storage):
     def raw_sql(files):
         ids = list(files.values_list("id", flat=True))
         with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE imports_imagefile SET status = 'missing', file_size = file_size + 1 WHERE id IN ({','.join(map(str, ids))})")
+            cursor.execute(
+                f"UPDATE imports_imagefile SET status = 'missing', file_size = file_size + 1 WHERE id IN ({','.join(map(str, ids))})"
+            )
 
     def one_by_save(files):
         for image_file in files:
@@ -114,7 +134,10 @@ def test_the_totals_match_the_rows_after_every_kind_of_change(make_storage):
 
     ImageFile.objects.all().delete()
     for storage in storages:
-        assert from_the_totals(storage) == ({"present_files": 0, "present_bytes": 0, "missing_files": 0, "photos": 0}, {})
+        assert from_the_totals(storage) == (
+            {"present_files": 0, "present_bytes": 0, "missing_files": 0, "photos": 0},
+            {},
+        )
     assert not StoragePhoto.objects.exists(), "a pair outlived its last file"
 
 
@@ -124,7 +147,9 @@ def test_a_flush_leaves_no_totals_behind(make_storage):
     storage = FileStorage.objects.get(storage_uuid=make_storage("Flushed")["uuid"])
     session = ImportSession.objects.create(title="S", file_storage=storage)
     rng = random.Random(1)
-    ImageFile.objects.bulk_create([new_file(rng, storage, session, Photo.objects.create(hothash=f"{n:032x}"), n) for n in range(5)])
+    ImageFile.objects.bulk_create(
+        [new_file(rng, storage, session, Photo.objects.create(hothash=f"{n:032x}"), n) for n in range(5)]
+    )
     assert StorageTotals.objects.get(file_storage=storage).photos == 5
 
     call_command("flush", interactive=False, verbosity=0)
@@ -138,7 +163,9 @@ def test_the_migration_counts_the_rows_already_there(make_storage):
     storage = FileStorage.objects.get(storage_uuid=make_storage("Before")["uuid"])
     sessions = [ImportSession.objects.create(title=f"S{n}", file_storage=storage) for n in range(3)]
     photos = [Photo.objects.create(hothash=f"{n:032x}") for n in range(7)]
-    ImageFile.objects.bulk_create([new_file(rng, storage, rng.choice(sessions), rng.choice(photos), n) for n in range(40)])
+    ImageFile.objects.bulk_create(
+        [new_file(rng, storage, rng.choice(sessions), rng.choice(photos), n) for n in range(40)]
+    )
     expected = from_the_rows(storage)
     assert from_the_totals(storage) == expected
 

@@ -29,7 +29,9 @@ def webhook():
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            server.bodies.append({"path": self.path, "content_type": self.headers["Content-Type"], "json": json.loads(body)})
+            server.bodies.append(
+                {"path": self.path, "content_type": self.headers["Content-Type"], "json": json.loads(body)}
+            )
             self.send_response(server.status)
             self.end_headers()
 
@@ -46,7 +48,9 @@ def webhook():
     server.server_close()
 
 
-def test_an_unplugged_drive_is_mailed_once_and_again_when_it_returns(alert_settings, make_storage, allowed_root, mailoutbox):
+def test_an_unplugged_drive_is_mailed_once_and_again_when_it_returns(
+    alert_settings, make_storage, allowed_root, mailoutbox
+):
     storage = FileStorage.objects.get(storage_uuid=make_storage("Travel drive")["uuid"])
     away = allowed_root / "away"
     storage.full_path.rename(away)
@@ -92,7 +96,9 @@ def test_opened_and_cleared_in_one_mail(alert_settings, make_storage, allowed_ro
     alert_settings.IMALINK_LOW_SPACE_GB = 10**9
     report = run_health_check()
     assert mailoutbox[-1].subject == "ImaLink: 2 new issues, 1 cleared"
-    assert sorted(report.alerts["opened"]) == sorted([f"not_accessible:{plugged.storage_uuid}", f"low_space:{unplugged.storage_uuid}"])
+    assert sorted(report.alerts["opened"]) == sorted(
+        [f"not_accessible:{plugged.storage_uuid}", f"low_space:{unplugged.storage_uuid}"]
+    )
     assert report.alerts["cleared"] == [f"not_accessible:{unplugged.storage_uuid}"]
 
 
@@ -119,12 +125,20 @@ def test_the_webhook_gets_the_changes_as_json(alert_settings, webhook, make_stor
     assert [i["key"] for i in sent["json"]["opened"]] == [f"not_accessible:{storage.storage_uuid}"]
     assert sent["json"]["opened"][0]["message"].startswith("Storage 'Travel drive' is not accessible")
     assert sent["json"]["cleared"] == []
-    assert sent["json"]["summary"] == {"total_storages": 1, "accessible_storages": 0, "total_files": 0, "total_size_gb": 0.0, "issues_count": 1}
+    assert sent["json"]["summary"] == {
+        "total_storages": 1,
+        "accessible_storages": 0,
+        "total_files": 0,
+        "total_size_gb": 0.0,
+        "issues_count": 1,
+    }
     run_health_check()
     assert len(webhook.bodies) == 1, "nothing changed, nothing posted"
 
 
-def test_a_failing_webhook_is_retried_once_and_recorded(alert_settings, webhook, make_storage, allowed_root, mailoutbox):
+def test_a_failing_webhook_is_retried_once_and_recorded(
+    alert_settings, webhook, make_storage, allowed_root, mailoutbox
+):
     alert_settings.IMALINK_ALERT_WEBHOOK = webhook.url
     webhook.status = 500
     storage = FileStorage.objects.get(storage_uuid=make_storage("X")["uuid"])
@@ -134,7 +148,9 @@ def test_a_failing_webhook_is_retried_once_and_recorded(alert_settings, webhook,
     assert report.alerts["webhook"] == "failed: HTTP 500" and report.alerts["email"] is True
 
 
-def test_a_webhook_that_refuses_connections_is_recorded_and_the_report_kept(alert_settings, make_storage, allowed_root, mailoutbox):
+def test_a_webhook_that_refuses_connections_is_recorded_and_the_report_kept(
+    alert_settings, make_storage, allowed_root, mailoutbox
+):
     alert_settings.IMALINK_ALERT_WEBHOOK = f"http://127.0.0.1:{free_port()}/hook"
     storage = FileStorage.objects.get(storage_uuid=make_storage("X")["uuid"])
     storage.full_path.rename(allowed_root / "away")

@@ -18,7 +18,14 @@ from tests.seed import seed_python_block
 
 def make_sessions(make_storage, allowed_root, corpus, count):
     storages = [FileStorage.objects.get(storage_uuid=make_storage(name)["uuid"]) for name in ("A", "B")]
-    names = ["jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "png/hopper.png", "jpeg/camera/img_1771.jpg", "jpeg/camera/canon_hdr_NO.jpg", "heic/IMG_2682.heic"]
+    names = [
+        "jpeg/camera/DSCN0010.jpg",
+        "jpeg/camera/jolla.jpg",
+        "png/hopper.png",
+        "jpeg/camera/img_1771.jpg",
+        "jpeg/camera/canon_hdr_NO.jpg",
+        "heic/IMG_2682.heic",
+    ]
     sessions = []
     for i in range(count):
         folder = allowed_root / f"s{i}"  # import_some makes its card folder inside this one
@@ -27,7 +34,9 @@ def make_sessions(make_storage, allowed_root, corpus, count):
     return storages, sessions
 
 
-def test_a_batch_runs_as_one_parent_job_with_children_across_the_workers(celery_worker, api, make_storage, allowed_root, corpus):
+def test_a_batch_runs_as_one_parent_job_with_children_across_the_workers(
+    celery_worker, api, make_storage, allowed_root, corpus
+):
     celery_worker.stop()
     celery_worker.start(concurrency=2)
     storages, sessions = make_sessions(make_storage, allowed_root, corpus, 4)
@@ -37,7 +46,9 @@ def test_a_batch_runs_as_one_parent_job_with_children_across_the_workers(celery_
     response = api.post("/api/v1/storage-index/batch", {"session_ids": [s.pk for s in sessions]})
     assert response.status_code == 200, response.content
     data = response.json()["data"]
-    assert (data["succeeded"], data["failed"]) == (4, 0) and sorted(data["session_ids"]) == sorted(s.pk for s in sessions)
+    assert (data["succeeded"], data["failed"]) == (4, 0) and sorted(data["session_ids"]) == sorted(
+        s.pk for s in sessions
+    )
     parent = Job.objects.get(pk=data["job_id"])
     assert parent.progress["total"] == parent.progress["done"] == 4
     children = Job.objects.filter(parent=parent)
@@ -61,12 +72,21 @@ def test_the_seed_batch_generate_indexes_works_while_a_scan_runs(imalink_server,
         photo.title = f"Set before the batch {session.pk}"
         photo.save()
     # A scan of each storage runs at the same time as the five POSTs.
-    scans = [requests.post(f"{imalink_server.url}/api/v1/storage-index/scan/{s.storage_uuid}?wait=0", headers={"Authorization": f"Bearer {token}"}, timeout=30).json()["data"]["job_id"] for s in storages]
+    scans = [
+        requests.post(
+            f"{imalink_server.url}/api/v1/storage-index/scan/{s.storage_uuid}?wait=0",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        ).json()["data"]["job_id"]
+        for s in storages
+    ]
 
     code = seed_python_block("Workflow 8", "Batch Index Generation")
     assert code.startswith("import asyncio\nimport aiohttp\n")
     code = code.replace("http://localhost:8000", imalink_server.url)
-    code = code.replace("aiohttp.ClientSession()", f'aiohttp.ClientSession(headers={{"Authorization": "Bearer {token}"}})')
+    code = code.replace(
+        "aiohttp.ClientSession()", f'aiohttp.ClientSession(headers={{"Authorization": "Bearer {token}"}})'
+    )
     code = code.replace("session_ids = [42, 43, 44, 45, 46]", f"session_ids = {[s.pk for s in sessions]}")
     namespace = {"__name__": "seed_workflow_8"}
     exec(compile(code, "seed-workflow-8-batch", "exec"), namespace)

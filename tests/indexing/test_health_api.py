@@ -39,9 +39,21 @@ def test_latest_is_the_newest_report(api, make_storage, allowed_root, settings):
     data = response.json()["data"]
     assert set(data) == REPORT_FIELDS
     assert data["id"] == newest.pk and data["healthy"] is False
-    assert data["summary"] == {"total_storages": 1, "accessible_storages": 0, "total_files": 0, "total_size_gb": 0.0, "issues_count": 1}
-    assert data["issues"] == [{"key": f"not_accessible:{storage.storage_uuid}", "severity": "error",
-                               "message": newest.issues[0]["message"], "storage_uuid": str(storage.storage_uuid)}]
+    assert data["summary"] == {
+        "total_storages": 1,
+        "accessible_storages": 0,
+        "total_files": 0,
+        "total_size_gb": 0.0,
+        "issues_count": 1,
+    }
+    assert data["issues"] == [
+        {
+            "key": f"not_accessible:{storage.storage_uuid}",
+            "severity": "error",
+            "message": newest.issues[0]["message"],
+            "storage_uuid": str(storage.storage_uuid),
+        }
+    ]
     assert data["alerts"]["opened"] == [f"not_accessible:{storage.storage_uuid}"]
     assert data["storages"][0]["name"] == "Unplugged" and data["storages"][0]["accessible"] is False
     assert set(data["growth"]) >= {"files", "bytes", "files_added", "since"}
@@ -61,7 +73,11 @@ def test_reports_are_paginated_newest_first(api, settings):
 
 @pytest.mark.django_db
 def test_the_routes_need_auth(client):
-    for method, path in [("get", "/api/v1/health/reports/latest"), ("get", "/api/v1/health/reports/"), ("post", "/api/v1/health/check")]:
+    for method, path in [
+        ("get", "/api/v1/health/reports/latest"),
+        ("get", "/api/v1/health/reports/"),
+        ("post", "/api/v1/health/check"),
+    ]:
         assert_error(getattr(client, method)(path), 401, "unauthorized")
 
 
@@ -90,12 +106,18 @@ def test_check_runs_on_a_worker_and_answers_with_the_report(celery_worker, api, 
 
 # --- the seed's Workflow 7 --------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def small_drive(allowed_root):
     """A 500 MB tmpfs inside the allowed root: a drive with less than the seed's 1 GB free."""
     mount_point = allowed_root / "small-drive"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=500m", "tmpfs", str(mount_point)], capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=500m", "tmpfs", str(mount_point)], capture_output=True
+        ).returncode
+        == 0
+    )
     require(mounted, "mount -t tmpfs (needs root)")
     yield mount_point
     subprocess.run(["umount", "-l", str(mount_point)], check=False)
@@ -103,7 +125,9 @@ def small_drive(allowed_root):
 
 @pytest.mark.live_server_http
 @pytest.mark.parametrize("unplug", [False, True], ids=["plugged", "one-unplugged"])
-def test_the_seed_daily_health_check_runs_against_a_live_server(unplug, imalink_server, allowed_root, make_storage, small_drive, tmp_path, capsys, monkeypatch):
+def test_the_seed_daily_health_check_runs_against_a_live_server(
+    unplug, imalink_server, allowed_root, make_storage, small_drive, tmp_path, capsys, monkeypatch
+):
     from django.contrib.auth import get_user_model
 
     from imalink.models import ApiToken
@@ -115,7 +139,9 @@ def test_the_seed_daily_health_check_runs_against_a_live_server(unplug, imalink_
 
     def fill(storage, photos, seed):
         session = ImportSession.objects.create(title=f"{storage.display_name} photos", file_storage=storage)
-        import_folder(session_id=session.pk, source_path=str(make_photos(allowed_root / f"card-{seed}", photos, seed=seed)))
+        import_folder(
+            session_id=session.pk, source_path=str(make_photos(allowed_root / f"card-{seed}", photos, seed=seed))
+        )
         write_storage_indexes(storage)
 
     main = FileStorage.objects.get(storage_uuid=make_storage("Main")["uuid"])

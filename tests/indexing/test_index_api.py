@@ -17,7 +17,12 @@ from storages.models import FileStorage
 from tests.conftest import assert_error
 from tests.seed import SEED, SeedRequests, seed_python_block
 
-CARD_FILES = ["jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "raw/pair/canon_eos_6d.dng", "raw/pair/canon_eos_6d.JPG"]
+CARD_FILES = [
+    "jpeg/camera/DSCN0010.jpg",
+    "jpeg/camera/jolla.jpg",
+    "raw/pair/canon_eos_6d.dng",
+    "raw/pair/canon_eos_6d.JPG",
+]
 
 
 @pytest.fixture
@@ -46,7 +51,9 @@ def imported(storage, allowed_root, corpus):
 
 def index_files(storage):
     root = storage.full_path
-    return sorted(p.relative_to(root).as_posix() for p in [root / "index.json", *(root / "imports").glob("*.json")] if p.exists())
+    return sorted(
+        p.relative_to(root).as_posix() for p in [root / "index.json", *(root / "imports").glob("*.json")] if p.exists()
+    )
 
 
 def remove_indexes(storage):
@@ -70,6 +77,7 @@ def wait_for_job(api, job_id, timeout=60):
 
 
 # --- writing, as jobs on a real worker --------------------------------------------------------------
+
 
 def test_post_session_writes_its_index_and_answers_with_the_result(celery_worker, api, storage, imported):
     first, second = imported
@@ -119,6 +127,7 @@ def test_post_generate_writes_every_session_index_and_the_master(celery_worker, 
 
 # --- status -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_status_reports_each_index(api, storage, imported):
     first, second = imported
@@ -127,7 +136,9 @@ def test_status_reports_each_index(api, storage, imported):
     data = api.get(f"/api/v1/storage-index/status/{storage.storage_uuid}").json()["data"]
     assert data["master_index_exists"] is True and data["master_index"]["status"] == "current"
     assert [(s["session_id"], s["exists"], s["readable"], s["current"], s["status"]) for s in data["sessions"]] == [
-        (first.pk, True, True, True, "current"), (second.pk, True, True, True, "current")]
+        (first.pk, True, True, True, "current"),
+        (second.pk, True, True, True, "current"),
+    ]
     assert data["sessions"][0]["index_file"] == f"imports/session_{first.pk}.json"
     assert data["healthy"] is True
     assert data["last_generated"] and data["last_generated"].startswith(storage.last_index_at.isoformat()[:19])
@@ -139,7 +150,10 @@ def test_status_reports_each_index(api, storage, imported):
     (storage.full_path / f"imports/session_{second.pk}.json").write_text("{ not json")
     data = api.get(f"/api/v1/storage-index/status/{storage.storage_uuid}").json()["data"]
     assert data["master_index_exists"] is False and data["master_index"]["status"] == "missing"
-    assert [(s["exists"], s["readable"], s["status"]) for s in data["sessions"]] == [(True, True, "current"), (True, False, "corrupt")]
+    assert [(s["exists"], s["readable"], s["status"]) for s in data["sessions"]] == [
+        (True, True, "current"),
+        (True, False, "corrupt"),
+    ]
     assert data["healthy"] is False
 
 
@@ -156,6 +170,7 @@ def test_status_survives_a_hand_edited_index_with_an_odd_generated_at(api, stora
 
 
 # --- reading the files on disk ----------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_get_master_and_session_return_the_files_as_they_are_on_disk(api, storage, imported):
@@ -192,7 +207,7 @@ def test_a_deleted_index_is_404_index_missing(api, storage, imported):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("garbage", [b"{\"storage_info\": {\"uuid\": ", b"\xff\xfe\x00garbage", b"[1, 2]", b""])
+@pytest.mark.parametrize("garbage", [b'{"storage_info": {"uuid": ', b"\xff\xfe\x00garbage", b"[1, 2]", b""])
 def test_a_garbage_index_is_409_index_corrupt(api, storage, imported, garbage):
     first, _ = imported
     (storage.full_path / "index.json").write_bytes(garbage)
@@ -219,6 +234,7 @@ def test_50_mb_of_nesting_is_409_index_corrupt_without_a_crash(api, storage, imp
 
 
 # --- refusals ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_unknown_sessions_and_storages_are_404(api, storage):
@@ -263,6 +279,7 @@ def test_an_unplugged_storage_is_409_on_every_route_and_nothing_is_written(api, 
 
 # --- the seed's Workflow 8 --------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_the_seed_validate_storage_integrity_script_finds_missing_files(api, storage, imported):
     if not SEED.exists():
@@ -290,4 +307,6 @@ def test_the_seed_validate_storage_integrity_script_finds_missing_files(api, sto
     (root / entry["path"]).unlink()
     result = validate(str(storage.storage_uuid))
     assert result["validated_files"] == len(entries) - 1
-    assert result["missing_files"] == [{"hothash": hothash, "expected_path": f"{root}/{entry['path']}", "session_id": session_id}]
+    assert result["missing_files"] == [
+        {"hothash": hothash, "expected_path": f"{root}/{entry['path']}", "session_id": session_id}
+    ]

@@ -18,8 +18,20 @@ from storages.models import FileStorage
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CARD_FILES = ["jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg"]
-TRIGGERS = {f"imalink_rev_{name}" for name in ("imagefile_insert", "imagefile_update", "imagefile_delete", "photo_update", "author_update",
-                                                "importsession_insert", "importsession_update", "importsession_delete", "filestorage_update")}
+TRIGGERS = {
+    f"imalink_rev_{name}"
+    for name in (
+        "imagefile_insert",
+        "imagefile_update",
+        "imagefile_delete",
+        "photo_update",
+        "author_update",
+        "importsession_insert",
+        "importsession_update",
+        "importsession_delete",
+        "filestorage_update",
+    )
+}
 
 
 @pytest.fixture
@@ -57,23 +69,43 @@ def test_bare_updates_bump_the_indexes_built_from_them(session):
     photos = Photo.objects.filter(files__import_session=session)
     files = ImageFile.objects.filter(import_session=session)
     assert bumped(session, lambda: photos.update(rating=4)) == (True, False)
-    assert bumped(session, lambda: Author.objects.filter(pk=session.default_author_id).update(email="kari@example.com")) == (True, False)
-    assert bumped(session, lambda: ImportSession.objects.filter(pk=session.pk).update(description="Italy")) == (True, False)
+    assert bumped(
+        session, lambda: Author.objects.filter(pk=session.default_author_id).update(email="kari@example.com")
+    ) == (True, False)
+    assert bumped(session, lambda: ImportSession.objects.filter(pk=session.pk).update(description="Italy")) == (
+        True,
+        False,
+    )
     assert bumped(session, lambda: ImportSession.objects.filter(pk=session.pk).update(title="Italy")) == (True, True)
     assert bumped(session, lambda: files.update(checksum="0" * 32)) == (True, False)
     assert bumped(session, lambda: files.update(status=ImageFile.Status.MISSING)) == (True, True)
-    assert bumped(session, lambda: FileStorage.objects.filter(pk=session.file_storage_id).update(display_name="Renamed")) == (False, True)
-    assert bumped(session, lambda: FileStorage.objects.filter(pk=session.file_storage_id).update(directory_name="imalink_moved")) == (True, True)
+    assert bumped(
+        session, lambda: FileStorage.objects.filter(pk=session.file_storage_id).update(display_name="Renamed")
+    ) == (False, True)
+    assert bumped(
+        session, lambda: FileStorage.objects.filter(pk=session.file_storage_id).update(directory_name="imalink_moved")
+    ) == (True, True)
 
 
 def test_what_no_index_holds_bumps_nothing(session):
     from django.utils import timezone
 
     now = timezone.now()
-    assert bumped(session, lambda: ImageFile.objects.filter(import_session=session).update(last_seen_at=now)) == (False, False)
-    assert bumped(session, lambda: Photo.objects.filter(files__import_session=session).update(hotpreview=b"x")) == (False, False)
-    assert bumped(session, lambda: Photo.objects.filter(files__import_session=session).update(rating=0)) == (False, False)  # unchanged
-    assert bumped(session, lambda: FileStorage.objects.filter(pk=session.file_storage_id).update(last_index_at=now, free_bytes=1)) == (False, False)
+    assert bumped(session, lambda: ImageFile.objects.filter(import_session=session).update(last_seen_at=now)) == (
+        False,
+        False,
+    )
+    assert bumped(session, lambda: Photo.objects.filter(files__import_session=session).update(hotpreview=b"x")) == (
+        False,
+        False,
+    )
+    assert bumped(session, lambda: Photo.objects.filter(files__import_session=session).update(rating=0)) == (
+        False,
+        False,
+    )  # unchanged
+    assert bumped(
+        session, lambda: FileStorage.objects.filter(pk=session.file_storage_id).update(last_index_at=now, free_bytes=1)
+    ) == (False, False)
 
 
 def test_rows_added_and_removed_bump_the_indexes(session):
@@ -82,8 +114,17 @@ def test_rows_added_and_removed_bump_the_indexes(session):
     assert bumped(session, lambda: other.delete()) == (False, True)
     photo = Photo.objects.filter(files__import_session=session).first()
     row = ImageFile.objects.filter(photo=photo).first()
-    added = ImageFile(photo=photo, import_session=session, file_storage=session.file_storage, relative_path="photos/copy.jpg",
-                      original_filename="copy.jpg", file_format="jpeg", file_size=row.file_size, mtime_ns=0, checksum=row.checksum)
+    added = ImageFile(
+        photo=photo,
+        import_session=session,
+        file_storage=session.file_storage,
+        relative_path="photos/copy.jpg",
+        original_filename="copy.jpg",
+        file_format="jpeg",
+        file_size=row.file_size,
+        mtime_ns=0,
+        checksum=row.checksum,
+    )
     assert bumped(session, lambda: ImageFile.objects.bulk_create([added])) == (True, True)
     assert bumped(session, lambda: ImageFile.objects.filter(relative_path="photos/copy.jpg").delete()) == (True, True)
 

@@ -33,10 +33,14 @@ def dead_pid() -> int:
 
 def running_job(worker: str, *, heartbeat_age: float = 0, **fields) -> Job:
     beat = timezone.now() - timedelta(seconds=heartbeat_age)
-    return Job.objects.create(kind="scan", status=Job.Status.RUNNING, started_at=beat, worker=worker, heartbeat_at=beat, **fields)
+    return Job.objects.create(
+        kind="scan", status=Job.Status.RUNNING, started_at=beat, worker=worker, heartbeat_at=beat, **fields
+    )
 
 
-def test_a_running_job_names_its_process_and_its_heartbeat_advances_during_a_silent_step(transactional_db, settings, monkeypatch):
+def test_a_running_job_names_its_process_and_its_heartbeat_advances_during_a_silent_step(
+    transactional_db, settings, monkeypatch
+):
     settings.IMALINK_JOB_HEARTBEAT_S = 0.1
     monkeypatch.setitem(jobs.RUNNERS, "slow", f"{__name__}.slow_runner")
     job = jobs.job_start(kind="slow", params={"seconds": 1.0}, enqueue=False)
@@ -120,14 +124,20 @@ def test_a_finished_or_reclaimed_job_is_never_failed_by_a_late_sweep(settings):
     assert job.status == Job.Status.SUCCEEDED and job.errors == []
 
 
-def test_a_queued_job_whose_message_was_lost_is_sent_again(transactional_db, redis_available, test_queue, settings, api):
+def test_a_queued_job_whose_message_was_lost_is_sent_again(
+    transactional_db, redis_available, test_queue, settings, api
+):
     import redis
 
     settings.IMALINK_JOB_STALE_S = 60
     lost = jobs.job_start(kind="accessibility_check", enqueue=False)
-    Job.objects.filter(pk=lost.pk).update(celery_task_id="lost-in-a-redis-restart", enqueued_at=timezone.now() - timedelta(seconds=300))
+    Job.objects.filter(pk=lost.pk).update(
+        celery_task_id="lost-in-a-redis-restart", enqueued_at=timezone.now() - timedelta(seconds=300)
+    )
     fresh = jobs.job_start(kind="accessibility_check", enqueue=False)
-    Job.objects.filter(pk=fresh.pk).update(celery_task_id="still-waiting", enqueued_at=timezone.now() - timedelta(seconds=5))
+    Job.objects.filter(pk=fresh.pk).update(
+        celery_task_id="still-waiting", enqueued_at=timezone.now() - timedelta(seconds=5)
+    )
 
     assert api.get("/api/v1/jobs/").status_code == 200  # a read never talks to the broker
     assert Job.objects.get(pk=lost.pk).celery_task_id == "lost-in-a-redis-restart"
@@ -136,12 +146,18 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again(transactional_db, red
 
     assert touched == {"failed": [], "resent": [lost.pk]}
     lost.refresh_from_db()
-    assert lost.celery_task_id != "lost-in-a-redis-restart" and lost.enqueued_at > timezone.now() - timedelta(seconds=30)
+    assert lost.celery_task_id != "lost-in-a-redis-restart" and lost.enqueued_at > timezone.now() - timedelta(
+        seconds=30
+    )
     # kombu keeps the instance's queues under its key prefix (IMALINK_REDIS_PREFIX).
-    assert redis.Redis.from_url(redis_available).llen(settings.IMALINK_REDIS_PREFIX + test_queue) == 1, "the message is on the broker again"
+    assert redis.Redis.from_url(redis_available).llen(settings.IMALINK_REDIS_PREFIX + test_queue) == 1, (
+        "the message is on the broker again"
+    )
 
 
-def test_a_worker_killed_mid_import_leaves_a_failed_job_and_a_rerun_completes(celery_worker, make_storage, allowed_root, corpus, api):
+def test_a_worker_killed_mid_import_leaves_a_failed_job_and_a_rerun_completes(
+    celery_worker, make_storage, allowed_root, corpus, api
+):
     storage = FileStorage.objects.get(storage_uuid=make_storage("Main")["uuid"])
     session = ImportSession.objects.create(title="Card", file_storage=storage)
     card = make_camera_copies(allowed_root / "card", 60, corpus)
@@ -168,7 +184,9 @@ def test_a_worker_killed_mid_import_leaves_a_failed_job_and_a_rerun_completes(ce
     assert Job.objects.get(pk=rerun_id).status == Job.Status.SUCCEEDED, Job.objects.get(pk=rerun_id).errors
     rows = ImageFile.objects.filter(file_storage=storage)
     assert rows.count() == 60
-    placed = {p.relative_to(storage.full_path).as_posix() for p in (storage.full_path / "photos").rglob("*") if p.is_file()}
+    placed = {
+        p.relative_to(storage.full_path).as_posix() for p in (storage.full_path / "photos").rglob("*") if p.is_file()
+    }
     assert placed == set(rows.values_list("relative_path", flat=True)), "a file without a row, or a row without a file"
     assert not any((storage.full_path / ".imalink" / "tmp").iterdir()), "an orphan in .imalink/tmp"
 

@@ -70,20 +70,48 @@ def test_a_job_is_claimed_only_once(admin_user):
     assert jobs.job_run(job.pk) is None
 
 
-def test_the_embedded_broker_carries_a_job_without_redis(transactional_db, allowed_root, make_storage, tmp_path, test_queue):
+def test_the_embedded_broker_carries_a_job_without_redis(
+    transactional_db, allowed_root, make_storage, tmp_path, test_queue
+):
     """What `make run` uses when no Redis answers: kombu's filesystem transport under var/."""
     make_storage("Main")
     env = subprocess_env(tmp_path, CELERY_BROKER_URL="filesystem://", REDIS_URL="redis://127.0.0.1:1/0")
     log = tmp_path / "worker.log"
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "imalink", "worker", "--loglevel", "INFO", "--queues", test_queue, "--concurrency", "1",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "imalink",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--queues",
+            test_queue,
+            "--concurrency",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         wait_for_line(log, "ready.", worker)
         starter = "from indexing.jobs import job_start; print('JOB', job_start(kind='accessibility_check').pk)"
-        out = subprocess.run([sys.executable, "manage.py", "shell", "-c", starter], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", starter],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         job_id = int(out.stdout.split("JOB")[1])
         finished = wait_finished(job_id)

@@ -30,8 +30,20 @@ def test_pages_need_a_login(client, url):
 
 
 def test_the_job_page_shows_progress_failures_and_a_cancel_button(browser):
-    job = Job.objects.create(kind="import", status="running", progress={"total": 10, "done": 4, "imported": 3, "failed": 1, "current": "DCIM/IMG_5.jpg",
-                                                                      "recent_failures": [{"path": "bad.jpg", "code": "truncated", "reason": "truncated: image file is truncated"}]})
+    job = Job.objects.create(
+        kind="import",
+        status="running",
+        progress={
+            "total": 10,
+            "done": 4,
+            "imported": 3,
+            "failed": 1,
+            "current": "DCIM/IMG_5.jpg",
+            "recent_failures": [
+                {"path": "bad.jpg", "code": "truncated", "reason": "truncated: image file is truncated"}
+            ],
+        },
+    )
     page = browser.get(f"/jobs/{job.pk}/").content.decode()
     assert f'data-job-id="{job.pk}"' in page and '<progress class="bar" data-bar' in page
     assert "DCIM/IMG_5.jpg" in page and "bad.jpg: truncated: image file is truncated" in page
@@ -42,7 +54,11 @@ def test_the_job_page_shows_progress_failures_and_a_cancel_button(browser):
 
 
 def test_the_job_page_shows_a_finished_import(browser):
-    job = Job.objects.create(kind="import", status="succeeded", result={"imported": 5, "duplicates": 1, "failed": 0, "total": 6, "duration_s": 1.5, "failures": []})
+    job = Job.objects.create(
+        kind="import",
+        status="succeeded",
+        result={"imported": 5, "duplicates": 1, "failed": 0, "total": 6, "duration_s": 1.5, "failures": []},
+    )
     page = browser.get(f"/jobs/{job.pk}/").content.decode()
     assert "Imported 5, duplicates 1, failed 0 of 6 files" in page and "Cancel" not in page
 
@@ -86,7 +102,13 @@ def test_the_health_check_reports_the_seed_figures_and_issues(make_storage, allo
     messages = [i["message"] for i in report.issues]
     assert any("'Unplugged' is not accessible" in m for m in messages)
     assert any("'Good' is low on space" in m for m in messages)
-    assert report.summary == {"total_storages": 2, "accessible_storages": 1, "total_files": 1, "total_size_gb": report.summary["total_size_gb"], "issues_count": len(report.issues)}
+    assert report.summary == {
+        "total_storages": 2,
+        "accessible_storages": 1,
+        "total_files": 1,
+        "total_size_gb": report.summary["total_size_gb"],
+        "issues_count": len(report.issues),
+    }
     assert report.growth["files_added"] == 1
     second = run_health_check()
     assert second.growth["files_added"] == 0 and second.growth["since"] == report.created_at.isoformat()

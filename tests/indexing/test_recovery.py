@@ -19,10 +19,22 @@ from storages.models import FileStorage
 from storages.services import storage_create
 
 CARDS = {
-    "A": [("trip", ["jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "raw/pair/canon_eos_6d.dng", "raw/pair/canon_eos_6d.JPG"]),
-          ("party", ["jpeg/camera/canon_hdr_NO.jpg", "raw/metadata_only/Nikon.nef"])],
-    "B": [("heic", ["heic/IMG_2682.heic", "png/hopper.png"]),
-          ("old", ["jpeg/camera/img_1771.jpg", "tiff/casio_01.tif"])],
+    "A": [
+        (
+            "trip",
+            [
+                "jpeg/camera/DSCN0010.jpg",
+                "jpeg/camera/jolla.jpg",
+                "raw/pair/canon_eos_6d.dng",
+                "raw/pair/canon_eos_6d.JPG",
+            ],
+        ),
+        ("party", ["jpeg/camera/canon_hdr_NO.jpg", "raw/metadata_only/Nikon.nef"]),
+    ],
+    "B": [
+        ("heic", ["heic/IMG_2682.heic", "png/hopper.png"]),
+        ("old", ["jpeg/camera/img_1771.jpg", "tiff/casio_01.tif"]),
+    ],
 }
 
 
@@ -33,13 +45,17 @@ def build_archive(allowed_root, corpus):
     for drive, sessions in CARDS.items():
         base = allowed_root / f"drive{drive}"
         base.mkdir()
-        storage = storage_create(base_path=str(base), display_name=f"Drive {drive}", description=f"Photos on drive {drive}")
+        storage = storage_create(
+            base_path=str(base), display_name=f"Drive {drive}", description=f"Photos on drive {drive}"
+        )
         for title, files in sessions:
             card = allowed_root / f"card-{drive}-{title}"
             card.mkdir()
             for f in files:
                 shutil.copy(corpus / f, card)
-            session = ImportSession.objects.create(title=title.title(), description=f"{title} pictures", file_storage=storage, default_author=kari)
+            session = ImportSession.objects.create(
+                title=title.title(), description=f"{title} pictures", file_storage=storage, default_author=kari
+            )
             report = import_folder(session_id=session.pk, source_path=str(card), target_subdirectory=f"2024/{title}")
             assert report.failed == 0, report.failures
     for i, photo in enumerate(Photo.objects.order_by("id")):
@@ -68,7 +84,9 @@ def test_workflow_6_everything_comes_back_with_the_same_ids(allowed_root, corpus
     wipe_database()
     report = recover_from_indexes(roots)
     assert report.found == 2
-    assert all(s["outcome"] == "restored" and s["problems"] == [] and s["conflicts"] == [] for s in report.storages), report.storages
+    assert all(s["outcome"] == "restored" and s["problems"] == [] and s["conflicts"] == [] for s in report.storages), (
+        report.storages
+    )
 
     assert snapshot() == before
     assert sorted(ImportSession.objects.values_list("id", flat=True)) == session_ids
@@ -133,7 +151,9 @@ def test_a_session_id_that_is_taken_gets_a_new_id_and_a_renamed_index(allowed_ro
     master = json.loads((root / "index.json").read_text())
     assert f"imports/session_{new_id}.json" in [s["index_file"] for s in master["import_sessions"]]
     assert ImportSession.objects.get(pk=taken).title == "Someone else's"
-    assert ImageFile.objects.filter(import_session_id=new_id).count() == sum(1 for f in before["files"].values() if f["session"] == taken)
+    assert ImageFile.objects.filter(import_session_id=new_id).count() == sum(
+        1 for f in before["files"].values() if f["session"] == taken
+    )
     again = recover_from_indexes(roots + [base])
     assert all(s["outcome"] == "unchanged" for s in again.storages), again.storages
 
@@ -185,7 +205,9 @@ def test_recover_and_drill_through_the_api(celery_worker, api, allowed_root, cor
     wipe_database()
     user = get_user_model().objects.create_superuser("admin", "", "pw-for-tests-123")
     api.headers["Authorization"] = f"Bearer {ApiToken.issue(user=user)[1]}"
-    dry = api.post("/api/v1/storage-index/recover", {"search_roots": [str(r) for r in roots], "dry_run": True}).json()["data"]
+    dry = api.post("/api/v1/storage-index/recover", {"search_roots": [str(r) for r in roots], "dry_run": True}).json()[
+        "data"
+    ]
     assert dry["found"] == 2 and not FileStorage.objects.exists()
     response = api.post("/api/v1/storage-index/recover", {"search_roots": [str(r) for r in roots]})
     assert response.status_code == 200, response.content

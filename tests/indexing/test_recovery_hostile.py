@@ -109,7 +109,14 @@ def test_wrong_types_in_photo_metadata_are_reported_and_the_photo_kept(archive):
     edit_session_index(root, session_id, change)
     report = recover_from_indexes([base])
     found = problems(report)
-    for expected in ("photo.title is a list", "photo.rating is not a whole number", "photo.tags is not a list", "author is not an object", "width=-3 is out of range", "is not a date and time"):
+    for expected in (
+        "photo.title is a list",
+        "photo.rating is not a whole number",
+        "photo.tags is not a list",
+        "author is not an object",
+        "width=-3 is out of range",
+        "is not a date and time",
+    ):
         assert any(expected in p for p in found), (expected, found)
     assert Photo.objects.count() == 3 and ImageFile.objects.count() == 3
 
@@ -207,7 +214,10 @@ def test_adopt_registers_one_storage_folder(api, archive, celery_worker):
     (storage,) = response.json()["data"]["storages"]
     assert storage["outcome"] == "restored" and storage["files_restored"] == 3
     assert ImportSession.objects.get(pk=session_id).title == "Card"
-    assert api.post("/api/v1/file-storage/adopt", {"path": str(root)}).json()["data"]["storages"][0]["outcome"] == "unchanged"
+    assert (
+        api.post("/api/v1/file-storage/adopt", {"path": str(root)}).json()["data"]["storages"][0]["outcome"]
+        == "unchanged"
+    )
     assert_error(api.post("/api/v1/file-storage/adopt", {"path": str(base)}), 400, "not_a_storage")
     assert_error(api.post("/api/v1/file-storage/adopt", {"path": "/etc"}), 400, "path_not_allowed")
     assert_error(api.post("/api/v1/file-storage/adopt", {"path": str(root) + "/../x"}), 400, "path_rejected")

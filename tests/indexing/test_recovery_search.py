@@ -81,15 +81,22 @@ def test_a_symlinked_hotpreview_fan_out_folder_makes_the_storage_unsafe_and_noth
 
     (found,) = report.storages
     assert found["outcome"] == "skipped" and found["reason_code"] == "unsafe_layout", found
-    assert any(str(fan_outs[0]) in p["where"] and "symbolic link" in p["problem"] for p in found["problems"]), found["problems"]
+    assert any(str(fan_outs[0]) in p["where"] and "symbolic link" in p["problem"] for p in found["problems"]), found[
+        "problems"
+    ]
     assert not Photo.objects.exists() and not FileStorage.objects.exists()
     assert secret and {str(p.relative_to(outside)): p.read_bytes() for p in outside.rglob("*") if p.is_file()} == secret
 
 
-def test_twenty_thousand_sessions_beside_two_thousand_backups_recover_and_the_backups_are_listed_once(archive, monkeypatch):
+def test_twenty_thousand_sessions_beside_two_thousand_backups_recover_and_the_backups_are_listed_once(
+    archive, monkeypatch
+):
     base, root, session_id = archive
     master = json.loads((root / "index.json").read_text())
-    named = [{"id": i, "title": f"Session {i}", "index_file": f"imports/session_{i}.json", "file_count": 0} for i in range(100_001, 120_001)]
+    named = [
+        {"id": i, "title": f"Session {i}", "index_file": f"imports/session_{i}.json", "file_count": 0}
+        for i in range(100_001, 120_001)
+    ]
     master["import_sessions"].extend(named)
     (root / "index.json").write_text(json.dumps(master))
     backups = root / ".imalink" / "index-backups"
@@ -98,7 +105,11 @@ def test_twenty_thousand_sessions_beside_two_thousand_backups_recover_and_the_ba
     template = json.loads((root / f"imports/session_{session_id}.json").read_text())
     from_backups = list(range(100_001, 101_001))
     for i in from_backups:  # 1,000 missing sessions with two backups each: the newest is corrupt, the older good
-        data = {**template, "import_session": {**template["import_session"], "id": i, "title": f"Session {i}"}, "files": {}}
+        data = {
+            **template,
+            "import_session": {**template["import_session"], "id": i, "title": f"Session {i}"},
+            "files": {},
+        }
         (backups / f"session_{i}.20260101T000000000000Z.json").write_text(json.dumps(data))
         (backups / f"session_{i}.20260102T000000000000Z.json").write_text('{"import_session": ')
     assert len(os.listdir(backups)) == 2000
@@ -118,7 +129,9 @@ def test_twenty_thousand_sessions_beside_two_thousand_backups_recover_and_the_ba
     assert found["files_restored"] == 3
     assert sorted(found["sessions_restored"]) == sorted([session_id, *from_backups])
     sources = found["index_sources"]
-    assert all(sources[f"imports/session_{i}.json"] == f"backup:session_{i}.20260101T000000000000Z.json" for i in from_backups)
+    assert all(
+        sources[f"imports/session_{i}.json"] == f"backup:session_{i}.20260101T000000000000Z.json" for i in from_backups
+    )
     assert sum(1 for v in sources.values() if v == "missing") == 19_000
     assert ImportSession.objects.count() == 1001
 
@@ -127,7 +140,11 @@ def test_a_cancel_between_sessions_ends_the_recover_job_cancelled(archive, monke
     base, root, session_id = archive
     template = json.loads((root / f"imports/session_{session_id}.json").read_text())
     for i in range(5000, 5005):
-        data = {**template, "import_session": {**template["import_session"], "id": i, "title": f"Extra {i}"}, "files": {}}
+        data = {
+            **template,
+            "import_session": {**template["import_session"], "id": i, "title": f"Extra {i}"},
+            "files": {},
+        }
         (root / f"imports/session_{i}.json").write_text(json.dumps(data))
     job = jobs.job_start(kind="recover", params={"search_roots": [str(base)]}, enqueue=False)
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL_S", 0)  # every cancel check asks the database

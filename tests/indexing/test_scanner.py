@@ -20,7 +20,11 @@ from tests.conftest import assert_error
 from tests.seed import SeedRequests, seed_python_block
 
 BEFORE = {
-    "italy": {"IMG_001.jpg": "jpeg/camera/DSCN0010.jpg", "IMG_002.CR2": "raw/metadata_only/CanonRaw.cr2", "IMG_003.jpg": "jpeg/camera/jolla.jpg"},
+    "italy": {
+        "IMG_001.jpg": "jpeg/camera/DSCN0010.jpg",
+        "IMG_002.CR2": "raw/metadata_only/CanonRaw.cr2",
+        "IMG_003.jpg": "jpeg/camera/jolla.jpg",
+    },
     "wedding": {"DSC_001.jpg": "jpeg/camera/canon_hdr_NO.jpg", "DSC_002.jpg": "jpeg/camera/img_1771.jpg"},
 }
 AFTER = {
@@ -56,7 +60,12 @@ def test_the_seed_workflow_3_runs_as_written(celery_worker, api, make_storage, a
     storage = FileStorage.objects.get(storage_uuid=make_storage()["uuid"])
     sessions = import_tree(allowed_root, corpus, storage)
     expected = [
-        {"hothash": f.photo.hothash, "old_path": f.relative_path, "new_path": AFTER[f.relative_path], "session_id": f.import_session_id}
+        {
+            "hothash": f.photo.hothash,
+            "old_path": f.relative_path,
+            "new_path": AFTER[f.relative_path],
+            "session_id": f.import_session_id,
+        }
         for f in ImageFile.objects.select_related("photo")
     ]
     reorganise(storage.full_path)
@@ -79,7 +88,9 @@ def test_the_seed_workflow_3_runs_as_written(celery_worker, api, make_storage, a
     assert api.post(f"/api/v1/storage-index/generate/{storage.storage_uuid}").status_code == 200
     for session in sessions.values():
         index = json.loads((storage.full_path / f"imports/session_{session.pk}.json").read_text())
-        paths = {e["path"] for e in index["files"].values()} | {c["path"] for e in index["files"].values() for c in e["companions"]}
+        paths = {e["path"] for e in index["files"].values()} | {
+            c["path"] for e in index["files"].values() for c in e["companions"]
+        }
         assert paths <= set(AFTER.values()) and paths
     # Every metadata connection survives: same rows, same photos, new paths.
     assert {f.relative_path for f in ImageFile.objects.all()} == set(AFTER.values())
@@ -100,7 +111,9 @@ def test_two_scans_at_once_run_one_after_the_other(celery_worker, api, make_stor
     storage = FileStorage.objects.get(storage_uuid=make_storage()["uuid"])
     import_tree(allowed_root, corpus, storage)
     reorganise(storage.full_path)
-    ids = [api.post(f"/api/v1/storage-index/scan/{storage.storage_uuid}?wait=0").json()["data"]["job_id"] for _ in range(2)]
+    ids = [
+        api.post(f"/api/v1/storage-index/scan/{storage.storage_uuid}?wait=0").json()["data"]["job_id"] for _ in range(2)
+    ]
     from indexing.models import Job
 
     deadline = time.monotonic() + 60
@@ -110,12 +123,13 @@ def test_two_scans_at_once_run_one_after_the_other(celery_worker, api, make_stor
     assert first.status == second.status == "succeeded"
     assert len(first.result["moved_files"]) == 5
     assert second.result["changes_detected"] is False and second.result["bytes_read"] == 0
-    assert second.started_at < first.finished_at, "the second scan was claimed while the first ran, and waited for the lock"
+    assert second.started_at < first.finished_at, (
+        "the second scan was claimed while the first ran, and waited for the lock"
+    )
     assert {f.relative_path for f in ImageFile.objects.all()} == set(AFTER.values())
 
 
 # --- the cases a file explorer produces --------------------------------------------------------------
-
 
 
 @pytest.fixture
@@ -141,13 +155,22 @@ def test_a_raw_and_its_jpeg_moved_to_different_folders(storage, allowed_root, co
     session = ImportSession.objects.create(title="Pair", file_storage=storage)
     import_folder(session_id=session.pk, source_path=str(card))
     photo = Photo.objects.get()
-    reorganise(storage.full_path, {"photos/canon_eos_6d.dng": "photos/raw/canon_eos_6d.dng", "photos/canon_eos_6d.JPG": "photos/jpeg/canon_eos_6d.JPG"})
+    reorganise(
+        storage.full_path,
+        {
+            "photos/canon_eos_6d.dng": "photos/raw/canon_eos_6d.dng",
+            "photos/canon_eos_6d.JPG": "photos/jpeg/canon_eos_6d.JPG",
+        },
+    )
     report = scan_storage(storage)
     assert {(m["old_path"], m["new_path"], m["hothash"]) for m in report.moved_files} == {
         ("photos/canon_eos_6d.dng", "photos/raw/canon_eos_6d.dng", photo.hothash),
         ("photos/canon_eos_6d.JPG", "photos/jpeg/canon_eos_6d.JPG", photo.hothash),
     }
-    assert set(photo.files.values_list("relative_path", "is_primary")) == {("photos/raw/canon_eos_6d.dng", False), ("photos/jpeg/canon_eos_6d.JPG", True)}
+    assert set(photo.files.values_list("relative_path", "is_primary")) == {
+        ("photos/raw/canon_eos_6d.dng", False),
+        ("photos/jpeg/canon_eos_6d.JPG", True),
+    }
 
 
 @pytest.mark.django_db
@@ -158,7 +181,9 @@ def test_a_file_moved_by_copy_and_delete_is_a_move(storage, imported):
     shutil.copy(root / "photos/2024/italy/IMG_003.jpg", root / "photos/elsewhere/IMG_003.jpg")  # a new mtime
     os.unlink(root / "photos/2024/italy/IMG_003.jpg")
     report = scan_storage(storage)
-    assert [(m["old_path"], m["new_path"]) for m in report.moved_files] == [("photos/2024/italy/IMG_003.jpg", "photos/elsewhere/IMG_003.jpg")]
+    assert [(m["old_path"], m["new_path"]) for m in report.moved_files] == [
+        ("photos/2024/italy/IMG_003.jpg", "photos/elsewhere/IMG_003.jpg")
+    ]
     assert report.bytes_read == os.path.getsize(root / "photos/elsewhere/IMG_003.jpg")
     moved = row("photos/elsewhere/IMG_003.jpg")
     assert moved.mtime_ns == os.stat(root / "photos/elsewhere/IMG_003.jpg").st_mtime_ns and moved.status == "present"
@@ -210,9 +235,14 @@ def test_a_dropped_in_file_is_new_and_then_adopted(storage, imported, corpus):
     assert [n["path"] for n in report.new_files] == ["photos/2024/hopper.png", "photos/2024/notes.txt"]
     assert not ImageFile.objects.filter(relative_path="photos/2024/hopper.png").exists()
     adopted = scan_storage(storage, adopt_new=True)
-    assert {n["path"]: n["adopted"] for n in adopted.new_files} == {"photos/2024/hopper.png": True, "photos/2024/notes.txt": False}
+    assert {n["path"]: n["adopted"] for n in adopted.new_files} == {
+        "photos/2024/hopper.png": True,
+        "photos/2024/notes.txt": False,
+    }
     hopper = row("photos/2024/hopper.png")
-    assert hopper.import_session.title == "Adopted files" and hopper.photo.has_hotpreview and hopper.file_format == "png"
+    assert (
+        hopper.import_session.title == "Adopted files" and hopper.photo.has_hotpreview and hopper.file_format == "png"
+    )
     assert adopted.adopted["failures"][0]["path"] == "photos/2024/notes.txt"
     assert (storage.full_path / "photos/2024/hopper.png").exists()  # adopted where it lies, not copied
     assert [n["path"] for n in scan_storage(storage).new_files] == ["photos/2024/notes.txt"]
@@ -222,7 +252,9 @@ def test_a_dropped_in_file_is_new_and_then_adopted(storage, imported, corpus):
 def test_a_rename_to_another_letter_case_is_a_move(storage, imported):
     reorganise(storage.full_path, {"photos/2024/italy/IMG_001.jpg": "photos/2024/italy/img_001.JPG"})
     report = scan_storage(storage)
-    assert [(m["old_path"], m["new_path"]) for m in report.moved_files] == [("photos/2024/italy/IMG_001.jpg", "photos/2024/italy/img_001.JPG")]
+    assert [(m["old_path"], m["new_path"]) for m in report.moved_files] == [
+        ("photos/2024/italy/IMG_001.jpg", "photos/2024/italy/img_001.JPG")
+    ]
 
 
 @pytest.mark.django_db
@@ -319,7 +351,10 @@ def test_a_read_only_drive_can_be_scanned_and_validated(allowed_root, corpus, ap
 
     drive = allowed_root / "ro-drive"
     drive.mkdir()
-    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(drive)]).returncode == 0
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(drive)]).returncode == 0
+    )
     require(mounted, "a tmpfs mount (as root)")
     try:
         response = api.post("/api/v1/file-storage/create", {"base_path": str(drive), "display_name": "RO"})

@@ -27,7 +27,12 @@ from tests.conftest import REPO, stop_process, subprocess_env, wait_for_line
 from tests.seed import seed_bash_block
 
 
-def import_some(storage, allowed_root, corpus, names=("jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "png/hopper.png", "jpeg/camera/img_1771.jpg")):
+def import_some(
+    storage,
+    allowed_root,
+    corpus,
+    names=("jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "png/hopper.png", "jpeg/camera/img_1771.jpg"),
+):
     card = allowed_root / f"card-{storage.pk}"
     card.mkdir()
     for name in names:
@@ -43,7 +48,11 @@ def test_the_data_migration_installs_the_schedules_with_expiry():
     migration = importlib.import_module("indexing.migrations.0004_install_schedules")
     migration.install_schedules(apps, None)
     installed = {t.task: t for t in PeriodicTask.objects.all()}
-    assert set(installed) == {"indexing.daily_health_check", "indexing.weekly_maintenance", "indexing.nightly_validation_slice"}
+    assert set(installed) == {
+        "indexing.daily_health_check",
+        "indexing.weekly_maintenance",
+        "indexing.nightly_validation_slice",
+    }
     assert all(t.expire_seconds and t.enabled and t.crontab_id for t in installed.values())
     assert installed["indexing.weekly_maintenance"].crontab.day_of_week == "0"
     migration.install_schedules(apps, None)  # running it again changes nothing
@@ -54,12 +63,30 @@ def test_beat_really_fires_on_a_one_second_schedule(celery_worker, tmp_path, tes
     make_storage("Main")
     PeriodicTask.objects.all().delete()
     every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.create(name="test: health every second", task="indexing.daily_health_check", interval=every_second, expire_seconds=30)
+    PeriodicTask.objects.create(
+        name="test: health every second", task="indexing.daily_health_check", interval=every_second, expire_seconds=30
+    )
     log = tmp_path / "beat.log"
     beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "imalink", "beat", "--loglevel", "INFO", "--max-interval", "1",
-         "--schedule", str(tmp_path / "beat-schedule")],
-        cwd=REPO, env=subprocess_env(tmp_path), stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "imalink",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--max-interval",
+            "1",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ],
+        cwd=REPO,
+        env=subprocess_env(tmp_path),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         wait_for_line(log, "beat: Starting", beat)
@@ -75,7 +102,9 @@ def test_beat_really_fires_on_a_one_second_schedule(celery_worker, tmp_path, tes
 
 
 @pytest.mark.django_db
-def test_weekly_maintenance_starts_index_and_scan_jobs_for_available_storages_only(make_storage, allowed_root, test_queue):
+def test_weekly_maintenance_starts_index_and_scan_jobs_for_available_storages_only(
+    make_storage, allowed_root, test_queue
+):
     here = FileStorage.objects.get(storage_uuid=make_storage("Here")["uuid"])
     gone = FileStorage.objects.get(storage_uuid=make_storage("Gone")["uuid"])
     gone.full_path.rename(allowed_root / "elsewhere")
@@ -85,7 +114,9 @@ def test_weekly_maintenance_starts_index_and_scan_jobs_for_available_storages_on
     assert set(started.values_list("storage_id", flat=True)) == {here.pk}
 
 
-def test_the_seed_weekly_script_runs_as_written_and_leaves_every_index_current(imalink_server, make_storage, allowed_root, corpus, have_curl):
+def test_the_seed_weekly_script_runs_as_written_and_leaves_every_index_current(
+    imalink_server, make_storage, allowed_root, corpus, have_curl
+):
     from django.contrib.auth import get_user_model
 
     from imalink.models import ApiToken
@@ -100,22 +131,35 @@ def test_the_seed_weekly_script_runs_as_written_and_leaves_every_index_current(i
     assert not index_status(storages[0])["healthy"]
     script = seed_bash_block("Workflow 7", "Weekly Index Regeneration")
     # As written; only the host, and the Authorization header on each curl, are added.
-    script = script.replace("http://localhost:8000", imalink_server.url).replace("curl ", f'curl -H "Authorization: Bearer {token}" ')
+    script = script.replace("http://localhost:8000", imalink_server.url).replace(
+        "curl ", f'curl -H "Authorization: Bearer {token}" '
+    )
     run = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     for storage in storages:
-        assert f"Processing storage: {storage.storage_uuid}" in run.stdout and f"Completed storage: {storage.storage_uuid}" in run.stdout
-    answers = [json.loads(line) for line in run.stdout.replace("}Completed", "}\nCompleted").replace("}{", "}\n{").splitlines() if line.startswith("{")]
+        assert (
+            f"Processing storage: {storage.storage_uuid}" in run.stdout
+            and f"Completed storage: {storage.storage_uuid}" in run.stdout
+        )
+    answers = [
+        json.loads(line)
+        for line in run.stdout.replace("}Completed", "}\nCompleted").replace("}{", "}\n{").splitlines()
+        if line.startswith("{")
+    ]
     assert len(answers) == 4 and all(a["success"] for a in answers), answers
     assert "Maintenance completed" in run.stdout
     for storage in storages:
         status = index_status(storage)
         assert status["healthy"], status
-    assert json.loads((storages[0].full_path / f"imports/session_{photo.files.first().import_session_id}.json").read_text())
+    assert json.loads(
+        (storages[0].full_path / f"imports/session_{photo.files.first().import_session_id}.json").read_text()
+    )
 
 
 @pytest.mark.django_db
-def test_the_monthly_validation_advances_a_slice_per_night_and_finds_rot_late_in_the_cycle(make_storage, allowed_root, corpus):
+def test_the_monthly_validation_advances_a_slice_per_night_and_finds_rot_late_in_the_cycle(
+    make_storage, allowed_root, corpus
+):
     storage = FileStorage.objects.get(storage_uuid=make_storage()["uuid"])
     import_some(storage, allowed_root, corpus)
     rows = list(storage.image_files.order_by("relative_path"))

@@ -21,8 +21,16 @@ from storages.models import FileStorage
 from tests.conftest import assert_error
 
 CAMERA = [
-    "20240403_105952.JPG", "20240427_234934.JPG", "20250112_171126.JPG", "DSCN0010.jpg", "canon_hdr_NO.jpg",
-    "door-knocker.jpg", "empty_gps.jpg", "img_1771.jpg", "jolla.jpg", "frozenpond.mpo",
+    "20240403_105952.JPG",
+    "20240427_234934.JPG",
+    "20250112_171126.JPG",
+    "DSCN0010.jpg",
+    "canon_hdr_NO.jpg",
+    "door-knocker.jpg",
+    "empty_gps.jpg",
+    "img_1771.jpg",
+    "jolla.jpg",
+    "frozenpond.mpo",
 ]
 VICTIM = "photos/trip/DSCN0010.jpg"
 
@@ -67,7 +75,8 @@ def real_checksum(path) -> str:
 def snapshot(root) -> dict:
     return {
         str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns, p.stat().st_size)
-        for p in (root / "photos").rglob("*") if p.is_file()
+        for p in (root / "photos").rglob("*")
+        if p.is_file()
     }
 
 
@@ -81,15 +90,23 @@ def test_full_finds_one_flipped_byte_among_many_and_quick_cannot(storage, sessio
     flip_one_byte(storage.full_path / VICTIM)
 
     quick = validate_storage(storage, mode="quick")
-    assert quick.corrupted_files == [] and quick.validated_files == len(CAMERA)  # bit rot is invisible to size and mtime
+    assert quick.corrupted_files == [] and quick.validated_files == len(
+        CAMERA
+    )  # bit rot is invisible to size and mtime
     assert quick.bytes_read == 0
 
     full = validate_storage(storage, mode="full")
-    assert full.corrupted_files == [{
-        "file_id": victim.pk, "hothash": victim.photo.hothash, "path": VICTIM, "session_id": session.pk,
-        "expected": f"xxh3_128:{victim.checksum}", "actual": f"xxh3_128:{real_checksum(storage.full_path / VICTIM)}",
-        "reason": "checksum mismatch",
-    }]
+    assert full.corrupted_files == [
+        {
+            "file_id": victim.pk,
+            "hothash": victim.photo.hothash,
+            "path": VICTIM,
+            "session_id": session.pk,
+            "expected": f"xxh3_128:{victim.checksum}",
+            "actual": f"xxh3_128:{real_checksum(storage.full_path / VICTIM)}",
+            "reason": "checksum mismatch",
+        }
+    ]
     assert full.validated_files == len(CAMERA) - 1 and full.files_checked == len(CAMERA)
     assert full.missing_files == full.extra_files == []
     assert full.bytes_read == sum(f.stat().st_size for f in (storage.full_path / "photos").rglob("*") if f.is_file())
@@ -108,8 +125,12 @@ def test_both_modes_find_a_deleted_file_and_a_stray_one_and_ignore_os_junk(stora
     (photos / "trip/._DSCN0010.jpg").write_bytes(b"AppleDouble")
 
     report = validate_storage(storage, mode=mode)
-    assert report.missing_files == [{"file_id": gone.pk, "hothash": gone.photo.hothash, "path": "photos/trip/jolla.jpg", "session_id": session.pk}]
-    assert report.extra_files == [{"path": "photos/trip/stray.png", "file_size": (photos / "trip/stray.png").stat().st_size}]
+    assert report.missing_files == [
+        {"file_id": gone.pk, "hothash": gone.photo.hothash, "path": "photos/trip/jolla.jpg", "session_id": session.pk}
+    ]
+    assert report.extra_files == [
+        {"path": "photos/trip/stray.png", "file_size": (photos / "trip/stray.png").stat().st_size}
+    ]
     assert report.corrupted_files == [] and report.validated_files == len(CAMERA) - 1
     assert row("photos/trip/jolla.jpg").status == "present"  # marking missing is the scan's job, not validation's
     assert not ImageFile.objects.filter(relative_path="photos/trip/stray.png").exists()
@@ -160,14 +181,31 @@ def test_a_corrupted_file_stays_flagged_until_its_checksum_is_accepted(storage, 
     assert [c["file_id"] for c in again.corrupted_files] == [victim.pk] and again.flagged_files == 0
     assert row(VICTIM).status == "modified"
     quick = validate_storage(storage, mode="quick")
-    assert [(c["file_id"], c["reason"].split(" (")[0]) for c in quick.corrupted_files] == [(victim.pk, "flagged modified earlier")]
+    assert [(c["file_id"], c["reason"].split(" (")[0]) for c in quick.corrupted_files] == [
+        (victim.pk, "flagged modified earlier")
+    ]
 
     new = real_checksum(storage.full_path / VICTIM)
     result = accept_checksums([victim.pk])
-    assert result == {"accepted": [{"file_id": victim.pk, "path": VICTIM, "old_checksum": f"xxh3_128:{victim.checksum}", "new_checksum": f"xxh3_128:{new}"}], "refused": []}
+    assert result == {
+        "accepted": [
+            {
+                "file_id": victim.pk,
+                "path": VICTIM,
+                "old_checksum": f"xxh3_128:{victim.checksum}",
+                "new_checksum": f"xxh3_128:{new}",
+            }
+        ],
+        "refused": [],
+    }
     accepted = row(VICTIM)
     st = (storage.full_path / VICTIM).stat()
-    assert (accepted.checksum, accepted.status, accepted.file_size, accepted.mtime_ns) == (new, "present", st.st_size, st.st_mtime_ns)
+    assert (accepted.checksum, accepted.status, accepted.file_size, accepted.mtime_ns) == (
+        new,
+        "present",
+        st.st_size,
+        st.st_mtime_ns,
+    )
 
     clean = validate_storage(storage, mode="full")
     assert clean.corrupted_files == clean.missing_files == [] and clean.validated_files == len(CAMERA)
@@ -195,7 +233,9 @@ def test_accept_on_an_unplugged_storage_is_409_and_changes_nothing(storage, sess
     storage.full_path.rename(allowed_root / "unplugged")
     with pytest.raises(StorageUnavailable):
         accept_checksums([victim.pk])
-    assert_error(api.post("/api/v1/storage-index/accept-checksum", {"file_ids": [victim.pk]}), 409, "storage_unavailable")
+    assert_error(
+        api.post("/api/v1/storage-index/accept-checksum", {"file_ids": [victim.pk]}), 409, "storage_unavailable"
+    )
     assert (row(VICTIM).checksum, row(VICTIM).status) == (victim.checksum, "modified")
 
 
@@ -206,11 +246,17 @@ def test_the_accept_route(storage, session, api):
     response = api.post("/api/v1/storage-index/accept-checksum", {"file_ids": [victim.pk, 0]})
     assert response.status_code == 200, response.content
     data = response.json()["data"]
-    assert [a["file_id"] for a in data["accepted"]] == [victim.pk] and data["refused"] == [{"file_id": 0, "reason": "no such file"}]
+    assert [a["file_id"] for a in data["accepted"]] == [victim.pk] and data["refused"] == [
+        {"file_id": 0, "reason": "no such file"}
+    ]
     assert row(VICTIM).checksum == real_checksum(storage.full_path / VICTIM)
     assert_error(api.post("/api/v1/storage-index/accept-checksum", {"file_ids": []}), 422, "validation_error")
-    assert_error(api.post("/api/v1/storage-index/accept-checksum", {"file_ids": [1], "force": True}), 422, "validation_error")
-    assert_error(api.post("/api/v1/storage-index/accept-checksum", {"file_ids": list(range(1, 10_002))}), 422, "validation_error")
+    assert_error(
+        api.post("/api/v1/storage-index/accept-checksum", {"file_ids": [1], "force": True}), 422, "validation_error"
+    )
+    assert_error(
+        api.post("/api/v1/storage-index/accept-checksum", {"file_ids": list(range(1, 10_002))}), 422, "validation_error"
+    )
 
 
 def test_the_api_validates_through_a_worker(celery_worker, api, storage, session):
@@ -228,10 +274,14 @@ def test_the_api_validates_through_a_worker(celery_worker, api, storage, session
 
 @pytest.mark.django_db
 def test_a_bogus_mode_is_422_and_an_unplugged_storage_409_without_a_job(storage, session, allowed_root, api):
-    error = assert_error(api.post(f"/api/v1/storage-index/validate/{storage.storage_uuid}?mode=bogus"), 422, "validation_error")
+    error = assert_error(
+        api.post(f"/api/v1/storage-index/validate/{storage.storage_uuid}?mode=bogus"), 422, "validation_error"
+    )
     assert error["details"]["errors"][0]["loc"][-1] == "mode"
     storage.full_path.rename(allowed_root / "unplugged")
-    assert_error(api.post(f"/api/v1/storage-index/validate/{storage.storage_uuid}?mode=full"), 409, "storage_unavailable")
+    assert_error(
+        api.post(f"/api/v1/storage-index/validate/{storage.storage_uuid}?mode=full"), 409, "storage_unavailable"
+    )
     assert not Job.objects.exists()
     with pytest.raises(StorageUnavailable):
         validate_storage(storage, mode="full")
@@ -260,7 +310,10 @@ def test_the_command_prints_a_corrupted_file_and_fails(storage, session):
 def test_the_command_on_a_clean_storage_prints_the_summary(storage, session):
     out = StringIO()
     call_command("validate_storage", str(storage.storage_uuid), "--full", stdout=out, stderr=StringIO())
-    assert f"full validation: {len(CAMERA)} validated, 0 missing, 0 corrupted, 0 extra of {len(CAMERA)} checked" in out.getvalue()
+    assert (
+        f"full validation: {len(CAMERA)} validated, 0 missing, 0 corrupted, 0 extra of {len(CAMERA)} checked"
+        in out.getvalue()
+    )
     out = StringIO()
     call_command("validate_storage", str(storage.storage_uuid), stdout=out, stderr=StringIO())
     assert "quick validation:" in out.getvalue() and "; 0 bytes read" in out.getvalue()
@@ -274,7 +327,9 @@ def test_the_mode_comes_from_the_query_or_the_body_and_an_unknown_field_is_422(s
         assert response.status_code == 202, response.content
         return Job.objects.get(pk=response.json()["data"]["job_id"]).params["mode"]
 
-    assert mode_of(api.post(url, {"mode": "full"})) == "full"  # the body alone: today it is ignored and a quick one runs
+    assert (
+        mode_of(api.post(url, {"mode": "full"})) == "full"
+    )  # the body alone: today it is ignored and a quick one runs
     assert mode_of(api.post(url + "&mode=full")) == "full"
     assert mode_of(api.post(url + "&mode=full", {"mode": "full"})) == "full"
     assert mode_of(api.post(url)) == "quick"

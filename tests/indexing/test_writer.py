@@ -23,7 +23,12 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.django_db
 
-CARD_FILES = ["jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "raw/pair/canon_eos_6d.dng", "raw/pair/canon_eos_6d.JPG"]
+CARD_FILES = [
+    "jpeg/camera/DSCN0010.jpg",
+    "jpeg/camera/jolla.jpg",
+    "raw/pair/canon_eos_6d.dng",
+    "raw/pair/canon_eos_6d.JPG",
+]
 CHECKSUM = re.compile(r"^xxh3_128:[0-9a-f]{32}$")
 
 
@@ -44,7 +49,9 @@ def card(allowed_root, corpus):
 @pytest.fixture
 def session(storage, card):
     author = Author.objects.create(name="Kari", email="kari@example.org")
-    session = ImportSession.objects.create(title="Card", description="Memory card from Italy", file_storage=storage, default_author=author)
+    session = ImportSession.objects.create(
+        title="Card", description="Memory card from Italy", file_storage=storage, default_author=author
+    )
     report = import_folder(session_id=session.pk, source_path=str(card), target_subdirectory="2024/italy")
     assert (report.imported, report.failed) == (4, 0)
     return ImportSession.objects.select_related("file_storage", "default_author").get(pk=session.pk)
@@ -64,6 +71,7 @@ def backups(storage, stem):
 
 # --- formats ----------------------------------------------------------------------------------------
 
+
 def test_the_session_index_has_every_field_of_design_4(session, card):
     write_session_index(session)
     storage = session.file_storage
@@ -71,21 +79,63 @@ def test_the_session_index_has_every_field_of_design_4(session, card):
     index = read_json(session_index_path(session))
 
     info = index["import_session"]
-    assert {"id", "title", "description", "imported_at", "default_author_id", "default_author", "file_storage_id",
-            "storage_uuid", "storage_directory", "source_path"} <= set(info)
+    assert {
+        "id",
+        "title",
+        "description",
+        "imported_at",
+        "default_author_id",
+        "default_author",
+        "file_storage_id",
+        "storage_uuid",
+        "storage_directory",
+        "source_path",
+    } <= set(info)
     assert (info["id"], info["title"], info["description"]) == (session.pk, "Card", "Memory card from Italy")
     assert info["default_author_id"] == session.default_author_id and info["default_author"]["name"] == "Kari"
-    assert (info["file_storage_id"], info["storage_uuid"], info["storage_directory"]) == (storage.pk, str(storage.storage_uuid), storage.directory_name)
+    assert (info["file_storage_id"], info["storage_uuid"], info["storage_directory"]) == (
+        storage.pk,
+        str(storage.storage_uuid),
+        storage.directory_name,
+    )
     assert info["source_path"] == str(card)
     assert info["imported_at"]
 
     photos = Photo.objects.filter(files__import_session=session).distinct()
     assert set(index["files"]) == set(photos.values_list("hothash", flat=True))
     assert len(index["files"]) == 3  # the RAW shares its JPEG's photo
-    entry_keys = {"filename", "path", "original_filename", "file_size", "checksum", "mtime_ns", "taken_at", "created_at",
-                  "file_format", "width", "height", "has_hotpreview", "hotpreview", "camera_make", "camera_model",
-                  "gps_latitude", "gps_longitude", "status", "photo", "companions"}
-    companion_keys = {"filename", "path", "original_filename", "file_size", "checksum", "mtime_ns", "file_format", "status"}
+    entry_keys = {
+        "filename",
+        "path",
+        "original_filename",
+        "file_size",
+        "checksum",
+        "mtime_ns",
+        "taken_at",
+        "created_at",
+        "file_format",
+        "width",
+        "height",
+        "has_hotpreview",
+        "hotpreview",
+        "camera_make",
+        "camera_model",
+        "gps_latitude",
+        "gps_longitude",
+        "status",
+        "photo",
+        "companions",
+    }
+    companion_keys = {
+        "filename",
+        "path",
+        "original_filename",
+        "file_size",
+        "checksum",
+        "mtime_ns",
+        "file_format",
+        "status",
+    }
 
     def check_file(entry, keys):
         assert keys <= set(entry), keys - set(entry)
@@ -118,18 +168,35 @@ def test_the_session_index_has_every_field_of_design_4(session, card):
     assert set(by_name) == {"DSCN0010.jpg", "jolla.jpg", "canon_eos_6d.JPG"}
     nikon = by_name["DSCN0010.jpg"]
     assert (nikon["camera_make"], nikon["camera_model"]) == ("NIKON", "COOLPIX P6000")
-    assert nikon["gps_latitude"] == pytest.approx(43.4674, abs=1e-3) and nikon["gps_longitude"] == pytest.approx(11.8851, abs=1e-3)
+    assert nikon["gps_latitude"] == pytest.approx(43.4674, abs=1e-3) and nikon["gps_longitude"] == pytest.approx(
+        11.8851, abs=1e-3
+    )
     assert nikon["taken_at"].startswith("2008-10-22T16:28:39")
     pair = by_name["canon_eos_6d.JPG"]
     assert pair["file_format"] == "jpeg" and pair["path"] == "photos/2024/italy/canon_eos_6d.JPG"
     assert [c["original_filename"] for c in pair["companions"]] == ["canon_eos_6d.dng"]
-    assert pair["companions"][0]["path"] == "photos/2024/italy/canon_eos_6d.dng" and pair["companions"][0]["file_format"] == "dng"
+    assert (
+        pair["companions"][0]["path"] == "photos/2024/italy/canon_eos_6d.dng"
+        and pair["companions"][0]["file_format"] == "dng"
+    )
     assert by_name["jolla.jpg"]["companions"] == [] and nikon["companions"] == []
 
     stats = index["statistics"]
-    assert {"total_files", "total_size_bytes", "missing_files", "index_generated", "imalink_version", "format_version"} <= set(stats)
+    assert {
+        "total_files",
+        "total_size_bytes",
+        "missing_files",
+        "index_generated",
+        "imalink_version",
+        "format_version",
+    } <= set(stats)
     sizes = [(root / f.relative_path).stat().st_size for f in ImageFile.objects.filter(import_session=session)]
-    assert (stats["total_files"], stats["total_size_bytes"], stats["missing_files"], stats["format_version"]) == (4, sum(sizes), 0, 1)
+    assert (stats["total_files"], stats["total_size_bytes"], stats["missing_files"], stats["format_version"]) == (
+        4,
+        sum(sizes),
+        0,
+        1,
+    )
     assert stats["index_generated"] and stats["imalink_version"]
 
 
@@ -140,18 +207,35 @@ def test_the_master_index_has_every_field_of_design_4(session):
     index = read_json(storage.full_path / "index.json")
 
     info = index["storage_info"]
-    assert {"uuid", "directory_name", "base_path", "full_path", "display_name", "description", "created_at", "last_scan",
-            "is_accessible", "total_files", "total_size_mb"} <= set(info)
+    assert {
+        "uuid",
+        "directory_name",
+        "base_path",
+        "full_path",
+        "display_name",
+        "description",
+        "created_at",
+        "last_scan",
+        "is_accessible",
+        "total_files",
+        "total_size_mb",
+    } <= set(info)
     assert info["uuid"] == str(storage.storage_uuid) and info["directory_name"] == storage.directory_name
     assert info["base_path"] == storage.base_path and info["full_path"] == str(storage.full_path)
     assert info["display_name"] == "Main" and info["created_at"]
-    total = sum((storage.full_path / p).stat().st_size for p in ImageFile.objects.values_list("relative_path", flat=True))
+    total = sum(
+        (storage.full_path / p).stat().st_size for p in ImageFile.objects.values_list("relative_path", flat=True)
+    )
     assert info["total_files"] == 4 and info["total_size_mb"] == pytest.approx(total / 2**20, abs=0.001)
 
     assert [s["id"] for s in index["import_sessions"]] == [session.pk, other.pk]
     first = index["import_sessions"][0]
     assert {"id", "title", "imported_at", "file_count", "index_file"} <= set(first)
-    assert (first["title"], first["file_count"], first["index_file"]) == ("Card", 4, f"imports/session_{session.pk}.json")
+    assert (first["title"], first["file_count"], first["index_file"]) == (
+        "Card",
+        4,
+        f"imports/session_{session.pk}.json",
+    )
     assert index["import_sessions"][1]["file_count"] == 0
     assert index["format_version"] == 1 and index["imalink_version"] and index["generated_at"]
     assert index["hash_algorithms"] == {"checksum": "xxh3_128", "hothash": "imalink-hothash-v1"}
@@ -165,7 +249,11 @@ def test_the_users_photo_metadata_is_in_the_session_index(session):
     assert write_session_index(session) is True
     entry = read_json(session_index_path(session))["files"][photo.hothash]
     assert {k: entry["photo"][k] for k in ("title", "description", "rating", "tags")} == {
-        "title": "Harbour", "description": "Evening light", "rating": 4, "tags": ["sea", "boats"]}
+        "title": "Harbour",
+        "description": "Evening light",
+        "rating": 4,
+        "tags": ["sea", "boats"],
+    }
     assert entry["photo"]["author"]["name"] == "Ola" and entry["photo"]["author"]["email"] == "ola@example.org"
 
 
@@ -177,6 +265,7 @@ def test_the_index_written_by_an_import_is_current(session, card):
 
 
 # --- atomic writes ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("exception", [OSError(28, "No space left on device"), KeyboardInterrupt()])
 def test_a_write_that_fails_at_the_rename_leaves_the_old_index_and_no_temporary_file(session, monkeypatch, exception):
@@ -251,6 +340,7 @@ def test_a_writer_killed_at_random_moments_never_leaves_a_torn_file(tmp_path):
 
 # --- backups and skip-if-unchanged ------------------------------------------------------------------
 
+
 def test_changed_writes_keep_the_last_five_copies_of_each_index(session):
     storage = session.file_storage
     master = storage.full_path / "index.json"
@@ -298,13 +388,15 @@ def test_writing_the_same_content_again_changes_nothing(session):
 
 # --- index_status -----------------------------------------------------------------------------------
 
+
 def test_index_status_follows_the_files_and_the_database(session):
     storage = session.file_storage
     write_storage_indexes(storage)
     status = index_status(storage)
     assert status["master_index"]["status"] == "current" and status["master_index_exists"] is True
     assert [(s["session_id"], s["status"], s["exists"], s["readable"], s["current"]) for s in status["sessions"]] == [
-        (session.pk, "current", True, True, True)]
+        (session.pk, "current", True, True, True)
+    ]
     assert status["healthy"] is True
 
     Photo.objects.filter(files__original_filename="jolla.jpg").update(rating=5)
@@ -359,6 +451,7 @@ def test_regenerating_recreates_a_deleted_imports_folder(session):
 # --- index_status answers from its records while nothing has changed ----------------------------------
 # Outside a test transaction too, as in production (commits, and other connections' triggers).
 
+
 @pytest.mark.django_db(transaction=True)
 def test_index_status_of_an_unchanged_storage_builds_no_index(session, monkeypatch, django_assert_max_num_queries):
     storage = session.file_storage
@@ -373,7 +466,9 @@ def test_index_status_of_an_unchanged_storage_builds_no_index(session, monkeypat
         status = index_status(storage)
     assert status["healthy"] is True
     assert [s["status"] for s in status["sessions"]] == ["current"] and status["master_index"]["status"] == "current"
-    assert status["sessions"][0]["generated_at"] == read_json(session_index_path(session))["statistics"]["index_generated"]
+    assert (
+        status["sessions"][0]["generated_at"] == read_json(session_index_path(session))["statistics"]["index_generated"]
+    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -51,8 +51,6 @@ def _page_urls(patterns=None, prefix=""):
             yield reverse(entry.name, kwargs=kwargs)
 
 
-
-
 def page_urls() -> list[str]:
     urls = sorted(set(_page_urls()))
     assert len(urls) >= 10, urls
@@ -83,6 +81,7 @@ def _csrf_client(user) -> tuple[Client, str]:
 
 
 # --- the API ----------------------------------------------------------------------------------------
+
 
 def test_every_api_route_refuses_anonymous_wrong_and_revoked_tokens(client, admin_user):
     token, plain = ApiToken.issue(user=admin_user)
@@ -143,6 +142,7 @@ def test_every_unsafe_api_route_refuses_a_session_without_csrf(admin_user):
 
 # --- the pages --------------------------------------------------------------------------------------
 
+
 def test_every_page_sends_anonymous_visitors_to_the_login_page(client):
     login = reverse(settings.LOGIN_URL)
     for url in page_urls():
@@ -172,6 +172,7 @@ def test_every_page_lets_staff_through(admin_user):
 
 # --- tokens and secrets -----------------------------------------------------------------------------
 
+
 def test_the_plain_token_is_in_no_database_column(admin_user):
     _, plain = ApiToken.issue(user=admin_user, name="script")
     Client().get("/api/v1/file-storage/", headers={"Authorization": f"Bearer {plain}"})  # sets last_used_at
@@ -189,8 +190,12 @@ def test_tokens_appear_in_no_log_record_and_no_response(client, admin_user, capl
     caplog.set_level(logging.DEBUG)
     bodies = []
     for token in (wrong, plain):
-        for method, path in [("get", "/api/v1/file-storage/"), ("get", "/api/v1/file-storage/not-a-uuid"),
-                             ("post", "/api/v1/file-storage/create"), ("get", "/api/v1/no/such/route")]:
+        for method, path in [
+            ("get", "/api/v1/file-storage/"),
+            ("get", "/api/v1/file-storage/not-a-uuid"),
+            ("post", "/api/v1/file-storage/create"),
+            ("get", "/api/v1/no/such/route"),
+        ]:
             bodies.append(_call(client, method, path, Authorization=f"Bearer {token}").content.decode())
     logged = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
     for token in (wrong, plain):
@@ -220,12 +225,19 @@ def test_the_secret_key_is_in_no_error_response(client, api, monkeypatch):
 
 # --- production settings ----------------------------------------------------------------------------
 
+
 def test_production_settings_pass_the_deploy_check(tmp_path):
     key = "".join(secrets.choice(string.ascii_letters + string.digits + "!@#%^&*(-_=+)") for _ in range(60))
-    env = subprocess_env(tmp_path, DEBUG="false", IMALINK_HTTPS="true", SECRET_KEY=key, ALLOWED_HOSTS="photos.example.org")
+    env = subprocess_env(
+        tmp_path, DEBUG="false", IMALINK_HTTPS="true", SECRET_KEY=key, ALLOWED_HOSTS="photos.example.org"
+    )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert not re.search(r"\(security\.W\d+\)", result.stdout + result.stderr)

@@ -40,7 +40,11 @@ def outside(tmp_path):
 
 
 def rows(storage) -> list[tuple]:
-    return sorted(ImageFile.objects.filter(file_storage=storage).values_list("id", "relative_path", "status", "mtime_ns", "checksum"))
+    return sorted(
+        ImageFile.objects.filter(file_storage=storage).values_list(
+            "id", "relative_path", "status", "mtime_ns", "checksum"
+        )
+    )
 
 
 def outside_state(folder: Path) -> dict:
@@ -147,7 +151,9 @@ def test_a_scan_of_a_safe_storage_still_finds_moves_through_descriptors(drive):
     assert report.missing_files == [] and report.bytes_read > 0
 
 
-def test_a_tmp_folder_that_links_off_the_drive_is_refused_and_nothing_outside_is_deleted(drive, outside, allowed_root, corpus):
+def test_a_tmp_folder_that_links_off_the_drive_is_refused_and_nothing_outside_is_deleted(
+    drive, outside, allowed_root, corpus
+):
     storage, _ = drive
     tmp = storage.full_path / ".imalink" / "tmp"
     shutil.rmtree(tmp)
@@ -162,8 +168,14 @@ def test_a_tmp_folder_that_links_off_the_drive_is_refused_and_nothing_outside_is
     card.mkdir()
     shutil.copy(corpus / "png/hopper.png", card / "other.png")
     with pytest.raises(UnsafeLayout):
-        copy_verified(card / "other.png", checksum="0" * 32, size=1, root=storage.full_path,
-                      relative=PurePosixPath("photos/new/other.png"), taken_paths=set())
+        copy_verified(
+            card / "other.png",
+            checksum="0" * 32,
+            size=1,
+            root=storage.full_path,
+            relative=PurePosixPath("photos/new/other.png"),
+            taken_paths=set(),
+        )
     session = ImportSession.objects.create(title="Second card", file_storage=storage)
     with pytest.raises(StorageUnavailable) as raised:
         import_folder(session_id=session.pk, source_path=str(card))
@@ -184,8 +196,14 @@ def test_a_link_at_a_copys_destination_name_is_refused_not_written_through(drive
     seen = outside_state(outside)
 
     with pytest.raises(UnsafeLayout):
-        copy_verified(source, checksum=file_checksum(source), size=source.stat().st_size, root=storage.full_path,
-                      relative=PurePosixPath("photos/dest/new.png"), taken_paths=set())
+        copy_verified(
+            source,
+            checksum=file_checksum(source),
+            size=source.stat().st_size,
+            root=storage.full_path,
+            relative=PurePosixPath("photos/dest/new.png"),
+            taken_paths=set(),
+        )
     assert outside_state(outside) == seen
     assert os.listdir(storage.full_path / ".imalink" / "tmp") == [], "the temporary copy was left behind"
 

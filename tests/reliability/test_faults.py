@@ -94,8 +94,14 @@ class Child:
 class WarmCommands:
     def __init__(self, tmp_path: Path):
         self.tmp_path, self.n = tmp_path, 0
-        self.proc = subprocess.Popen([sys.executable, "-c", FORK_SERVER], cwd=REPO, env=subprocess_env(tmp_path),
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", FORK_SERVER],
+            cwd=REPO,
+            env=subprocess_env(tmp_path),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
         line = self.proc.stdout.readline().decode()
         assert line.strip() == "warm", line
 
@@ -198,6 +204,7 @@ def storage(make_storage, transactional_db):
 
 # --- 1. random kill points ---------------------------------------------------------------------------------
 
+
 @pytest.mark.one_database
 def test_an_import_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, storage, allowed_root):
     session = ImportSession.objects.create(title="Cards", file_storage=storage)
@@ -208,13 +215,23 @@ def test_an_import_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, 
         sources.update(file_checksum(p) for p in folder.iterdir())
         return folder
 
-    argv = lambda i: ["import_photos", str(session.pk), str(allowed_root / "cards" / f"c{i}"), "--target-subdirectory", "x"]
+    argv = lambda i: [
+        "import_photos",
+        str(session.pk),
+        str(allowed_root / "cards" / f"c{i}"),
+        "--target-subdirectory",
+        "x",
+    ]
     card(-1)
     duration = typical_duration(warm, argv(-1))
     assert_exact(storage, sources)
 
     kill_loop(
-        warm, argv_for=argv, before=card, duration=duration, what="import",
+        warm,
+        argv_for=argv,
+        before=card,
+        duration=duration,
+        what="import",
         after_kill=lambda i: assert_indexes_parse(storage),
         rerun=lambda i: quiet(*argv(i)),
         check=lambda i: assert_exact(storage, sources),
@@ -224,7 +241,13 @@ def test_an_import_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, 
 @pytest.mark.one_database
 def test_a_scan_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, storage, allowed_root):
     session = ImportSession.objects.create(title="Cards", file_storage=storage)
-    quiet("import_photos", str(session.pk), str(make_photos(allowed_root / "card", 60, size=(96, 72))), "--target-subdirectory", "x")
+    quiet(
+        "import_photos",
+        str(session.pk),
+        str(make_photos(allowed_root / "card", 60, size=(96, 72))),
+        "--target-subdirectory",
+        "x",
+    )
     root, rng = storage.full_path, random.Random(SEED + 1)
     argv = lambda i: ["scan_storage", str(storage.storage_uuid)]
     duration = typical_duration(warm, argv(-1))
@@ -243,15 +266,27 @@ def test_a_scan_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, sto
         assert set(paths) == storage_files(storage)
         assert_indexes_parse(storage)
 
-    kill_loop(warm, argv_for=argv, before=move_some, duration=duration, what="scan",
-              after_kill=lambda i: assert_indexes_parse(storage), rerun=lambda i: quiet(*argv(i)), check=check)
+    kill_loop(
+        warm,
+        argv_for=argv,
+        before=move_some,
+        duration=duration,
+        what="scan",
+        after_kill=lambda i: assert_indexes_parse(storage),
+        rerun=lambda i: quiet(*argv(i)),
+        check=check,
+    )
 
 
 @pytest.mark.one_database
 def test_index_writing_killed_at_random_points_never_tears_an_index(warm, storage, allowed_root):
     for n in range(6):
         session = ImportSession.objects.create(title=f"Card {n}", file_storage=storage)
-        quiet("import_photos", str(session.pk), str(make_photos(allowed_root / f"card{n}", 10, size=(96, 72), seed=n * 10)))
+        quiet(
+            "import_photos",
+            str(session.pk),
+            str(make_photos(allowed_root / f"card{n}", 10, size=(96, 72), seed=n * 10)),
+        )
     argv = lambda i: ["index_storage", str(storage.storage_uuid)]
     photos = Photo.objects.filter(files__file_storage=storage)
 
@@ -265,8 +300,16 @@ def test_index_writing_killed_at_random_points_never_tears_an_index(warm, storag
         assert_indexes_parse(storage)
         assert index_status(storage)["healthy"]
 
-    kill_loop(warm, argv_for=argv, before=make_stale, duration=duration, what="index_storage",
-              after_kill=lambda i: assert_indexes_parse(storage), rerun=lambda i: quiet(*argv(i)), check=check)
+    kill_loop(
+        warm,
+        argv_for=argv,
+        before=make_stale,
+        duration=duration,
+        what="index_storage",
+        after_kill=lambda i: assert_indexes_parse(storage),
+        rerun=lambda i: quiet(*argv(i)),
+        check=check,
+    )
 
 
 def flush_storage_rows():
@@ -283,7 +326,13 @@ def test_recovery_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, s
     author = Author.objects.create(name="Ada", email="ada@example.org")
     for n in range(2):
         session = ImportSession.objects.create(title=f"Card {n}", file_storage=storage, default_author=author)
-        quiet("import_photos", str(session.pk), str(make_photos(allowed_root / f"card{n}", 12, size=(96, 72), seed=n * 20)), "--target-subdirectory", f"s{n}")
+        quiet(
+            "import_photos",
+            str(session.pk),
+            str(make_photos(allowed_root / f"card{n}", 12, size=(96, 72), seed=n * 20)),
+            "--target-subdirectory",
+            f"s{n}",
+        )
     Photo.objects.filter(files__file_storage=storage).update(title="kept", rating=4, tags=["a", "b"])
     quiet("index_storage", str(storage.storage_uuid))
     before = snapshot()
@@ -294,23 +343,42 @@ def test_recovery_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, s
     duration = typical_duration(warm, argv(-1))
     assert snapshot() == before
 
-    kill_loop(warm, argv_for=argv, before=lambda i: flush_storage_rows(), duration=duration, what="recovery",
-              rerun=lambda i: quiet(*argv(i)), check=lambda i: (snapshot() == before) or pytest.fail(f"round {i}: recovered rows differ"))
+    kill_loop(
+        warm,
+        argv_for=argv,
+        before=lambda i: flush_storage_rows(),
+        duration=duration,
+        what="recovery",
+        rerun=lambda i: quiet(*argv(i)),
+        check=lambda i: (snapshot() == before) or pytest.fail(f"round {i}: recovered rows differ"),
+    )
 
 
 # --- 2. the storage disappears -----------------------------------------------------------------------------
 
 
-def test_an_import_whose_drive_vanishes_stops_with_the_reason_and_marks_nothing_missing(tmp_path, storage, allowed_root, corpus):
+def test_an_import_whose_drive_vanishes_stops_with_the_reason_and_marks_nothing_missing(
+    tmp_path, storage, allowed_root, corpus
+):
     count = 150
     session = ImportSession.objects.create(title="Card", file_storage=storage)
     card = make_camera_copies(allowed_root / "card", count, corpus)
     log = tmp_path / "import.log"
-    proc = subprocess.Popen([sys.executable, "manage.py", "import_photos", str(session.pk), str(card), "--target-subdirectory", "x"],
-                            cwd=REPO, env=subprocess_env(tmp_path), stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "import_photos", str(session.pk), str(card), "--target-subdirectory", "x"],
+        cwd=REPO,
+        env=subprocess_env(tmp_path),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
-        while ImageFile.objects.filter(file_storage=storage).count() < 5 and time.monotonic() < deadline and proc.poll() is None:
+        while (
+            ImageFile.objects.filter(file_storage=storage).count() < 5
+            and time.monotonic() < deadline
+            and proc.poll() is None
+        ):
             time.sleep(0.05)
         root = storage.full_path
         os.rename(root, allowed_root / "unplugged")
@@ -320,7 +388,9 @@ def test_an_import_whose_drive_vanishes_stops_with_the_reason_and_marks_nothing_
     output = log.read_text(errors="replace").replace(str(tmp_path), "<tmp>")
     assert ImageFile.objects.filter(file_storage=storage).count() < count, "the import finished before the drive went"
     # An unplugged drive leaves an empty mount point: nothing may be written there, not even a folder.
-    assert not root.exists(), f"the vanished storage folder was re-created: {sorted(p.relative_to(root).as_posix() for p in root.rglob('*'))[:10]}"
+    assert not root.exists(), (
+        f"the vanished storage folder was re-created: {sorted(p.relative_to(root).as_posix() for p in root.rglob('*'))[:10]}"
+    )
     assert code != 0, output[-3000:]
     last = output.strip().splitlines()[-1]
     assert "storage" in last.lower(), f"the reason does not name the storage: {last!r}"
@@ -334,6 +404,7 @@ def test_an_import_whose_drive_vanishes_stops_with_the_reason_and_marks_nothing_
 
 # --- 3. the disk fills up ----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def small_disk(allowed_root):
     mount = allowed_root / "small"
@@ -346,7 +417,10 @@ def small_disk(allowed_root):
 
 # Not strict: the orphan depends on thread timing and shows in about two runs of three here.
 
-def test_an_import_onto_a_full_disk_stops_with_the_reason_and_leaves_no_unrecorded_file(small_disk, make_storage, allowed_root, corpus, settings):
+
+def test_an_import_onto_a_full_disk_stops_with_the_reason_and_leaves_no_unrecorded_file(
+    small_disk, make_storage, allowed_root, corpus, settings
+):
     settings.IMALINK_IMPORT_THREADS = 4  # eight units in flight: some are still queued when the abort comes
     storage = FileStorage.objects.get(storage_uuid=make_storage(base=small_disk)["uuid"])
     session = ImportSession.objects.create(title="Card", file_storage=storage)
@@ -379,6 +453,7 @@ def test_an_import_onto_a_full_disk_stops_with_the_reason_and_leaves_no_unrecord
 
 # --- 4. Redis restarts -------------------------------------------------------------------------------------
 
+
 class PrivateRedis:
     def __init__(self, tmp_path):
         self.port, self.tmp_path, self.runs = free_port(), tmp_path, 0
@@ -387,9 +462,26 @@ class PrivateRedis:
     def start(self):
         self.runs += 1
         self.log = self.tmp_path / f"redis-{self.runs}.log"
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                      "--daemonize", "no", "--dir", str(self.tmp_path)],
-                                     stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.tmp_path),
+            ],
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_for_line(self.log, "Ready to accept connections", self.proc, timeout=20)
         return self
 
@@ -402,7 +494,9 @@ def private_redis(tmp_path):
     stop_process(redis.proc, signal.SIGKILL)
 
 
-def test_a_redis_restart_mid_import_leaves_the_job_truthful_and_a_rerun_exact(tmp_path, private_redis, test_queue, storage, allowed_root, corpus):
+def test_a_redis_restart_mid_import_leaves_the_job_truthful_and_a_rerun_exact(
+    tmp_path, private_redis, test_queue, storage, allowed_root, corpus
+):
     import uuid as uuid_lib
 
     from imalink.celery import app
@@ -414,14 +508,39 @@ def test_a_redis_restart_mid_import_leaves_the_job_truthful_and_a_rerun_exact(tm
     card = make_camera_copies(allowed_root / "card", count, corpus)
     log = tmp_path / "worker.log"
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "imalink", "worker", "--loglevel", "INFO", "--queues", test_queue, "--concurrency", "1",
-         "--without-gossip", "--without-mingle", "--hostname", f"fault-{uuid_lib.uuid4().hex[:8]}@%h"],
-        cwd=REPO, env=subprocess_env(tmp_path, CELERY_BROKER_URL=private_redis.url), stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "imalink",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--queues",
+            test_queue,
+            "--concurrency",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"fault-{uuid_lib.uuid4().hex[:8]}@%h",
+        ],
+        cwd=REPO,
+        env=subprocess_env(tmp_path, CELERY_BROKER_URL=private_redis.url),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
         wait_for_line(log, "ready.", worker)
-        job = job_start(kind="import", storage=storage, session=session, params={"source_path": str(card), "target_subdirectory": "x"}, enqueue=False)
+        job = job_start(
+            kind="import",
+            storage=storage,
+            session=session,
+            params={"source_path": str(card), "target_subdirectory": "x"},
+            enqueue=False,
+        )
         with app.connection_for_write(private_redis.url) as connection:
             run_job.apply_async((job.pk,), queue=test_queue, connection=connection)
         deadline = time.monotonic() + 60
@@ -454,12 +573,19 @@ def test_a_redis_restart_mid_import_leaves_the_job_truthful_and_a_rerun_exact(tm
 
 # --- 5. the database is unreachable ------------------------------------------------------------------------
 
+
 def test_every_api_request_answers_503_when_the_database_is_unreachable(tmp_path, allowed_root, transactional_db):
     port = free_port()
     log = tmp_path / "web.log"
     env = subprocess_env(tmp_path, DATABASE_URL="postgres://postgres@127.0.0.1:1/nowhere")
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "imalink.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-                           cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    web = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "imalink.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_for_line(log, "Listening at", web, timeout=30)
         for method, path, body in [
@@ -468,9 +594,15 @@ def test_every_api_request_answers_503_when_the_database_is_unreachable(tmp_path
             ("POST", "/api/v1/file-storage/create", {"base_path": str(allowed_root), "display_name": "x"}),
             ("GET", "/api/v1/photos/", None),
         ]:
-            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, headers={
-                "Authorization": "Bearer not-checked-because-the-database-is-gone", "Content-Type": "application/json",
-            }, data=json.dumps(body).encode() if body else None)
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}{path}",
+                method=method,
+                headers={
+                    "Authorization": "Bearer not-checked-because-the-database-is-gone",
+                    "Content-Type": "application/json",
+                },
+                data=json.dumps(body).encode() if body else None,
+            )
             try:
                 with urllib.request.urlopen(request, timeout=30) as response:
                     status, content = response.status, response.read()
@@ -488,6 +620,7 @@ def test_every_api_request_answers_503_when_the_database_is_unreachable(tmp_path
 
 # --- 6. concurrent mutating jobs -------------------------------------------------------------------------
 
+
 def test_concurrent_jobs_on_one_storage_never_interleave(celery_worker, api, storage, allowed_root, corpus):
     celery_worker.stop()
     celery_worker.start(concurrency=3)
@@ -498,7 +631,10 @@ def test_concurrent_jobs_on_one_storage_never_interleave(celery_worker, api, sto
     uuid = storage.storage_uuid
 
     started = [
-        api.post(f"/api/v1/import-sessions/{session.pk}/import?wait=0", {"source_path": str(card), "target_subdirectory": "x"}),
+        api.post(
+            f"/api/v1/import-sessions/{session.pk}/import?wait=0",
+            {"source_path": str(card), "target_subdirectory": "x"},
+        ),
         api.post(f"/api/v1/storage-index/scan/{uuid}?wait=0"),
         api.post(f"/api/v1/storage-index/generate/{uuid}?wait=0"),
     ]
@@ -508,8 +644,11 @@ def test_concurrent_jobs_on_one_storage_never_interleave(celery_worker, api, sto
     while not all(j.is_finished for j in Job.objects.filter(pk__in=ids)) and time.monotonic() < deadline:
         time.sleep(0.2)
     jobs = {j.kind: j for j in Job.objects.filter(pk__in=ids)}
-    assert {k: j.status for k, j in jobs.items()} == {"import": "succeeded", "scan": "succeeded", "index_storage": "succeeded"}, \
-        {k: j.errors for k, j in jobs.items()}
+    assert {k: j.status for k, j in jobs.items()} == {
+        "import": "succeeded",
+        "scan": "succeeded",
+        "index_storage": "succeeded",
+    }, {k: j.errors for k, j in jobs.items()}
     scan = jobs["scan"].result
     # A scan that ran while the import was placing files would have seen files without rows.
     assert (scan["new_files"], scan["missing_files"], scan["modified_files"], scan["moved_files"]) == ([], [], [], [])

@@ -34,7 +34,9 @@ pytestmark = [
 ]
 
 # Hypothesis reuses one tmp_path for every example of a test; each example overwrites the same file.
-FUZZ_SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ_SETTINGS = dict(
+    deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 @cache
@@ -91,7 +93,10 @@ def test_truncated_jpeg_is_inspected_or_rejected(tmp_path, source, fraction):
 
 
 @settings(max_examples=400, **FUZZ_SETTINGS)
-@given(source=jpeg_source, insertions=st.lists(st.tuples(st.floats(0, 1), st.binary(min_size=1, max_size=64)), min_size=1, max_size=4))
+@given(
+    source=jpeg_source,
+    insertions=st.lists(st.tuples(st.floats(0, 1), st.binary(min_size=1, max_size=64)), min_size=1, max_size=4),
+)
 def test_jpeg_with_inserted_bytes_is_inspected_or_rejected(tmp_path, source, insertions):
     data = original(source)
     for fraction, blob in insertions:
@@ -104,7 +109,15 @@ def test_jpeg_with_inserted_bytes_is_inspected_or_rejected(tmp_path, source, ins
 @given(
     source=jpeg_source,
     changes=flips(),
-    overwrite=st.one_of(st.none(), st.tuples(st.integers(0, EXIF_REGION - 1), st.sampled_from([b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\x7f\xff\xff\xff", b"\xff\xd9", b"\xff\xe1\xff\xff"]))),
+    overwrite=st.one_of(
+        st.none(),
+        st.tuples(
+            st.integers(0, EXIF_REGION - 1),
+            st.sampled_from(
+                [b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\x7f\xff\xff\xff", b"\xff\xd9", b"\xff\xe1\xff\xff"]
+            ),
+        ),
+    ),
 )
 def test_jpeg_with_corrupt_exif_region_is_inspected_or_rejected(tmp_path, source, changes, overwrite):
     data = bytearray(apply_flips(original(source), changes, limit=EXIF_REGION))
@@ -116,6 +129,7 @@ def test_jpeg_with_corrupt_exif_region_is_inspected_or_rejected(tmp_path, source
 
 
 # --- HEIC (each decode is slower, so fewer examples) ------------------------------------------------
+
 
 @settings(max_examples=60, **FUZZ_SETTINGS)
 @given(source=heic_source, changes=flips())

@@ -71,7 +71,11 @@ def move_one_photo(storage) -> None:
 
 
 def drive_bytes(storage) -> list[bytes]:
-    return [p.read_bytes() for p in storage.full_path.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_size < 10_000_000]
+    return [
+        p.read_bytes()
+        for p in storage.full_path.rglob("*")
+        if p.is_file() and not p.is_symlink() and p.stat().st_size < 10_000_000
+    ]
 
 
 HOSTILE_KINDS = ["symlink out", "symlink to /dev/zero", "named pipe", "folder"]
@@ -79,12 +83,16 @@ HOSTILE_KINDS = ["symlink out", "symlink to /dev/zero", "named pipe", "folder"]
 
 @pytest.mark.parametrize("which", ["master", "session"])
 @pytest.mark.parametrize("kind", HOSTILE_KINDS)
-def test_whatever_is_not_a_plain_file_in_an_index_place_makes_the_storage_unsafe_until_it_is_moved_aside(drive, outside, kind, which, api):
+def test_whatever_is_not_a_plain_file_in_an_index_place_makes_the_storage_unsafe_until_it_is_moved_aside(
+    drive, outside, kind, which, api
+):
     storage, session = drive
     path = storage.full_path / ("index.json" if which == "master" else f"imports/session_{session.pk}.json")
     plant(kind, path, outside)
 
-    answer = api.get(f"/api/v1/storage-index/status/{storage.storage_uuid}")  # never blocks on the pipe, never reads through the link
+    answer = api.get(
+        f"/api/v1/storage-index/status/{storage.storage_uuid}"
+    )  # never blocks on the pipe, never reads through the link
     assert answer.status_code == 200, answer.content
     data = answer.json()["data"]
     assert (data["available"], data["reason_code"]) == (False, "unsafe_layout"), data
@@ -102,7 +110,9 @@ def test_whatever_is_not_a_plain_file_in_an_index_place_makes_the_storage_unsafe
     assert path.is_file() and not path.is_symlink() and read_index(path).data is not None
     storage.refresh_from_db()
     after = index_status(storage)
-    assert after["master_index"]["status"] == "current" and all(s["status"] == "current" for s in after["sessions"]), after
+    assert after["master_index"]["status"] == "current" and all(s["status"] == "current" for s in after["sessions"]), (
+        after
+    )
     assert (outside / "secret.json").read_bytes() == SECRET
     assert not any(b"secret-7f3a9c" in data for data in drive_bytes(storage)), "a file off the drive was copied onto it"
 
@@ -125,7 +135,9 @@ def test_a_plain_file_too_large_to_be_an_index_is_kept_whole_and_a_true_index_wr
 
 
 @pytest.mark.parametrize("folder", ["imports", ".imalink/index-backups"])
-def test_a_symlink_in_place_of_a_folder_that_holds_indexes_is_refused_and_nothing_is_written_through_it(drive, outside, folder):
+def test_a_symlink_in_place_of_a_folder_that_holds_indexes_is_refused_and_nothing_is_written_through_it(
+    drive, outside, folder
+):
     storage, session = drive
     real = storage.full_path / folder
     shutil.rmtree(real)
@@ -143,7 +155,9 @@ def test_a_symlink_in_place_of_a_folder_that_holds_indexes_is_refused_and_nothin
     assert (outside / "secret.json").read_bytes() == SECRET
 
 
-def test_adopt_through_the_api_with_a_named_pipe_for_an_index_answers_without_hanging(drive, outside, api, celery_worker):
+def test_adopt_through_the_api_with_a_named_pipe_for_an_index_answers_without_hanging(
+    drive, outside, api, celery_worker
+):
     storage, _session = drive
     root = storage.full_path
     call_command("flush", interactive=False, verbosity=0)
@@ -163,7 +177,9 @@ def test_adopt_through_the_api_with_a_named_pipe_for_an_index_answers_without_ha
     assert "not a plain file" in body or "index" in body.lower(), body
 
 
-def test_an_import_whose_imports_folder_turns_into_a_symlink_midway_still_places_and_records_every_file(drive, outside, corpus, api):
+def test_an_import_whose_imports_folder_turns_into_a_symlink_midway_still_places_and_records_every_file(
+    drive, outside, corpus, api
+):
     """Checked at the start, swapped while the files are copied: the files are placed and recorded, and only the
     index is refused (nothing is written through the link); index status then names the unsafe folder."""
     from imports.pipeline import import_folder

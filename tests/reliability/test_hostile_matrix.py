@@ -210,7 +210,10 @@ def run_adopt(ctx):
     try:
         report = recover_from_indexes([], folders=[ctx.storage.full_path])
     except ImalinkError as exc:
-        assert is_unsafe(exc) or exc.code in ("not_a_storage", "path_rejected", "not_a_directory"), (exc.code, exc.message)
+        assert is_unsafe(exc) or exc.code in ("not_a_storage", "path_rejected", "not_a_directory"), (
+            exc.code,
+            exc.message,
+        )
         return
     found = _storage_outcome(report, ctx.storage.full_path)
     assert found is not None and "unsafe_layout" in repr(found), report
@@ -218,8 +221,21 @@ def run_adopt(ctx):
 
 
 # In order: the reads and refusals first, the two that start from a lost database last.
-RUNS = [run_accessibility, run_import, run_scan, run_scan_adopt, run_quick_validation, run_full_validation,
-        run_index_generation, run_health, run_storage_page, run_session_page, run_overview_page, run_recovery, run_adopt]
+RUNS = [
+    run_accessibility,
+    run_import,
+    run_scan,
+    run_scan_adopt,
+    run_quick_validation,
+    run_full_validation,
+    run_index_generation,
+    run_health,
+    run_storage_page,
+    run_session_page,
+    run_overview_page,
+    run_recovery,
+    run_adopt,
+]
 
 
 class Ctx:
@@ -229,7 +245,9 @@ class Ctx:
 
 @pytest.mark.parametrize("what", WHATS)
 @pytest.mark.parametrize("where", list(WHERES))
-def test_a_hostile_entry_in_the_layout_is_never_followed_never_hangs_and_makes_the_storage_unsafe(hostile, where, what, admin_client):
+def test_a_hostile_entry_in_the_layout_is_never_followed_never_hangs_and_makes_the_storage_unsafe(
+    hostile, where, what, admin_client
+):
     storage, session, second, outside, aside = hostile
     root = storage.full_path
     if where == "storage folder" and what == "symlink to an outside folder":
@@ -248,7 +266,9 @@ def test_a_hostile_entry_in_the_layout_is_never_followed_never_hangs_and_makes_t
         assert took < HANG_S, f"{run.__name__} took {took:.1f} s"
         assert tree_digest(outside) == before, f"{run.__name__} changed or added a file outside the storage"
         if run not in (run_recovery, run_adopt):
-            assert not ImageFile.objects.filter(status=ImageFile.Status.MISSING).exists(), f"{run.__name__} marked a row missing"
+            assert not ImageFile.objects.filter(status=ImageFile.Status.MISSING).exists(), (
+                f"{run.__name__} marked a row missing"
+            )
             stored = FileStorage.objects.get(pk=storage.pk)
             assert stored.is_accessible is False, f"after {run.__name__} the storage is not shown unavailable"
         else:
@@ -257,7 +277,9 @@ def test_a_hostile_entry_in_the_layout_is_never_followed_never_hangs_and_makes_t
 
 
 @pytest.mark.parametrize("what", ["symlink to an outside folder", "named pipe", "wrong type"])
-def test_create_never_follows_a_storage_folder_swapped_right_after_it_was_made(allowed_root, tmp_path, monkeypatch, what):
+def test_create_never_follows_a_storage_folder_swapped_right_after_it_was_made(
+    allowed_root, tmp_path, monkeypatch, what
+):
     """The sub-folders and the marker are made from the new folder's descriptor: what is put in its place
     between the mkdir and the next step is refused, and nothing is made through it."""
     import storages.layout
@@ -317,7 +339,11 @@ def test_the_photo_preview_never_renders_a_file_off_the_drive_that_a_link_points
     """The ~1024 px preview is rendered from the primary file through the storage's descriptor: when that file
     is now a link to an image off the drive, the stored hotpreview stands in and the outside image is never read."""
     storage, _session, _second, outside, _aside = hostile
-    image_file = ImageFile.objects.filter(file_storage=storage, relative_path__endswith="DSCN0010.jpg").select_related("photo").get()
+    image_file = (
+        ImageFile.objects.filter(file_storage=storage, relative_path__endswith="DSCN0010.jpg")
+        .select_related("photo")
+        .get()
+    )
     served = admin_client.get(f"/photos/{image_file.photo.hothash}/preview.jpg")
     assert served.status_code == 200 and served.content != bytes(image_file.photo.hotpreview), "rendered from the file"
     path = storage.full_path / image_file.relative_path
@@ -327,4 +353,6 @@ def test_the_photo_preview_never_renders_a_file_off_the_drive_that_a_link_points
 
     served = admin_client.get(f"/photos/{image_file.photo.hothash}/preview.jpg")
     assert served.status_code == 200
-    assert served.content == bytes(image_file.photo.hotpreview), "a preview was rendered from the image the link points to"
+    assert served.content == bytes(image_file.photo.hotpreview), (
+        "a preview was rendered from the image the link points to"
+    )

@@ -64,7 +64,13 @@ def _disk(tmp_path) -> set[str]:
 
 
 def _rows() -> tuple:
-    return (FileStorage.objects.count(), ImportSession.objects.count(), ImageFile.objects.count(), Photo.objects.count(), Job.objects.count())
+    return (
+        FileStorage.objects.count(),
+        ImportSession.objects.count(),
+        ImageFile.objects.count(),
+        Photo.objects.count(),
+        Job.objects.count(),
+    )
 
 
 def _assert_refused_and_untouched(tmp_path, send, attacks):
@@ -98,7 +104,9 @@ def card(allowed_root, corpus):
 
 
 def test_create_storage_refuses_every_attack(api, attacks, tmp_path):
-    _assert_refused_and_untouched(tmp_path, lambda raw: api.post("/api/v1/file-storage/create", {"base_path": raw, "display_name": "x"}), attacks)
+    _assert_refused_and_untouched(
+        tmp_path, lambda raw: api.post("/api/v1/file-storage/create", {"base_path": raw, "display_name": "x"}), attacks
+    )
 
 
 def test_import_refuses_every_source_path_attack(api, session, attacks, tmp_path):
@@ -109,20 +117,32 @@ def test_import_refuses_every_source_path_attack(api, session, attacks, tmp_path
 def test_import_refuses_every_target_subdirectory_attack(api, session, card, tmp_path):
     url = f"/api/v1/import-sessions/{session['id']}/import"
     targets = {
-        "dotdot": "../../outside", "inner_dotdot": "a/../../b", "absolute": "/etc", "root": "/", "nul": "a\x00b",
-        "backslash": "..\\..\\x", "very_long": "a" * 5000, "dot": "./x",
+        "dotdot": "../../outside",
+        "inner_dotdot": "a/../../b",
+        "absolute": "/etc",
+        "root": "/",
+        "nul": "a\x00b",
+        "backslash": "..\\..\\x",
+        "very_long": "a" * 5000,
+        "dot": "./x",
         "lone_surrogate": "a/\ud800",
     }
-    _assert_refused_and_untouched(tmp_path, lambda raw: api.post(url, {"source_path": str(card), "target_subdirectory": raw}), targets)
+    _assert_refused_and_untouched(
+        tmp_path, lambda raw: api.post(url, {"source_path": str(card), "target_subdirectory": raw}), targets
+    )
 
 
 def test_import_refuses_a_target_subdirectory_part_longer_than_255_bytes(api, session, card, tmp_path):
     url = f"/api/v1/import-sessions/{session['id']}/import"
-    _assert_refused_and_untouched(tmp_path, lambda raw: api.post(url, {"source_path": str(card), "target_subdirectory": raw}), {"long": "é" * 150})
+    _assert_refused_and_untouched(
+        tmp_path, lambda raw: api.post(url, {"source_path": str(card), "target_subdirectory": raw}), {"long": "é" * 150}
+    )
 
 
 def test_recovery_refuses_every_search_root_attack(api, attacks, tmp_path):
-    _assert_refused_and_untouched(tmp_path, lambda raw: api.post("/api/v1/storage-index/recover", {"search_roots": [raw]}), attacks)
+    _assert_refused_and_untouched(
+        tmp_path, lambda raw: api.post("/api/v1/storage-index/recover", {"search_roots": [raw]}), attacks
+    )
 
 
 def test_adopt_refuses_every_attack(api, attacks, tmp_path):
@@ -136,6 +156,7 @@ def test_moving_a_storage_refuses_every_attack(api, storage, attacks, tmp_path):
 
 
 # --- names on disk that are not valid UTF-8 ---------------------------------------------------------
+
 
 def _write_bad_name(folder, corpus, name: bytes = b"bad\xff\xfe.jpg") -> None:
     fd = os.open(os.fsencode(str(folder)) + b"/" + name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

@@ -26,8 +26,13 @@ def describe(case, response) -> str:
 def run_operation(operation, session, base_url, failures, statuses, path_parameters=None):
     """Up to EXAMPLES_PER_OPERATION cases of one operation; each failing check is collected, not raised."""
 
-    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(path_parameters=path_parameters or None))
     def exercise(case):
         response = case.call(base_url=base_url, session=session, timeout=30)
@@ -38,7 +43,9 @@ def run_operation(operation, session, base_url, failures, statuses, path_paramet
             for exc in group.exceptions:
                 failures.append(f"{describe(case, response)}\n    {type(exc).__name__}: {exc.title}")
         except AssertionError as exc:  # one failing check is raised alone
-            failures.append(f"{describe(case, response)}\n    {type(exc).__name__}: {getattr(exc, 'title', str(exc)[:200])}")
+            failures.append(
+                f"{describe(case, response)}\n    {type(exc).__name__}: {getattr(exc, 'title', str(exc)[:200])}"
+            )
 
     exercise()
 
@@ -50,7 +57,9 @@ def test_every_operation_answers_within_its_schema(imalink_server, api_token, ma
     session.trust_env = False  # loopback only, never through a proxy
     base_url = imalink_server.url  # the document's paths already start with /api/v1
     # Fetched here with a generous timeout (the first schema build is slow on a loaded machine), then handed over.
-    document = requests.get(f"{base_url}/api/v1/openapi.json", headers={"Authorization": f"Bearer {api_token}"}, timeout=120).json()
+    document = requests.get(
+        f"{base_url}/api/v1/openapi.json", headers={"Authorization": f"Bearer {api_token}"}, timeout=120
+    ).json()
     schema = schemathesis.openapi.from_dict(document)
     known = {"uuid": storage["storage_uuid"], "storage_uuid": storage["storage_uuid"]}
 

@@ -68,7 +68,12 @@ def write_protectable_drive(allowed_root):
     drive.mkdir()
     protected = []
     if os.geteuid() == 0:
-        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(drive)], capture_output=True).returncode == 0
+        ok = (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(drive)], capture_output=True
+            ).returncode
+            == 0
+        )
         require(ok, "a read-only mount")
 
     def protect():
@@ -164,7 +169,9 @@ def test_it_reports_a_marker_of_another_storage(api, allowed_root, make_storage)
     storage = make_storage("Impostor")
     marker = allowed_root / storage["directory_name"] / ".imalink" / "storage.json"
     other = str(uuid.uuid4())
-    marker.write_text(json.dumps({"storage_uuid": other, "created_at": "2024-10-18T14:30:52+00:00", "format_version": 1}))
+    marker.write_text(
+        json.dumps({"storage_uuid": other, "created_at": "2024-10-18T14:30:52+00:00", "format_version": 1})
+    )
 
     data = assert_unavailable(api, storage, "marker_mismatch", roots=[allowed_root])
 
@@ -174,7 +181,15 @@ def test_it_reports_a_marker_of_another_storage(api, allowed_root, make_storage)
 
 @pytest.mark.parametrize(
     "garbage",
-    [b"{not json", b"", b"[]", b'{"storage_uuid": 7}', b'{"storage_uuid": "not-a-uuid"}', b"\xff\xfe\x00", b"[" * 100_000],
+    [
+        b"{not json",
+        b"",
+        b"[]",
+        b'{"storage_uuid": 7}',
+        b'{"storage_uuid": "not-a-uuid"}',
+        b"\xff\xfe\x00",
+        b"[" * 100_000,
+    ],
     ids=["truncated", "empty", "a-list", "a-number", "not-a-uuid", "binary", "huge"],
 )
 def test_it_reports_a_garbage_marker(api, allowed_root, make_storage, garbage):

@@ -48,7 +48,12 @@ def read_only_folder(allowed_root):
         yield folder
         folder.chmod(0o755)
         return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,ro", "tmpfs", str(folder)], capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m,ro", "tmpfs", str(folder)], capture_output=True
+        ).returncode
+        == 0
+    )
     require(mounted, "a read-only mount")
     try:
         yield folder
@@ -57,7 +62,9 @@ def read_only_folder(allowed_root):
 
 
 def test_it_creates_the_folder_tree(api, allowed_root):
-    response = api.post(URL, {"base_path": str(allowed_root), "display_name": "Main Photo Archive", "description": "Family photos"})
+    response = api.post(
+        URL, {"base_path": str(allowed_root), "display_name": "Main Photo Archive", "description": "Family photos"}
+    )
 
     assert response.status_code == 200, response.content
     body = response.json()
@@ -129,26 +136,46 @@ def test_two_storages_get_two_folders(api, allowed_root, make_storage):
 
 
 def test_it_refuses_a_relative_path(api, allowed_root):
-    error = assert_refused(api, {"base_path": "allowed", "display_name": "X"}, 400, "path_rejected", roots=[allowed_root])
+    error = assert_refused(
+        api, {"base_path": "allowed", "display_name": "X"}, 400, "path_rejected", roots=[allowed_root]
+    )
     assert error["details"]["field"] == "base_path"
 
 
 def test_it_refuses_a_missing_path(api, allowed_root):
-    assert_refused(api, {"base_path": str(allowed_root / "not-there"), "display_name": "X"}, 400, "path_not_found", roots=[allowed_root])
+    assert_refused(
+        api,
+        {"base_path": str(allowed_root / "not-there"), "display_name": "X"},
+        400,
+        "path_not_found",
+        roots=[allowed_root],
+    )
 
 
 def test_it_refuses_a_path_outside_the_allowed_roots(api, allowed_root, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
 
-    assert_refused(api, {"base_path": str(elsewhere), "display_name": "X"}, 400, "path_not_allowed", roots=[allowed_root, elsewhere])
+    assert_refused(
+        api,
+        {"base_path": str(elsewhere), "display_name": "X"},
+        400,
+        "path_not_allowed",
+        roots=[allowed_root, elsewhere],
+    )
 
 
 def test_it_refuses_a_dot_dot_escape(api, allowed_root, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
 
-    assert_refused(api, {"base_path": f"{allowed_root}/../elsewhere", "display_name": "X"}, 400, "path_rejected", roots=[allowed_root, elsewhere])
+    assert_refused(
+        api,
+        {"base_path": f"{allowed_root}/../elsewhere", "display_name": "X"},
+        400,
+        "path_rejected",
+        roots=[allowed_root, elsewhere],
+    )
 
 
 def test_it_refuses_a_symlink_that_leads_out(api, allowed_root, tmp_path):
@@ -156,7 +183,13 @@ def test_it_refuses_a_symlink_that_leads_out(api, allowed_root, tmp_path):
     elsewhere.mkdir()
     (allowed_root / "link").symlink_to(elsewhere, target_is_directory=True)
 
-    assert_refused(api, {"base_path": str(allowed_root / "link"), "display_name": "X"}, 400, "path_not_allowed", roots=[allowed_root, elsewhere])
+    assert_refused(
+        api,
+        {"base_path": str(allowed_root / "link"), "display_name": "X"},
+        400,
+        "path_not_allowed",
+        roots=[allowed_root, elsewhere],
+    )
 
 
 def test_it_refuses_a_path_under_a_symlinked_parent(api, allowed_root, tmp_path):
@@ -165,18 +198,30 @@ def test_it_refuses_a_path_under_a_symlinked_parent(api, allowed_root, tmp_path)
     (allowed_root / "drive").symlink_to(elsewhere, target_is_directory=True)
 
     assert_refused(
-        api, {"base_path": str(allowed_root / "drive" / "photos"), "display_name": "X"}, 400, "path_not_allowed", roots=[allowed_root, elsewhere]
+        api,
+        {"base_path": str(allowed_root / "drive" / "photos"), "display_name": "X"},
+        400,
+        "path_not_allowed",
+        roots=[allowed_root, elsewhere],
     )
 
 
 def test_it_refuses_a_nul_byte(api, allowed_root):
-    assert_refused(api, {"base_path": f"{allowed_root}\x00/evil", "display_name": "X"}, 400, "path_rejected", roots=[allowed_root])
+    assert_refused(
+        api, {"base_path": f"{allowed_root}\x00/evil", "display_name": "X"}, 400, "path_rejected", roots=[allowed_root]
+    )
 
 
 def test_it_refuses_a_file(api, allowed_root):
     (allowed_root / "a-file").write_text("not a folder")
 
-    assert_refused(api, {"base_path": str(allowed_root / "a-file"), "display_name": "X"}, 400, "not_a_directory", roots=[allowed_root])
+    assert_refused(
+        api,
+        {"base_path": str(allowed_root / "a-file"), "display_name": "X"},
+        400,
+        "not_a_directory",
+        roots=[allowed_root],
+    )
 
 
 def test_it_refuses_malformed_json(api, allowed_root):
@@ -193,7 +238,9 @@ def test_it_refuses_malformed_json(api, allowed_root):
         pytest.param({"base_path": "ALLOWED"}, id="display_name-missing"),
         pytest.param({"base_path": "ALLOWED", "display_name": ""}, id="display_name-empty"),
         pytest.param({"base_path": "ALLOWED", "display_name": "   "}, id="display_name-blank"),
-        pytest.param({"base_path": "ALLOWED", "display_name": "X", "storage_uuid": str(uuid.uuid4())}, id="unknown-field"),
+        pytest.param(
+            {"base_path": "ALLOWED", "display_name": "X", "storage_uuid": str(uuid.uuid4())}, id="unknown-field"
+        ),
         pytest.param({"display_name": "X"}, id="base_path-missing"),
     ],
 )
@@ -206,8 +253,9 @@ def test_it_refuses_a_body_that_does_not_validate(api, allowed_root, body):
 
 
 def test_it_refuses_a_read_only_folder(api, allowed_root, read_only_folder):
-    error = assert_refused(api, {"base_path": str(read_only_folder), "display_name": "X"}, 400, "path_not_writable", roots=[allowed_root])
+    error = assert_refused(
+        api, {"base_path": str(read_only_folder), "display_name": "X"}, 400, "path_not_writable", roots=[allowed_root]
+    )
 
     assert error["details"]["field"] == "base_path"
     assert os.listdir(read_only_folder) == []
-

@@ -52,7 +52,9 @@ def test_it_gets_one_storage(api, make_storage):
 def test_it_renames_and_describes_a_storage(api, make_storage):
     made = make_storage("Old name")
 
-    response = api.put(f"{BASE}/{made['storage_uuid']}", {"display_name": "New name", "description": "Moved to the NAS"})
+    response = api.put(
+        f"{BASE}/{made['storage_uuid']}", {"display_name": "New name", "description": "Moved to the NAS"}
+    )
 
     assert response.status_code == 200, response.content
     assert response.json()["data"]["display_name"] == "New name"

@@ -71,7 +71,9 @@ def imported(made, allowed_root, corpus):
     card.mkdir()
     for relative in CARD_FILES:
         shutil.copy(corpus / relative, card)
-    session = ImportSession.objects.create(title="Card", file_storage=storage, default_author=Author.objects.create(name="Kari"))
+    session = ImportSession.objects.create(
+        title="Card", file_storage=storage, default_author=Author.objects.create(name="Kari")
+    )
     report = import_folder(session_id=session.pk, source_path=str(card))
     assert (report.imported, report.failed) == (2, 0)
     write_storage_indexes(storage)
@@ -83,6 +85,7 @@ def read_json(path):
 
 
 # --- through the API ---------------------------------------------------------------------------------
+
 
 def test_workflow_5_moves_a_storage_to_a_copy_on_a_new_drive(api, imported, drive_a, drive_b):
     uuid_, name = imported["uuid"], imported["directory_name"]
@@ -99,12 +102,20 @@ def test_workflow_5_moves_a_storage_to_a_copy_on_a_new_drive(api, imported, driv
     assert (data["base_path"], data["full_path"]) == (str(drive_b), str(new_root))
     assert data["is_accessible"] is True
     migration = data["migration"]
-    assert (migration["old_base_path"], migration["new_base_path"], migration["changed"]) == (str(drive_a), str(drive_b), True)
+    assert (migration["old_base_path"], migration["new_base_path"], migration["changed"]) == (
+        str(drive_a),
+        str(drive_b),
+        True,
+    )
     assert migration["master_index_rewritten"] is True
     assert migration["accessibility"]["is_accessible"] is True
     assert migration["index_status"] == {
-        "healthy": True, "master_index_exists": True, "master_index_status": "current",
-        "stale_session_ids": [], "missing_session_ids": [], "corrupt_session_ids": [],
+        "healthy": True,
+        "master_index_exists": True,
+        "master_index_status": "current",
+        "stale_session_ids": [],
+        "missing_session_ids": [],
+        "corrupt_session_ids": [],
     }
     assert FileStorage.objects.get(storage_uuid=uuid_).base_path == str(drive_b)
 
@@ -162,7 +173,9 @@ def test_a_put_without_base_path_has_no_migration(api, made):
     assert response.json()["data"]["migration"] is None
 
 
-def test_it_accepts_a_base_path_reached_through_a_symlink_and_stores_the_real_one(api, made, drive_a, drive_b, allowed_root):
+def test_it_accepts_a_base_path_reached_through_a_symlink_and_stores_the_real_one(
+    api, made, drive_a, drive_b, allowed_root
+):
     copy_storage(drive_a / made["directory_name"], drive_b / made["directory_name"])
     link = allowed_root / "mnt-new"
     link.symlink_to(drive_b)
@@ -174,6 +187,7 @@ def test_it_accepts_a_base_path_reached_through_a_symlink_and_stores_the_real_on
 
 
 # --- refusals: 400 with the reason, and nothing changed anywhere --------------------------------------
+
 
 def refused(api, made, tmp_path, new_base_path, status, code, *words):
     before = snapshot(tmp_path)
@@ -188,7 +202,16 @@ def refused(api, made, tmp_path, new_base_path, status, code, *words):
 
 
 def test_it_refuses_a_new_base_without_the_storage_folder(api, made, drive_b, tmp_path):
-    error = refused(api, made, tmp_path, str(drive_b), 400, "migration_refused", f"has no folder {made['directory_name']}", "rsync -a")
+    error = refused(
+        api,
+        made,
+        tmp_path,
+        str(drive_b),
+        400,
+        "migration_refused",
+        f"has no folder {made['directory_name']}",
+        "rsync -a",
+    )
     assert error["details"]["reason_code"] == "storage_folder_missing"
 
 
@@ -231,7 +254,9 @@ def test_it_refuses_a_path_that_is_not_normalised(api, made, drive_b, allowed_ro
 
 def test_it_refuses_a_path_outside_the_allowed_roots(api, made, drive_a, tmp_path):
     outside = tmp_path / "outside"
-    copy_storage(drive_a / made["directory_name"], outside / made["directory_name"])  # a perfect copy, in the wrong place
+    copy_storage(
+        drive_a / made["directory_name"], outside / made["directory_name"]
+    )  # a perfect copy, in the wrong place
 
     refused(api, made, tmp_path, str(outside), 400, "path_not_allowed", "outside")
 
@@ -255,6 +280,7 @@ def test_it_refuses_an_empty_base_path(api, made, tmp_path):
 
 # --- through the admin --------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def browser(admin_user):
     c = Client()
@@ -264,13 +290,16 @@ def browser(admin_user):
 
 def change_form(browser, storage, base_path):
     url = reverse("admin:storages_filestorage_change", args=[storage.pk])
-    return browser.post(url, {
-        "display_name": storage.display_name,
-        "description": storage.description,
-        "is_active": "on" if storage.is_active else "",
-        "base_path": base_path,
-        "_save": "Save",
-    })
+    return browser.post(
+        url,
+        {
+            "display_name": storage.display_name,
+            "description": storage.description,
+            "is_active": "on" if storage.is_active else "",
+            "base_path": base_path,
+            "_save": "Save",
+        },
+    )
 
 
 def test_the_admin_form_refuses_a_base_path_without_a_copy(browser, made, drive_b, tmp_path):
@@ -320,18 +349,31 @@ def test_the_admin_keeps_identity_fields_read_only_and_adds_nothing(browser, mad
     form = browser.get(reverse("admin:storages_filestorage_change", args=[storage.pk])).context["adminform"].form
     assert set(form.fields) == {"display_name", "description", "is_active", "base_path"}
 
-    response = browser.post(reverse("admin:storages_filestorage_change", args=[storage.pk]), {
-        "display_name": "Renamed in the admin", "description": "", "is_active": "on", "base_path": storage.base_path,
-        "directory_name": "imalink_hijacked", "storage_uuid": str(uuid.uuid4()), "_save": "Save",
-    })
+    response = browser.post(
+        reverse("admin:storages_filestorage_change", args=[storage.pk]),
+        {
+            "display_name": "Renamed in the admin",
+            "description": "",
+            "is_active": "on",
+            "base_path": storage.base_path,
+            "directory_name": "imalink_hijacked",
+            "storage_uuid": str(uuid.uuid4()),
+            "_save": "Save",
+        },
+    )
 
     assert response.status_code == 302
     after = FileStorage.objects.get(pk=storage.pk)
-    assert (after.display_name, after.directory_name, after.storage_uuid) == ("Renamed in the admin", made["directory_name"], storage.storage_uuid)
+    assert (after.display_name, after.directory_name, after.storage_uuid) == (
+        "Renamed in the admin",
+        made["directory_name"],
+        storage.storage_uuid,
+    )
     assert browser.get(reverse("admin:storages_filestorage_add")).status_code == 403
 
 
 # --- Workflow 5 step 5 ---------------------------------------------------------------------------------
+
 
 def test_it_deactivates_a_storage_whose_drive_is_unplugged(api, made, drive_a, allowed_root):
     drive_a.rename(allowed_root / "unplugged")

@@ -50,6 +50,7 @@ def html(response) -> str:
 
 # --- login ---------------------------------------------------------------------------------------
 
+
 def test_it_sends_anonymous_visitors_to_the_login_page(client, storage):
     for path in ("/", "/storages/new/", detail_url(storage)):
         response = client.get(path)
@@ -65,6 +66,7 @@ def test_it_sends_anonymous_action_posts_to_the_login_page(client, storage):
 
 
 # --- overview ------------------------------------------------------------------------------------
+
 
 def test_it_shows_the_empty_state_without_storages(user_client):
     page = html(user_client.get("/"))
@@ -119,7 +121,9 @@ def test_it_shows_running_and_recent_jobs_with_live_progress(user_client, storag
     assert 'data-field="percent">25%' in page and 'data-field="percent">100%' in page
 
 
-def test_overview_queries_do_not_grow_with_the_number_of_storages(user_client, make_storage, django_assert_max_num_queries):
+def test_overview_queries_do_not_grow_with_the_number_of_storages(
+    user_client, make_storage, django_assert_max_num_queries
+):
     make_storage("Storage 0")
     user_client.get("/")  # the first request may warm caches (content types, session)
     with CaptureQueriesContext(connection) as one:
@@ -145,13 +149,14 @@ def test_the_overview_counts_each_storage_s_own_files_sizes_and_missing_files(us
 
     page = html(user_client.get("/"))
 
-    cards = {name: page[page.index(f">{name}<"):] for name in ("Mine", "Theirs")}
-    assert "<dt>Files</dt><dd>3 <span class=\"badge warn\">2 missing</span></dd>" in cards["Mine"][:2000]
+    cards = {name: page[page.index(f">{name}<") :] for name in ("Mine", "Theirs")}
+    assert '<dt>Files</dt><dd>3 <span class="badge warn">2 missing</span></dd>' in cards["Mine"][:2000]
     assert "<dt>Size</dt><dd>6.0\xa0MB</dd>" in cards["Mine"][:2000]
     assert "<dt>Files</dt><dd>1</dd>" in cards["Theirs"][:2000]
 
 
 # --- new storage ---------------------------------------------------------------------------------
+
 
 def test_it_shows_the_new_storage_form_with_labels(user_client, allowed_root):
     page = html(user_client.get("/storages/new/"))
@@ -162,7 +167,9 @@ def test_it_shows_the_new_storage_form_with_labels(user_client, allowed_root):
 
 
 def test_it_creates_a_storage_folder_from_the_form(user_client, allowed_root):
-    response = user_client.post("/storages/new/", {"base_path": str(allowed_root), "display_name": "Photos SSD", "description": "Fast"})
+    response = user_client.post(
+        "/storages/new/", {"base_path": str(allowed_root), "display_name": "Photos SSD", "description": "Fast"}
+    )
 
     storage = FileStorage.objects.get()
     assert response.status_code == 302
@@ -195,6 +202,7 @@ def test_it_requires_a_display_name(user_client, allowed_root):
 
 # --- storage detail ------------------------------------------------------------------------------
 
+
 def test_it_shows_a_storage(user_client, storage):
     session = ImportSession.objects.create(title="Italy 2024", file_storage=storage)
 
@@ -206,8 +214,16 @@ def test_it_shows_a_storage(user_client, storage):
         assert fact in page
     assert f'href="/sessions/{session.pk}/"' in page and "Italy 2024" in page
     assert "No scan yet." in page
-    for label in ("Check accessibility", "Scan", "Scan (dry run)", "Scan and adopt new files", "Regenerate indexes",
-                  "Validate (quick)", "Validate (full)", "Deactivate"):
+    for label in (
+        "Check accessibility",
+        "Scan",
+        "Scan (dry run)",
+        "Scan and adopt new files",
+        "Regenerate indexes",
+        "Validate (quick)",
+        "Validate (full)",
+        "Deactivate",
+    ):
         assert f">{label}</button>" in page
     assert page.count("csrfmiddlewaretoken") >= 8
 
@@ -240,13 +256,14 @@ def test_it_shows_the_last_scan_with_moved_files(user_client, storage, allowed_r
         assert f"<code>{old}</code>" in page and f"<code>{new}</code>" in page
     for moved in report.moved_files:
         if moved["hothash"].startswith("raw:"):
-            assert f'/photos/{moved["hothash"]}' not in page
+            assert f"/photos/{moved['hothash']}" not in page
         else:
             assert f'<img class="thumb-sm" loading="lazy" src="/photos/{moved["hothash"]}/hotpreview.jpg"' in page
     assert "Missing files (0)" in page
 
 
 # --- actions -------------------------------------------------------------------------------------
+
 
 def test_it_checks_accessibility(user_client, storage):
     response = user_client.post(action_url(storage, "check-accessibility"), follow=True)
@@ -309,6 +326,7 @@ def test_it_refuses_an_action_without_a_csrf_token(admin_user, storage):
 
 # --- an unplugged drive --------------------------------------------------------------------------
 
+
 def test_an_unplugged_storage_still_renders_and_refuses_to_scan(user_client, storage):
     unplug(storage)
 
@@ -347,9 +365,13 @@ def test_the_page_and_the_health_check_share_one_low_space_setting(user_client, 
     for threshold_above_free, low in ((True, True), (False, False)):
         storage.refresh_from_db()
         free_gb = (storage.free_bytes or 0) / 1024**3
-        settings.IMALINK_LOW_SPACE_GB = free_gb + 50 if threshold_above_free else 0.001  # 1 MB: no test drive is that full
+        settings.IMALINK_LOW_SPACE_GB = (
+            free_gb + 50 if threshold_above_free else 0.001
+        )  # 1 MB: no test drive is that full
         report = run_health_check()  # it also refreshes the free space the page shows
-        health_says_low = any(i["message"].endswith("GB free") and "low on space" in i["message"] for i in report.issues)
+        health_says_low = any(
+            i["message"].endswith("GB free") and "low on space" in i["message"] for i in report.issues
+        )
         assert health_says_low is low, (settings.IMALINK_LOW_SPACE_GB, report.issues)
         assert ("low on space" in html(user_client.get("/"))) is low
         assert ("low on space" in html(user_client.get(f"/storages/{storage.storage_uuid}/"))) is low

@@ -50,7 +50,13 @@ def test_it_counts_nothing_for_an_empty_storage(api, make_storage):
     data = statistics(api, storage)
 
     assert data["storage_uuid"] == storage["storage_uuid"]
-    assert data["statistics"] == {"total_files": 0, "total_size_mb": 0, "total_size_bytes": 0, "photos": 0, "missing_files": 0}
+    assert data["statistics"] == {
+        "total_files": 0,
+        "total_size_mb": 0,
+        "total_size_bytes": 0,
+        "photos": 0,
+        "missing_files": 0,
+    }
     assert data["import_sessions"] == []
 
 

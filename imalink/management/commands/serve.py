@@ -29,13 +29,19 @@ class Command(BaseCommand):
     def handle(self, *args, host, port, web_workers, concurrency, **options):
         password = ensure_admin_user()
         if password:
-            self.stdout.write(self.style.SUCCESS(
-                f"Created the admin user. Username: admin  Password: {password}\n"
-                f"(shown once; also kept in {admin_password_file()}, readable only by you)"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Created the admin user. Username: admin  Password: {password}\n"
+                    f"(shown once; also kept in {admin_password_file()}, readable only by you)"
+                )
+            )
         broker_url, broker_line = choose_broker()
         self.stdout.write(broker_line)
-        named = "IMALINK_INSTANCE" if os.environ.get("IMALINK_INSTANCE", "").strip() else "derived from the database; set IMALINK_INSTANCE to name it"
+        named = (
+            "IMALINK_INSTANCE"
+            if os.environ.get("IMALINK_INSTANCE", "").strip()
+            else "derived from the database; set IMALINK_INSTANCE to name it"
+        )
         self.stdout.write(
             f"Instance: {settings.IMALINK_INSTANCE} ({named}); Celery queue {settings.CELERY_TASK_DEFAULT_QUEUE}, "
             f"Redis keys under {settings.IMALINK_REDIS_PREFIX}"
@@ -45,7 +51,12 @@ class Command(BaseCommand):
 
         python = shlex.quote(sys.executable)
         # The instance as announced above, whatever the children's working folder makes of a relative database path.
-        env = {**os.environ, "CELERY_BROKER_URL": broker_url, "IMALINK_INSTANCE": settings.IMALINK_INSTANCE, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "CELERY_BROKER_URL": broker_url,
+            "IMALINK_INSTANCE": settings.IMALINK_INSTANCE,
+            "PYTHONUNBUFFERED": "1",
+        }
         # The gunicorn workers share their request metrics through files; last run's figures are not this run's.
         metrics_dir = Path(settings.VAR_DIR) / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -23,4 +23,6 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         job = job_start(kind="index_storage", storage=storage, enqueue=False)
         result = run_job_with_bar(self, job, desc=f"Indexes of {storage.display_name}", unit="index").result
-        self.stdout.write(f"Wrote {result['written']} of {len(result['index_files'])} index files (the others were already current).")
+        self.stdout.write(
+            f"Wrote {result['written']} of {len(result['index_files'])} index files (the others were already current)."
+        )

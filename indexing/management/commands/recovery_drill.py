@@ -23,7 +23,13 @@ class Command(BaseCommand):
         job = job_start(kind="recovery_drill", params={"search_roots": checked}, enqueue=False)
         result = run_job_with_bar(self, job, desc="Recovery drill", unit="step").result
         for d in result["differences"]:
-            self.stdout.write(f"difference: {d['kind']} {d['key']} {d['field'] or ''}: live={d['live']!r} recovered={d['recovered']!r}")
-        self.stdout.write(f"Checked {len(result['storages_checked'])} storages: {result['difference_count']} differences.")
+            self.stdout.write(
+                f"difference: {d['kind']} {d['key']} {d['field'] or ''}: live={d['live']!r} recovered={d['recovered']!r}"
+            )
+        self.stdout.write(
+            f"Checked {len(result['storages_checked'])} storages: {result['difference_count']} differences."
+        )
         if not result["passed"]:
-            raise CommandError("The recovery drill found differences (or no storage): the indexes would not restore this database exactly.")
+            raise CommandError(
+                "The recovery drill found differences (or no storage): the indexes would not restore this database exactly."
+            )

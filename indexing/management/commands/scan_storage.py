@@ -23,7 +23,9 @@ class Command(BaseCommand):
             storage_require_available(storage)
         except ImalinkError as exc:
             raise CommandError(exc.message) from None
-        job = job_start(kind="scan", storage=storage, params={"dry_run": dry_run, "adopt_new": adopt_new}, enqueue=False)
+        job = job_start(
+            kind="scan", storage=storage, params={"dry_run": dry_run, "adopt_new": adopt_new}, enqueue=False
+        )
         r = run_job_with_bar(self, job, desc=f"Scan of {storage.display_name}").result
         for title, key, fmt in (
             ("moved", "moved_files", lambda e: f"{e['old_path']} -> {e['new_path']}"),
