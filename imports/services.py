@@ -13,8 +13,8 @@ from django.db.models import F, ProtectedError
 from PIL import Image, ImageOps
 
 from imalink.errors import Conflict, ImalinkError, NotFound, StorageUnavailable
-from storages.models import FileStorage
 from storages import drive
+from storages.models import FileStorage
 from storages.services import storage_require_available
 
 from . import media  # noqa: F401  (registers the HEIF opener with Pillow)

@@ -13,9 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from django.conf import settings
-
 import xxhash
+from django.conf import settings
 
 MAX_DIFFERENCES = 1000
 

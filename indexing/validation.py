@@ -17,8 +17,8 @@ from django.db import transaction
 from imports.checksums import index_checksum
 from imports.models import ImageFile
 from imports.sources import is_junk
-from storages.locks import storage_lock
 from storages import drive
+from storages.locks import storage_lock
 from storages.services import storage_require_available
 from storages.unsafe import mark_unsafe
 

@@ -23,9 +23,10 @@ def server(imalink_server, have_curl):
 
 @pytest.mark.django_db(transaction=True, reset_sequences=True)
 def test_the_seed_workflows_1_and_4_run_as_written_against_the_real_server(server, allowed_root, tmp_path):
-    from imports.models import Author
-    from imalink.models import ApiToken
     from django.contrib.auth import get_user_model
+
+    from imalink.models import ApiToken
+    from imports.models import Author
 
     # First start: the admin user exists with a printed, privately kept password.
     password_file = tmp_path / "var" / "admin_password"

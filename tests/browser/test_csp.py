@@ -5,9 +5,8 @@ bar follows the job, and the API's Swagger page lists its operations. A screensh
 
 import io
 
-from PIL import Image
-
 from django_celery_beat.models import CrontabSchedule
+from PIL import Image
 
 from imports.models import Photo
 from indexing.models import Job

@@ -3,7 +3,6 @@ worker, live progress, cancel, the import_photos command, and the seed's Workflo
 """
 
 import os
-import shutil
 import time
 
 import pytest
@@ -175,8 +174,9 @@ def test_the_import_photos_command_refuses_bad_input(session):
 
 def test_the_seed_import_and_index_photos_flow_runs_against_a_live_server(imalink_server, allowed_root, make_storage):
     """Workflow 2 as written, with the base URL and auth added and the import call in place of 'process files'."""
-    from imalink.models import ApiToken
     from django.contrib.auth import get_user_model
+
+    from imalink.models import ApiToken
 
     if not SEED.exists():
         pytest.skip("seed document not found")

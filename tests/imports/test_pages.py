@@ -10,7 +10,6 @@ from PIL import Image
 from imports.models import Author, ImportSession, Photo
 from imports.pipeline import import_folder
 from indexing.models import Job
-from storages.models import FileStorage
 from storages.services import storage_create
 
 pytestmark = pytest.mark.django_db

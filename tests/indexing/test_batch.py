@@ -5,9 +5,6 @@
 import json
 import time
 
-import pytest
-
-from imports.models import ImportSession
 from indexing.models import Job
 from indexing.writer import index_status
 from storages.models import FileStorage

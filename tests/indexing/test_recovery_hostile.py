@@ -204,8 +204,9 @@ def test_a_master_index_with_a_hostile_session_list_is_reported(archive):
 
 def test_adopt_registers_one_storage_folder(api, archive, celery_worker):
     base, root, session_id = archive
-    from imalink.models import ApiToken
     from django.contrib.auth import get_user_model
+
+    from imalink.models import ApiToken
 
     user = get_user_model().objects.create_superuser("admin2", "", "pw-for-tests-123")
     api.headers["Authorization"] = f"Bearer {ApiToken.issue(user=user)[1]}"
