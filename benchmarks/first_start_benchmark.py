@@ -163,16 +163,19 @@ def main():
     print(f"\n{'commit':<11} {'first page':>10} {'serving':>8} {'packages':>8} {'venv MB':>8} {'pytest':>6}  subject")
     for row in rows:
         print(
-            f"{row['commit'][:10]:<11} {row['seconds_to_first_page']:>9.1f}s {row['seconds_to_serve']:>7.1f}s {row['packages_installed']:>8} "
+            f"{row['commit'][:10]:<11} {row['seconds_to_first_page']:>9.1f}s {row['seconds_to_serve']:>7.1f}s "
+            f"{row['packages_installed']:>8} "
             f"{row['venv_mb']:>8} {'yes' if row['test_extras_installed'] else 'no':>6}  {row['subject'][:70]}"
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
             {
-                "what": "seconds from `make run` in a fresh clone to /accounts/login/ answering 200 (serving: to serve's 'ImaLink on' line, after pip and migrate)",
+                "what": "seconds from `make run` in a fresh clone to /accounts/login/ answering 200 "
+                "(serving: to serve's 'ImaLink on' line, after pip and migrate)",
                 "pip_cache": "used" if args.pip_cache else "off (PIP_NO_CACHE_DIR=1)",
-                "machine": f"{os.cpu_count()} cores, {platform.python_version()} ({args.python}), shared with other work",
+                "machine": f"{os.cpu_count()} cores, {platform.python_version()} ({args.python}), "
+                "shared with other work",
                 "runs": rows,
             },
             indent=2,

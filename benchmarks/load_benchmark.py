@@ -1,6 +1,6 @@
 """Load benchmark: 50 clients read from gunicorn, started as README's Production section shows (4 workers x 8
-threads), over 100,000 photos whose indexes are written, while a Celery worker imports --import-files JPEGs (1,500) and scans the
-storage. Loopback only; the clients run in their own process (asyncio + aiohttp), not in gunicorn's.
+threads), over 100,000 photos whose indexes are written, while a Celery worker imports --import-files JPEGs (1,500)
+and scans the storage. Loopback only; the clients run in their own process (asyncio + aiohttp), not in gunicorn's.
 
 Two runs, each --seconds long, each with its own import and scan started one second in:
   users       each client requests, then thinks for a random 0.5-1.5 s (like Locust's wait_time), and again;
@@ -183,22 +183,26 @@ def clients_main() -> None:
 
 def print_run(name: str, run: dict, args) -> None:
     print(
-        f"\n{name}: {args.clients} clients for {run['seconds']:.0f} s, gunicorn {' '.join(GUNICORN_ARGS)}, {args.files:,} photos, "
+        f"\n{name}: {args.clients} clients for {run['seconds']:.0f} s, gunicorn {' '.join(GUNICORN_ARGS)}, "
+        f"{args.files:,} photos, "
         f"while importing {args.import_files} JPEGs and scanning, on {os.cpu_count()} cores",
         flush=True,
     )
     print(
-        f"{'kind':22} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+        f"{'kind':22} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"
     )
     for kind, r in [*run["kinds"].items(), ("overall", run["overall"])]:
         print(
-            f"{kind:22} {r['requests']:9,} {r['errors']:7} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}"
+            f"{kind:22} {r['requests']:9,} {r['errors']:7} {r['rps']:8.1f} {r['p50_ms']:8.1f} "
+            f"{r['p95_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}"
         )
     during = run["during_jobs"]
     print(f"-- of those, the requests sent while the import or the scan ran ({during['seconds']:.1f} s):")
     for kind, r in [*during["kinds"].items(), ("overall", during["overall"])]:
         print(
-            f"{kind:22} {r['requests']:9,} {r['errors']:7} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}"
+            f"{kind:22} {r['requests']:9,} {r['errors']:7} {r['rps']:8.1f} {r['p50_ms']:8.1f} "
+            f"{r['p95_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}"
         )
     for kind, job in run["jobs"].items():
         print(f"{kind} job: {job}")
@@ -359,10 +363,12 @@ def main():
         + " ".join(GUNICORN_ARGS)
         + " (README.md, Production), "
         + ("PostgreSQL" if args.postgres else "SQLite (WAL)"),
-        "worker": f"celery -A imalink worker (concurrency = cores), IMALINK_WORKER_NICE={settings.IMALINK_WORKER_NICE} (imalink/priority.py)",
+        "worker": "celery -A imalink worker (concurrency = cores), "
+        f"IMALINK_WORKER_NICE={settings.IMALINK_WORKER_NICE} (imalink/priority.py)",
         "machine": f"{os.cpu_count()} cores shared by the clients, gunicorn, the Celery worker and the benchmark",
         "client_model": {
-            "users": f"each client requests, then thinks {THINK_SECONDS[0]}-{THINK_SECONDS[1]} s (uniform), again; kinds chosen uniformly",
+            "users": f"each client requests, then thinks {THINK_SECONDS[0]}-{THINK_SECONDS[1]} s (uniform), "
+            "again; kinds chosen uniformly",
             "saturation": "each client requests again as soon as it has its answer (closed loop, no think time)",
         },
         "runs": runs,

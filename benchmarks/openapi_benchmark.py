@@ -227,7 +227,8 @@ def main():
         print(f"{'cold build (first in a process)':34} {local['cold_build_ms']:9.1f} ms {'':>10}")
         print(f"{'cold fetch (build + serve)':34} {local['cold_fetch_ms']:9.1f} ms {'':>10}")
         print(
-            f"{'warm fetch, median of ' + str(args.runs):34} {local['warm_fetch_median_ms']:9.1f} ms {TARGET_WARM_MS:>7} ms"
+            f"{'warm fetch, median of ' + str(args.runs):34} {local['warm_fetch_median_ms']:9.1f} ms "
+            f"{TARGET_WARM_MS:>7} ms"
         )
         print(f"{'warm fetch, worst':34} {local['warm_fetch_max_ms']:9.1f} ms {TARGET_WARM_MS:>7} ms", flush=True)
 
@@ -272,7 +273,8 @@ def main():
                 ("saturation", args.saturation_fetches, None),
             ]:
                 print(
-                    f"Run '{name}': {args.clients} clients fetch the document {fetches} times each from gunicorn {' '.join(gunicorn_args)} ...",
+                    f"Run '{name}': {args.clients} clients fetch the document {fetches} times each "
+                    f"from gunicorn {' '.join(gunicorn_args)} ...",
                     flush=True,
                 )
                 served["runs"][name] = under_load(base, token, args, local["document_bytes"], fetches, think)
@@ -285,7 +287,8 @@ def main():
                     os.killpg(web.pid, signal.SIGKILL)
 
     print(
-        f"\n{'run':11} {'requests':38} {'count':>7} {'errors':>7} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}"
+        f"\n{'run':11} {'requests':38} {'count':>7} {'errors':>7} {'req/s':>7} "
+        f"{'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}"
     )
     rows = [("idle", f"GET {LIST}", served["list_idle"])]
     for name, run in served["runs"].items():
@@ -295,11 +298,13 @@ def main():
         ]
     for name, what, r in rows:
         print(
-            f"{name:11} {what:38} {r['requests']:7} {r['errors']:7} {r['rps']:7.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['max_ms']:8.1f}"
+            f"{name:11} {what:38} {r['requests']:7} {r['errors']:7} {r['rps']:7.1f} "
+            f"{r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['max_ms']:8.1f}"
         )
     for name, run in served["runs"].items():
         print(
-            f"{name}: {run['list_over_target']} of {run['list_while_fetching']['requests']} list calls took {TARGET_LIST_MS} ms or more"
+            f"{name}: {run['list_over_target']} of {run['list_while_fetching']['requests']} list calls "
+            f"took {TARGET_LIST_MS} ms or more"
         )
         for error in run["error_samples"]:
             print(f"error: {error}")
@@ -314,9 +319,12 @@ def main():
         + " (README.md, Production), SQLite (WAL)",
         "machine": f"{os.cpu_count()} cores shared by the clients, gunicorn and the benchmark",
         "client_model": {
-            "users": f"{args.clients} clients, each {args.user_fetches} document fetches with {THINK_SECONDS[0]}-{THINK_SECONDS[1]} s (uniform) between",
-            "saturation": f"{args.clients} clients, each {args.saturation_fetches} document fetches back to back (closed loop, no think time)",
-            "list_calls": f"one at a time, {args.probe_gap} s apart, from the benchmark's process while the clients run (aiohttp, own process)",
+            "users": f"{args.clients} clients, each {args.user_fetches} document fetches "
+            f"with {THINK_SECONDS[0]}-{THINK_SECONDS[1]} s (uniform) between",
+            "saturation": f"{args.clients} clients, each {args.saturation_fetches} document fetches back to back "
+            "(closed loop, no think time)",
+            "list_calls": f"one at a time, {args.probe_gap} s apart, from the benchmark's process "
+            "while the clients run (aiohttp, own process)",
         },
         "in_process": local,
         "served": served,

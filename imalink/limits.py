@@ -72,7 +72,8 @@ class RequestSizeLimitMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        # A page's own read of a body Django finds too big (its DATA_UPLOAD_MAX_MEMORY_SIZE); the API's are in imalink.api.
+        # A page's own read of a body Django finds too big (its DATA_UPLOAD_MAX_MEMORY_SIZE);
+        # the API's are in imalink.api.
         if isinstance(exception, RequestDataTooBig):
             return too_large_response(request, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         return None

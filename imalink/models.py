@@ -12,7 +12,8 @@ from django.db import models
 from django.utils import timezone
 
 TOKEN_PREFIX = "ilk_"
-# A revoked token's digest: the colon keeps it from ever equalling a SHA-256 hex digest, the random part keeps it unique.
+# A revoked token's digest: the colon keeps it from ever equalling a SHA-256 hex digest,
+# the random part keeps it unique.
 REVOKED_DIGEST_PREFIX = "revoked:"
 
 

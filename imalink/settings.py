@@ -154,7 +154,8 @@ MIDDLEWARE = [
     "imalink.metrics.MetricsMiddleware",  # first, so the response times cover every other middleware
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # early, so responses cut short by later middleware get the policy too
-    "imalink.limits.RequestSizeLimitMiddleware",  # a body over IMALINK_MAX_REQUEST_BYTES: 413 before it is read (with the headers above)
+    # a body over IMALINK_MAX_REQUEST_BYTES: 413 before it is read (with the headers above)
+    "imalink.limits.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -253,7 +254,8 @@ INSTANCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
 
 def instance_name(database: dict) -> str:
-    """ "db-" and a short stable hash of the database's identity: engine, host, port and name (a SQLite file's full path)."""
+    """ "db-" and a short stable hash of the database's identity: engine, host, port and name
+    (a SQLite file's full path)."""
     name = str(database.get("NAME") or "")
     if database["ENGINE"] == "django.db.backends.sqlite3" and name and not name.startswith(("file:", ":memory:")):
         name = str(Path(name).resolve())
@@ -264,7 +266,8 @@ def instance_name(database: dict) -> str:
 IMALINK_INSTANCE = _env("IMALINK_INSTANCE") or instance_name(DATABASES["default"])
 if not INSTANCE_NAME.fullmatch(IMALINK_INSTANCE):
     raise ImproperlyConfigured(
-        f"IMALINK_INSTANCE={IMALINK_INSTANCE!r} is not an instance name: use 1 to 40 of a-z, 0-9, - and _, starting with a letter or digit."
+        f"IMALINK_INSTANCE={IMALINK_INSTANCE!r} is not an instance name: "
+        "use 1 to 40 of a-z, 0-9, - and _, starting with a letter or digit."
     )
 # Everything the instance keeps in Redis (broker queues, broadcasts, results, later locks) is under this prefix.
 IMALINK_REDIS_PREFIX = f"imalink:{IMALINK_INSTANCE}:"
@@ -301,7 +304,8 @@ IMALINK_ALLOWED_ROOTS = env_paths("IMALINK_ALLOWED_ROOTS", [Path.home()])
 IMALINK_SYNC_WAIT = env_number("IMALINK_SYNC_WAIT", 30.0)
 # Pixel limit per image: above it, or implausibly many pixels for the file's size, an image is a decompression bomb.
 IMALINK_MAX_PIXELS = env_number("IMALINK_MAX_PIXELS", 250_000_000, minimum=1, integer=True)
-# The largest request body any route accepts (2.5 MB, Django's own default); a bigger one answers 413 (imalink/limits.py).
+# The largest request body any route accepts (2.5 MB, Django's own default);
+# a bigger one answers 413 (imalink/limits.py).
 IMALINK_MAX_REQUEST_BYTES = env_number("IMALINK_MAX_REQUEST_BYTES", 2_621_440, minimum=1, integer=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = IMALINK_MAX_REQUEST_BYTES
 IMALINK_IMPORT_THREADS = env_number("IMALINK_IMPORT_THREADS", max(2, os.cpu_count() or 2), minimum=1, integer=True)

@@ -24,7 +24,8 @@ def create_triggers(schema_editor, triggers) -> None:
             )
         elif vendor == "postgresql":
             schema_editor.execute(
-                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body}RETURN NULL; END $$",
+                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql "
+                f"AS $$ BEGIN {body}RETURN NULL; END $$",
                 params=None,
             )
             schema_editor.execute(

@@ -61,7 +61,9 @@ def get_session(request, session_id: int):
 @sessions_router.post(
     "/{session_id}/import",
     response=responses(ImportResultOut, _202=JobAccepted),
-    summary="Import a folder into the session's storage (a job; waits up to IMALINK_SYNC_WAIT s, ?wait=0 for 202 at once)",
+    summary=(
+        "Import a folder into the session's storage (a job; waits up to IMALINK_SYNC_WAIT s, ?wait=0 for 202 at once)"
+    ),
 )
 def import_into_session(request, session_id: int, payload: ImportIn, wait: float | None = Query(None, ge=0)):
     session = services.session_get(session_id)

@@ -159,7 +159,8 @@ def recovery_drill(search_roots=None, *, progress=None) -> DrillReport:
         )
     if out.returncode != 0:
         raise RuntimeError(
-            f"the scratch rebuild failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"
+            "the scratch rebuild failed: "
+            f"{out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"
         )
     child = json.loads(out.stdout.strip().splitlines()[-1])
     progress(done=1, current="comparing", force=True)

@@ -251,7 +251,10 @@ def jobs_sweep_stale(jobs=None, *, resend: bool = True) -> dict:
         reason = (
             f"The process running this job ({job.worker}) stopped before it finished"
             if gone
-            else f"The process running this job ({job.worker}) has not been heard from since {job.heartbeat_at or 'it started'}"
+            else (
+                f"The process running this job ({job.worker}) has not been heard from "
+                f"since {job.heartbeat_at or 'it started'}"
+            )
         )
         error = {
             "error": f"{reason}: it was killed, ran out of memory, or its machine restarted. "

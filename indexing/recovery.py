@@ -1281,7 +1281,8 @@ def check_storage_folder(raw: str) -> Path:
             os.close(fd)
     if not folder.name.startswith("imalink_") or not is_storage:
         raise PathRejected(
-            f"{raw} is not an ImaLink storage folder: it needs an imalink_* name and .imalink/storage.json or index.json.",
+            f"{raw} is not an ImaLink storage folder: "
+            "it needs an imalink_* name and .imalink/storage.json or index.json.",
             code="not_a_storage",
             details={"field": "path"},
         )

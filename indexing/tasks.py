@@ -38,7 +38,8 @@ def _available_storages():
 
 @worker_init.connect
 def yield_to_the_web(**kwargs) -> None:
-    """Before the pool starts, so its processes inherit it: imports and scans wait, readers do not (IMALINK_WORKER_NICE)."""
+    """Before the pool starts, so its processes inherit it: imports and scans wait, readers do not
+    (IMALINK_WORKER_NICE)."""
     from imalink.priority import run_in_background
 
     done = run_in_background(settings.IMALINK_WORKER_NICE)

@@ -1,8 +1,9 @@
 """Writes a storage's JSON indexes (DESIGN §4): the master `index.json` and, later, session indexes.
 
-Every write goes through storages.drive (descriptor-relative, atomic: temp file, fsync, rename), keeps the last BACKUPS_KEPT copies in .imalink/index-backups/,
-and is skipped when nothing but the generation time would change. Each write leaves an IndexRecord, so that
-index_status can vouch for an unchanged index from the database's revision counters and one lstat.
+Every write goes through storages.drive (descriptor-relative, atomic: temp file, fsync, rename), keeps the last
+BACKUPS_KEPT copies in .imalink/index-backups/, and is skipped when nothing but the generation time would change.
+Each write leaves an IndexRecord, so that index_status can vouch for an unchanged index from the database's revision
+counters and one lstat.
 """
 
 import json

@@ -41,5 +41,6 @@ class FileStorageAdmin(admin.ModelAdmin):
         report = storage_migrate(obj, new_base_path=new_base_path)
         self.message_user(
             request,
-            f"Moved from {report.old_base_path} to {report.new_base_path}; accessible: {report.accessibility['is_accessible']}.",
+            f"Moved from {report.old_base_path} to {report.new_base_path}; "
+            f"accessible: {report.accessibility['is_accessible']}.",
         )

@@ -17,7 +17,8 @@ class FileStorageForm(forms.ModelForm):
         fields = ("display_name", "description", "is_active", "base_path")
         help_texts = {
             "base_path": "Changing this moves the storage to another drive. Copy the storage folder there first "
-            "(e.g. rsync -a); the change is accepted only if the copy's .imalink/storage.json holds this storage's uuid.",
+            "(e.g. rsync -a); the change is accepted only if the copy's "
+            ".imalink/storage.json holds this storage's uuid.",
         }
 
     def clean_base_path(self):

@@ -42,7 +42,8 @@ def storage_lock(storage, *, wait: float = 0.0, should_stop=None, poll: float = 
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise StorageBusy(
-                        f"Storage {storage.display_name!r} is busy with another import, scan or index job; try again when it finishes.",
+                        f"Storage {storage.display_name!r} is busy with another import, scan or index job; "
+                        "try again when it finishes.",
                         details={"storage_uuid": str(storage.storage_uuid)},
                     ) from None
                 if should_stop:

@@ -22,7 +22,10 @@ class StorageUpdateIn(Schema):
         None,
         max_length=4096,
         examples=["/new/larger/drive"],
-        description="Drive migration: accepted only if {base_path}/{directory_name}/.imalink/storage.json holds this storage's uuid.",
+        description=(
+            "Drive migration: accepted only if {base_path}/{directory_name}/.imalink/storage.json "
+            "holds this storage's uuid."
+        ),
     )
 
 

@@ -26,7 +26,8 @@ GB = 1024**3
 
 
 def low_on_space(free_bytes: int | None) -> bool:
-    """Whether a storage has less free space than IMALINK_LOW_SPACE_GB: the one rule the pages and the health check share."""
+    """Whether a storage has less free space than IMALINK_LOW_SPACE_GB:
+    the one rule the pages and the health check share."""
     return free_bytes is not None and free_bytes < settings.IMALINK_LOW_SPACE_GB * GB
 
 
@@ -185,7 +186,8 @@ def _diagnose(storage: FileStorage) -> tuple[str | None, str | None, drive.Unsaf
             )
         return (
             "storage_folder_missing",
-            f"{base} is there, but the storage folder {storage.directory_name} is not in it. Was the drive swapped or the folder moved?",
+            f"{base} is there, but the storage folder {storage.directory_name} is not in it. "
+            "Was the drive swapped or the folder moved?",
             None,
         )
     try:
@@ -193,7 +195,8 @@ def _diagnose(storage: FileStorage) -> tuple[str | None, str | None, drive.Unsaf
     except FileNotFoundError:
         return (
             "storage_folder_missing",
-            f"{base} is there, but the storage folder {storage.directory_name} is not in it. Was the drive swapped or the folder moved?",
+            f"{base} is there, but the storage folder {storage.directory_name} is not in it. "
+            "Was the drive swapped or the folder moved?",
             None,
         )
     except OSError as exc:
@@ -451,7 +454,8 @@ def storage_check_migration(storage: FileStorage, new_base_path: str) -> Path:
     if marker.storage_uuid is None:
         refuse(
             "marker_unreadable",
-            f"{root / layout.MARKER} is {marker.problem}, so {root} cannot be confirmed as this storage. Copy it again, {copy_hint}",
+            f"{root / layout.MARKER} is {marker.problem}, so {root} cannot be confirmed as this storage. "
+            f"Copy it again, {copy_hint}",
         )
     if marker.storage_uuid != uuid:
         refuse(
@@ -506,7 +510,8 @@ def storage_migrate(storage: FileStorage, *, new_base_path: str) -> MigrationRep
             except OSError as exc:
                 storage.base_path = old  # the transaction puts the row back; keep the object in step with it
                 raise ImalinkError(
-                    f"Could not write the master index at {new_root}: {exc.strerror}. The storage still points at {old}.",
+                    f"Could not write the master index at {new_root}: {exc.strerror}. "
+                    f"The storage still points at {old}.",
                     code="migration_failed",
                     status=500,
                     details={"storage_uuid": str(storage.storage_uuid), "path": str(new_root)},

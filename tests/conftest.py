@@ -56,7 +56,8 @@ def django_db_setup(django_db_setup, django_db_blocker):
         return
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pid, application_name, backend_start, left(query, 120), pg_terminate_backend(pid) FROM pg_stat_activity"
+            "SELECT pid, application_name, backend_start, left(query, 120), "
+            "pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         for row in cursor.fetchall():
@@ -260,7 +261,8 @@ def wait_for_line(log: Path, needle: str, proc: subprocess.Popen, timeout: float
             break
         time.sleep(0.2)
     raise AssertionError(
-        f"{needle!r} never appeared (exit {proc.poll()}):\n{log.read_text(errors='replace')[-4000:] if log.exists() else ''}"
+        f"{needle!r} never appeared (exit {proc.poll()}):\n"
+        f"{log.read_text(errors='replace')[-4000:] if log.exists() else ''}"
     )
 
 

@@ -17,12 +17,15 @@ TRACK = (0xE8, 0xEB, 0xEF)  # the unfilled part of a .bar (static/css/imalink.cs
 
 # Registered before any page script runs (Playwright injects it outside the page's policy), so every refusal is
 # recorded even if the console wording changes.
-RECORD_VIOLATIONS = """
+RECORD_VIOLATIONS = (
+    """
 window.__violations = [];
 document.addEventListener("securitypolicyviolation", (e) => {
-  window.__violations.push(`${e.violatedDirective} refused ${e.blockedURI || "inline"} (${e.sourceFile || ""}:${e.lineNumber})`);
+  window.__violations.push(`${e.violatedDirective} refused ${e.blockedURI || "inline"} """
+    """(${e.sourceFile || ""}:${e.lineNumber})`);
 });
 """
+)
 
 
 class Watch:

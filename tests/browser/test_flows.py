@@ -92,7 +92,8 @@ def test_a_person_runs_the_archive_from_the_browser(imalink_server, browser_page
     assert thumbs.count() > 20
     thumbs.first.scroll_into_view_if_needed()
     page.wait_for_function(
-        "() => { const i = document.querySelector('.thumbs img[loading=lazy]'); return i && i.complete && i.naturalWidth > 0; }"
+        "() => { const i = document.querySelector('.thumbs img[loading=lazy]'); "
+        "return i && i.complete && i.naturalWidth > 0; }"
     )
     page.shot("4-thumbnails")
 
@@ -173,9 +174,12 @@ def assert_page_fits_and_reads_aloud(page, url, path, width):
     assert unlabeled == [], (path, unlabeled)
     overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
     if overflow > 1:
-        too_wide = page.evaluate("""() => [...document.querySelectorAll('main *')]
-            .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1 && !e.closest('.table-wrap'))
-            .slice(-3).map(e => e.outerHTML.slice(0, 120))""")
+        too_wide = page.evaluate(
+            """() => [...document.querySelectorAll('main *')]
+            .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1"""
+            """ && !e.closest('.table-wrap'))
+            .slice(-3).map(e => e.outerHTML.slice(0, 120))"""
+        )
         pytest.fail(f"{path} scrolls sideways by {overflow}px at {width}px; too wide: {too_wide}")
     loose = page.evaluate("() => [...document.querySelectorAll('table')].filter(t => !t.closest('.table-wrap')).length")
     assert loose == 0, f"{path} has {loose} tables outside a .table-wrap"

@@ -1,6 +1,5 @@
 """First start: the admin user is made once with a random password, and a broker is always found."""
 
-
 import pytest
 
 from imalink import first_run

@@ -138,7 +138,10 @@ def test_failures_on_both_doors_add_up(ann, settings):
     assert_locked_out(fail(browser(), USER_LOGIN, "ann", settings.AXES_FAILURE_LIMIT - half))
 
 
-PROBE = "import django; django.setup(); from django.conf import settings; print(settings.AXES_FAILURE_LIMIT, settings.AXES_COOLOFF_TIME)"
+PROBE = (
+    "import django; django.setup(); from django.conf import settings; "
+    "print(settings.AXES_FAILURE_LIMIT, settings.AXES_COOLOFF_TIME)"
+)
 
 
 def probe(tmp_path, **env):

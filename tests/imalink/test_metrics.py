@@ -292,7 +292,8 @@ if sys.argv[2] == "scrape":
 
 
 def test_several_worker_processes_are_counted_together(transactional_db, tmp_path):
-    """What gunicorn's workers do under `make run`: each writes to PROMETHEUS_MULTIPROC_DIR, any one scrape sums them."""
+    """What gunicorn's workers do under `make run`: each writes to PROMETHEUS_MULTIPROC_DIR,
+    any one scrape sums them."""
     shared = tmp_path / "prometheus"
     shared.mkdir()
     env = subprocess_env(tmp_path, PROMETHEUS_MULTIPROC_DIR=shared, DJANGO_SETTINGS_MODULE="imalink.settings")

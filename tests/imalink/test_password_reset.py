@@ -1,4 +1,5 @@
-"""Password reset by e-mail is off, with its pages answering 404 and no mail sent, unless a mail server is configured."""
+"""Password reset by e-mail is off, with its pages answering 404 and no mail sent,
+unless a mail server is configured."""
 
 import os
 import re

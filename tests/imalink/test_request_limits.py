@@ -95,7 +95,10 @@ def test_djangos_own_size_check_answers_413_too(api, client, admin_user, setting
 def probe(tmp_path, **env):
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
     base.update(IMALINK_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="imalink.settings", **env)
-    code = "import django; django.setup(); from django.conf import settings; print(settings.IMALINK_MAX_REQUEST_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)"
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.IMALINK_MAX_REQUEST_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)"
+    )
     return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=base, capture_output=True, text=True, timeout=60)
 
 

@@ -63,7 +63,8 @@ def restart_lines(server, name: str) -> list[str]:
 
 
 def kill_and_watch_the_web(server, name: str, word: bytes, back: str) -> tuple[int, int, int]:
-    """kill -9 one process, poll the web until the process is back; (old pid, new pid, web answers while it was away)."""
+    """kill -9 one process, poll the web until the process is back;
+    (old pid, new pid, web answers while it was away)."""
     before = server.output().count(back)
     old = first_process(server, word)
     os.kill(old, signal.SIGKILL)

@@ -8,7 +8,10 @@ import pytest
 
 from tests.conftest import REPO
 
-PROBE = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'], settings.IMALINK_SYNC_WAIT)"
+PROBE = (
+    "import django; django.setup(); from django.conf import settings; "
+    "print(settings.DATABASES['default']['ENGINE'], settings.IMALINK_SYNC_WAIT)"
+)
 
 
 def start(tmp_path, **env):
@@ -83,7 +86,8 @@ def test_debug_is_off_unless_asked_for(tmp_path):
 
 INSTANCE_PROBE = (
     "import django; django.setup(); from django.conf import settings as s; "
-    "print(s.IMALINK_INSTANCE, s.CELERY_TASK_DEFAULT_QUEUE, s.IMALINK_REDIS_PREFIX, s.CELERY_BROKER_TRANSPORT_OPTIONS.get('global_keyprefix'), "
+    "print(s.IMALINK_INSTANCE, s.CELERY_TASK_DEFAULT_QUEUE, s.IMALINK_REDIS_PREFIX, "
+    "s.CELERY_BROKER_TRANSPORT_OPTIONS.get('global_keyprefix'), "
     "s.CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS['global_keyprefix'])"
 )
 

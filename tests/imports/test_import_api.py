@@ -189,7 +189,8 @@ def test_the_seed_import_and_index_photos_flow_runs_against_a_live_server(imalin
     assert "# ... file processing happens here ..." in code
     code = code.replace("import requests\n", "").replace(
         "# ... file processing happens here ...",
-        "requests.post(f\"/api/v1/import-sessions/{session['data']['id']}/import\", json={\"source_path\": SOURCE}).raise_for_status()",
+        "requests.post(f\"/api/v1/import-sessions/{session['data']['id']}/import\", "
+        'json={"source_path": SOURCE}).raise_for_status()',
     )
     namespace = {"requests": requests, "get_storage_id": lambda uuid: storage["id"], "SOURCE": str(card)}
     exec(compile(code, "seed-workflow-2", "exec"), namespace)

@@ -31,7 +31,7 @@ def test_a_killed_import_is_finished_exactly_by_a_rerun(
 ):
     storage = FileStorage.objects.get(storage_uuid=make_storage()["uuid"])
     session = ImportSession.objects.create(title="Card", file_storage=storage)
-    card = make_camera_copies(allowed_root / "card" / "a", COUNT - 20, corpus)
+    make_camera_copies(allowed_root / "card" / "a", COUNT - 20, corpus)
     make_photos(allowed_root / "card" / "b", 20)
     body = {"source_path": str(allowed_root / "card"), "target_subdirectory": "2024"}
 

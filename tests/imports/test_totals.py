@@ -103,7 +103,8 @@ def test_the_totals_match_the_rows_after_every_kind_of_change(make_storage):
         ids = list(files.values_list("id", flat=True))
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE imports_imagefile SET status = 'missing', file_size = file_size + 1 WHERE id IN ({','.join(map(str, ids))})"
+                f"UPDATE imports_imagefile SET status = 'missing', file_size = file_size + 1 "
+                f"WHERE id IN ({','.join(map(str, ids))})"
             )
 
     def one_by_save(files):

@@ -1,4 +1,5 @@
-"""A job's row tells the truth after its worker dies: the heartbeat, the sweep, and a real worker SIGKILLed mid-import."""
+"""A job's row tells the truth after its worker dies: the heartbeat, the sweep,
+and a real worker SIGKILLed mid-import."""
 
 import socket
 import subprocess

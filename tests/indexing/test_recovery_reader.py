@@ -79,7 +79,8 @@ def test_what_is_not_one_json_object_is_corrupt(tmp_path, content, expected):
 
 
 def test_deep_nesting_is_reported_quickly(tmp_path):
-    # ijson.parse/items would keep a prefix per level: memory quadratic in the depth. basic_parse with a limit is linear.
+    # ijson.parse/items would keep a prefix per level: memory quadratic in the depth.
+    # basic_parse with a limit is linear.
     started = time.monotonic()
     assert read(tmp_path, b"[" * 1_000_000, max_bytes=10_000_000).problem == "corrupt: the top level is not an object"
     for content in (

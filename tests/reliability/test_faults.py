@@ -215,13 +215,15 @@ def test_an_import_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, 
         sources.update(file_checksum(p) for p in folder.iterdir())
         return folder
 
-    argv = lambda i: [
-        "import_photos",
-        str(session.pk),
-        str(allowed_root / "cards" / f"c{i}"),
-        "--target-subdirectory",
-        "x",
-    ]
+    def argv(i):
+        return [
+            "import_photos",
+            str(session.pk),
+            str(allowed_root / "cards" / f"c{i}"),
+            "--target-subdirectory",
+            "x",
+        ]
+
     card(-1)
     duration = typical_duration(warm, argv(-1))
     assert_exact(storage, sources)
@@ -249,7 +251,10 @@ def test_a_scan_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, sto
         "x",
     )
     root, rng = storage.full_path, random.Random(SEED + 1)
-    argv = lambda i: ["scan_storage", str(storage.storage_uuid)]
+
+    def argv(i):
+        return ["scan_storage", str(storage.storage_uuid)]
+
     duration = typical_duration(warm, argv(-1))
 
     def move_some(i):
@@ -287,7 +292,10 @@ def test_index_writing_killed_at_random_points_never_tears_an_index(warm, storag
             str(session.pk),
             str(make_photos(allowed_root / f"card{n}", 10, size=(96, 72), seed=n * 10)),
         )
-    argv = lambda i: ["index_storage", str(storage.storage_uuid)]
+
+    def argv(i):
+        return ["index_storage", str(storage.storage_uuid)]
+
     photos = Photo.objects.filter(files__file_storage=storage)
 
     def make_stale(i):
@@ -337,7 +345,9 @@ def test_recovery_killed_at_random_points_is_finished_exactly_by_a_rerun(warm, s
     quiet("index_storage", str(storage.storage_uuid))
     before = snapshot()
     assert len(before["files"]) == 24
-    argv = lambda i: ["recover_from_indexes", str(allowed_root)]
+
+    def argv(i):
+        return ["recover_from_indexes", str(allowed_root)]
 
     flush_storage_rows()
     duration = typical_duration(warm, argv(-1))
@@ -389,7 +399,8 @@ def test_an_import_whose_drive_vanishes_stops_with_the_reason_and_marks_nothing_
     assert ImageFile.objects.filter(file_storage=storage).count() < count, "the import finished before the drive went"
     # An unplugged drive leaves an empty mount point: nothing may be written there, not even a folder.
     assert not root.exists(), (
-        f"the vanished storage folder was re-created: {sorted(p.relative_to(root).as_posix() for p in root.rglob('*'))[:10]}"
+        "the vanished storage folder was re-created: "
+        f"{sorted(p.relative_to(root).as_posix() for p in root.rglob('*'))[:10]}"
     )
     assert code != 0, output[-3000:]
     last = output.strip().splitlines()[-1]

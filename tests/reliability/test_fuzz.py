@@ -45,7 +45,8 @@ def original(path: Path) -> bytes:
 
 
 def flips():
-    """(offset fraction, xor mask) pairs; apply_flips scales each fraction to the file, or to its first `limit` bytes."""
+    """(offset fraction, xor mask) pairs;
+    apply_flips scales each fraction to the file, or to its first `limit` bytes."""
     return st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=16)
 
 

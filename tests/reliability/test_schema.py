@@ -19,7 +19,10 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 
 def describe(case, response) -> str:
     body = case.body if case.body is not None and type(case.body).__name__ != "NotSet" else None
-    request = f"{case.method} {case.formatted_path} query={case.query or {}} body={json.dumps(body, default=str)[:300] if body is not None else '-'}"
+    request = (
+        f"{case.method} {case.formatted_path} query={case.query or {}} "
+        f"body={json.dumps(body, default=str)[:300] if body is not None else '-'}"
+    )
     return f"{case.operation.label}: {request} -> {response.status_code} {response.text[:300]}"
 
 

@@ -74,7 +74,8 @@ class Command(BaseCommand):
         )
         manager.add_process(
             "worker",
-            f"exec {python} -m celery -A imalink worker --loglevel INFO --queues {shlex.quote(queue)} --concurrency {concurrency}",
+            f"exec {python} -m celery -A imalink worker --loglevel INFO "
+            f"--queues {shlex.quote(queue)} --concurrency {concurrency}",
             env=env,
             cwd=str(settings.BASE_DIR),
         )

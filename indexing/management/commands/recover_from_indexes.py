@@ -26,7 +26,8 @@ class Command(BaseCommand):
         for s in result["storages"]:
             self.stdout.write(
                 f"{s['path']}: {s['outcome']}; {len(s['sessions_restored'])} sessions, {s['photos_restored']} photos, "
-                f"{s['files_restored']} files restored ({s['files_existing']} already known), {s['missing_count']} missing, "
+                f"{s['files_restored']} files restored ({s['files_existing']} already known), "
+                f"{s['missing_count']} missing, "
                 f"{len(s['conflicts'])} conflicts, {len(s['problems'])} problems"
             )
             for c in s["conflicts"]:

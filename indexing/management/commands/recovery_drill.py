@@ -9,7 +9,10 @@ from storages.paths import resolve_client_dir
 
 
 class Command(BaseCommand):
-    help = "Test recovery: rebuild the storages under ROOT... (default: every active storage) in a scratch database and compare."
+    help = (
+        "Test recovery: rebuild the storages under ROOT... (default: every active storage) "
+        "in a scratch database and compare."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("roots", nargs="*", metavar="ROOT")
@@ -24,12 +27,14 @@ class Command(BaseCommand):
         result = run_job_with_bar(self, job, desc="Recovery drill", unit="step").result
         for d in result["differences"]:
             self.stdout.write(
-                f"difference: {d['kind']} {d['key']} {d['field'] or ''}: live={d['live']!r} recovered={d['recovered']!r}"
+                f"difference: {d['kind']} {d['key']} {d['field'] or ''}: "
+                f"live={d['live']!r} recovered={d['recovered']!r}"
             )
         self.stdout.write(
             f"Checked {len(result['storages_checked'])} storages: {result['difference_count']} differences."
         )
         if not result["passed"]:
             raise CommandError(
-                "The recovery drill found differences (or no storage): the indexes would not restore this database exactly."
+                "The recovery drill found differences (or no storage): "
+                "the indexes would not restore this database exactly."
             )

@@ -37,6 +37,6 @@ class Command(BaseCommand):
                 self.stdout.write(f"{title}: {fmt(entry)}")
         self.stdout.write(
             f"{len(r['moved_files'])} moved, {len(r['missing_files'])} missing, {len(r['modified_files'])} modified, "
-            f"{len(r['new_files'])} new, {r['unchanged_count']} unchanged; {r['bytes_read']:,} bytes read in {r['duration_s']}s"
-            + (" (dry run: nothing written)" if dry_run else "")
+            f"{len(r['new_files'])} new, {r['unchanged_count']} unchanged; "
+            f"{r['bytes_read']:,} bytes read in {r['duration_s']}s" + (" (dry run: nothing written)" if dry_run else "")
         )

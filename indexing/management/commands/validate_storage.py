@@ -40,6 +40,7 @@ class Command(BaseCommand):
         )
         if r["missing_files"] or r["corrupted_files"]:
             raise CommandError(
-                f"{len(r['missing_files'])} missing and {len(r['corrupted_files'])} corrupted files in {storage.display_name!r}"
+                f"{len(r['missing_files'])} missing and {len(r['corrupted_files'])} corrupted files "
+                f"in {storage.display_name!r}"
                 " (once a corrupted file is known good, accept it: POST /api/v1/storage-index/accept-checksum)"
             )
