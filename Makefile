@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres test-reliability setup setup-test migrate clean browser bench-import bench-scan bench-pages bench-validate bench-load bench-recovery
+.PHONY: lint run test test-sqlite test-postgres test-reliability setup setup-test migrate clean browser bench-import bench-scan bench-pages bench-validate bench-load bench-recovery
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -46,7 +46,7 @@ run: migrate
 # 20-kill loops (one_database) test file handling: the SQLite pass alone runs them.
 # The two passes run side by side (they share nothing: own databases, own queues, own temporary folders);
 # each one's output is shown whole when it ends.
-test: setup-test browser
+test: setup-test browser lint
 	$(PY) manage.py makemigrations --check --dry-run
 	@echo "== the SQLite and PostgreSQL passes run side by side; each one's output follows when it ends =="
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
@@ -61,6 +61,11 @@ test-postgres: setup-test
 	else \
 		echo "PostgreSQL at $(PG_TEST_URL) does not answer: the PostgreSQL pass is skipped (it is required under CI=true)."; \
 	fi
+
+# ruff: lint (pycodestyle, pyflakes, import order) and the formatter's check, line length 120 (pyproject.toml).
+lint: setup-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # The reliability and security suite alone (it is also part of make test).
 test-reliability: setup-test browser

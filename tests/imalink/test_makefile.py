@@ -54,3 +54,13 @@ def test_once_set_up_make_run_installs_nothing_and_make_test_only_the_extras(clo
     for target in ("bench-scan", "bench-pages", "bench-validate", "bench-recovery", "bench-import"):
         (clone / ".venv" / ".installed-test").unlink(missing_ok=True)
         assert pip_lines(clone, target) == [], target
+
+
+def test_make_test_runs_ruff_lint_and_format_check(clone):
+    (clone / ".venv").mkdir()
+    for stamp in (".installed", ".installed-test"):
+        (clone / ".venv" / stamp).touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    done = subprocess.run(["make", "-n", "test"], cwd=clone, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ".venv/bin/ruff check ." in done.stdout and ".venv/bin/ruff format --check ." in done.stdout
