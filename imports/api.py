@@ -4,11 +4,11 @@ from uuid import UUID
 
 from django.core.paginator import Paginator
 from django.http import HttpResponse
-from ninja import Query, Router, Status
+from ninja import Query, Router
 
 from imalink.errors import NotFound
 from imalink.schemas import JobAccepted, ok, responses
-from indexing.jobs import job_response, job_start
+from indexing.job_api import job_answer
 
 from . import services
 from .models import Author
@@ -68,11 +68,9 @@ def get_session(request, session_id: int):
 def import_into_session(request, session_id: int, payload: ImportIn, wait: float | None = Query(None, ge=0)):
     session = services.session_get(session_id)
     import_validate(session, payload.source_path, payload.target_subdirectory)
-    job = job_start(
-        kind="import", storage=session.file_storage, session=session, params=payload.dict(), user=request.auth
+    return job_answer(
+        request, kind="import", storage=session.file_storage, session=session, params=payload.dict(), wait=wait
     )
-    status, data = job_response(job, wait=wait)
-    return Status(status, ok(data))
 
 
 def _author(author: Author) -> dict:

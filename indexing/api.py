@@ -3,7 +3,7 @@
 from typing import Any, Literal
 
 from django.core.paginator import Paginator
-from ninja import Query, Router, Schema, Status
+from ninja import Query, Router, Schema
 from pydantic import ConfigDict, Field
 
 from imalink.errors import Conflict, ImalinkError, NotFound, StorageUnavailable
@@ -13,6 +13,7 @@ from storages import drive
 from storages.services import storage_get, storage_require_available
 
 from . import jobs
+from .job_api import job_answer
 from .models import Job
 from .reader import read_index
 from .schemas import (
@@ -60,12 +61,6 @@ def cancel_job(request, job_id: int):
     return ok(JobOut.from_job(jobs.job_cancel(jobs.job_get(job_id))))
 
 
-def _job_answer(request, *, kind, storage, session=None, params=None, wait=None):
-    job = jobs.job_start(kind=kind, storage=storage, session=session, params=params or {}, user=request.auth)
-    status, data = jobs.job_response(job, wait=wait)
-    return Status(status, ok(data))
-
-
 @index_router.post(
     "/session/{session_id}",
     response=responses(IndexWritten, _202=JobAccepted),
@@ -74,7 +69,7 @@ def _job_answer(request, *, kind, storage, session=None, params=None, wait=None)
 def generate_session_index(request, session_id: int, wait: float | None = Query(None, ge=0)):
     session = session_get(session_id)
     storage_require_available(session.file_storage, writable=True)
-    return _job_answer(request, kind="index_session", storage=session.file_storage, session=session, wait=wait)
+    return job_answer(request, kind="index_session", storage=session.file_storage, session=session, wait=wait)
 
 
 @index_router.post(
@@ -85,7 +80,7 @@ def generate_session_index(request, session_id: int, wait: float | None = Query(
 def generate_storage_indexes(request, storage_uuid: str, wait: float | None = Query(None, ge=0)):
     storage = storage_get(storage_uuid)
     storage_require_available(storage, writable=True)
-    return _job_answer(request, kind="index_storage", storage=storage, wait=wait)
+    return job_answer(request, kind="index_storage", storage=storage, wait=wait)
 
 
 @index_router.post(
@@ -98,7 +93,7 @@ def scan(
 ):
     storage = storage_get(storage_uuid)
     storage_require_available(storage)
-    return _job_answer(
+    return job_answer(
         request, kind="scan", storage=storage, params={"dry_run": dry_run, "adopt_new": adopt_new}, wait=wait
     )
 
@@ -173,7 +168,7 @@ def validate(
     chosen = validation_mode(query=mode, body=body.mode if body else None)
     storage = storage_get(storage_uuid)
     storage_require_available(storage)
-    return _job_answer(request, kind="validate", storage=storage, params={"mode": chosen}, wait=wait)
+    return job_answer(request, kind="validate", storage=storage, params={"mode": chosen}, wait=wait)
 
 
 def validation_mode(*, query: str | None, body: str | None) -> str:
@@ -230,4 +225,4 @@ def batch_generate(request, payload: BatchIn, wait: float | None = Query(None, g
         )
     for storage in {s.file_storage_id: s.file_storage for s in sessions.values()}.values():
         storage_require_available(storage, writable=True)
-    return _job_answer(request, kind="index_batch", storage=None, params={"session_ids": wanted}, wait=wait)
+    return job_answer(request, kind="index_batch", storage=None, params={"session_ids": wanted}, wait=wait)

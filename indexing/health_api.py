@@ -5,12 +5,12 @@ from datetime import datetime
 from typing import Any
 
 from django.core.paginator import Paginator
-from ninja import Query, Router, Schema, Status
+from ninja import Query, Router, Schema
 
 from imalink.errors import NotFound
 from imalink.schemas import JobAccepted, ok, responses
 
-from . import jobs
+from .job_api import job_answer
 from .models import HealthReport
 
 health_router = Router(tags=["health"])
@@ -81,18 +81,16 @@ def list_reports(request, page: int = Query(1, ge=1), page_size: int = Query(30,
     )
 
 
+def _with_report(data: dict) -> dict:
+    """A finished check answers with the report it stored, not just the report's id."""
+    report = HealthReport.objects.get(pk=data["report_id"])
+    return {**HealthReportOut.from_report(report), "job_id": data["job_id"], "status": data["status"]}
+
+
 @health_router.post(
     "/check",
     response=responses(HealthCheckOut, _202=JobAccepted),
     summary="Run the health check now and store its report",
 )
 def run_check(request, wait: float | None = Query(None, ge=0)):
-    job = jobs.job_start(kind="health_check", user=request.auth)
-    status, data = jobs.job_response(job, wait=wait)
-    if status == 200:
-        data = {
-            **HealthReportOut.from_report(HealthReport.objects.get(pk=data["report_id"])),
-            "job_id": data["job_id"],
-            "status": data["status"],
-        }
-    return Status(status, ok(data))
+    return job_answer(request, kind="health_check", wait=wait, on_result=_with_report)

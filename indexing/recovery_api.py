@@ -3,13 +3,13 @@ POST /file-storage/adopt for one storage folder."""
 
 from typing import Any
 
-from ninja import Query, Router, Schema, Status
+from ninja import Query, Router, Schema
 from pydantic import ConfigDict, Field
 
-from imalink.schemas import JobAccepted, ok, responses
+from imalink.schemas import JobAccepted, responses
 from storages.paths import resolve_client_dir
 
-from . import jobs
+from .job_api import job_answer
 from .recovery import check_storage_folder
 
 recovery_router = Router(tags=["recovery"])
@@ -55,12 +55,6 @@ class DrillOut(Schema):
     duration_s: float
 
 
-def _answer(request, params, kind, wait):
-    job = jobs.job_start(kind=kind, params=params, user=request.auth)
-    status, data = jobs.job_response(job, wait=wait)
-    return Status(status, ok(data))
-
-
 @recovery_router.post(
     "/recover",
     response=responses(RecoveryOut, _202=JobAccepted),
@@ -68,7 +62,7 @@ def _answer(request, params, kind, wait):
 )
 def recover(request, payload: RecoverIn, wait: float | None = Query(None, ge=0)):
     roots = [str(resolve_client_dir(root, field="search_roots")) for root in payload.search_roots]
-    return _answer(request, {"search_roots": roots, "dry_run": payload.dry_run}, "recover", wait)
+    return job_answer(request, kind="recover", params={"search_roots": roots, "dry_run": payload.dry_run}, wait=wait)
 
 
 @recovery_router.post(
@@ -81,7 +75,7 @@ def drill(request, payload: DrillIn | None = None, wait: float | None = Query(No
         str(resolve_client_dir(root, field="search_roots"))
         for root in (payload.search_roots if payload and payload.search_roots else [])
     ]
-    return _answer(request, {"search_roots": roots}, "recovery_drill", wait)
+    return job_answer(request, kind="recovery_drill", params={"search_roots": roots}, wait=wait)
 
 
 @adopt_router.post(
@@ -91,9 +85,9 @@ def drill(request, payload: DrillIn | None = None, wait: float | None = Query(No
 )
 def adopt(request, payload: AdoptIn, wait: float | None = Query(None, ge=0)):
     folder = check_storage_folder(payload.path)
-    return _answer(
+    return job_answer(
         request,
-        {"search_roots": [str(folder.parent)], "folders": [str(folder)], "dry_run": payload.dry_run},
-        "recover",
-        wait,
+        kind="recover",
+        params={"search_roots": [str(folder.parent)], "folders": [str(folder)], "dry_run": payload.dry_run},
+        wait=wait,
     )
