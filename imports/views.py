@@ -11,7 +11,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from imalink.auth import staff_required
-from imalink.errors import ImalinkError, NotFound, StorageUnavailable
+from imalink.errors import ImalinkError, StorageUnavailable
+from imalink.not_found import or_404
 from indexing import jobs
 from indexing.jobs import job_start
 from storages.models import FileStorage
@@ -88,19 +89,12 @@ def import_new(request):
     return render(request, "imports/import_new.html", {"form": form})
 
 
-def _session_or_404(session_id: int) -> ImportSession:
-    try:
-        return services.session_get(session_id)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
-
-
 @staff_required
 @require_GET
 def session_detail(request, session_id: int):
     from indexing.writer import session_index_file, session_index_state
 
-    session = _session_or_404(session_id)
+    session = or_404(services.session_get, session_id)
     storage = session.file_storage
     problem = _storage_problem(storage)
     index_file = session_index_file(session.pk)
@@ -142,7 +136,7 @@ def session_detail(request, session_id: int):
 @staff_required
 @require_POST
 def session_regenerate_index(request, session_id: int):
-    session = _session_or_404(session_id)
+    session = or_404(services.session_get, session_id)
     problem = _storage_problem(session.file_storage, writable=True)
     if problem:
         messages.error(request, f"The index cannot be regenerated now. {problem}")
@@ -152,17 +146,10 @@ def session_regenerate_index(request, session_id: int):
     return redirect(f"/jobs/{job.pk}/")
 
 
-def _photo_or_404(hothash: str) -> Photo:
-    try:
-        return services.photo_get(hothash)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
-
-
 @staff_required
 @require_http_methods(["GET", "POST"])
 def photo_detail(request, hothash: str):
-    photo = _photo_or_404(hothash)
+    photo = or_404(services.photo_get, hothash)
     form = PhotoForm.for_photo(photo, request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -205,7 +192,7 @@ def photo_hotpreview(request, hothash: str):
 @staff_required
 @require_GET
 def photo_preview(request, hothash: str):
-    data = services.photo_preview_jpeg(_photo_or_404(hothash))
+    data = services.photo_preview_jpeg(or_404(services.photo_get, hothash))
     if not data:
         raise Http404("This photo has no preview.")
     return _jpeg(data)

@@ -19,7 +19,8 @@ from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_POST
 
 from imalink.auth import staff_required
-from imalink.errors import ImalinkError, NotFound
+from imalink.errors import ImalinkError
+from imalink.not_found import or_404
 from imports.models import FileTotals, ImportSession
 from imports.totals import with_images_count
 from indexing.jobs import job_start
@@ -36,13 +37,6 @@ SCAN_ROWS_SHOWN = 200  # a scan of a big reorganisation can list thousands; the 
 
 
 # --- presentation helpers ------------------------------------------------------------------------
-
-
-def _storage_or_404(storage_uuid) -> FileStorage:
-    try:
-        return services.storage_get(storage_uuid)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
 
 
 def _free_space(storage: FileStorage) -> dict | None:
@@ -243,7 +237,7 @@ def storage_new(request):
 
 @staff_required
 def storage_detail(request, storage_uuid):
-    storage = _storage_or_404(storage_uuid)
+    storage = or_404(services.storage_get, storage_uuid)
     sessions = with_images_count(ImportSession.objects.filter(file_storage=storage)).order_by("-imported_at", "-id")
     return render(
         request,
@@ -273,7 +267,7 @@ JOB_ACTIONS = {
 @staff_required
 @require_POST
 def storage_action(request, storage_uuid, action):
-    storage = _storage_or_404(storage_uuid)
+    storage = or_404(services.storage_get, storage_uuid)
     back = redirect("storage-detail", storage_uuid=storage.storage_uuid)
     if action in JOB_ACTIONS:
         kind, params, writable = JOB_ACTIONS[action]
