@@ -4,17 +4,25 @@ import os
 
 import xxhash
 
+# 1 MiB as in DESIGN §2, read into one reused buffer: a fresh 1 MiB bytes per read() can cost a new mmap'ed
+# allocation each time. Larger chunks were no faster warm and slower cold (benchmarks/validate_benchmark.py).
 CHUNK = 1024 * 1024
 
 
-def fd_checksum(fd: int) -> str:
-    """The checksum of the bytes of an open file descriptor, read from where it stands to its end (not closed)."""
-    digest = xxhash.xxh3_128()
-    buffer = bytearray(CHUNK)
-    view, size, readv, update = memoryview(buffer), CHUNK, os.readv, digest.update
+def fd_checksum(fd: int, buffer: bytearray | None = None) -> tuple[str, int]:
+    """(checksum, bytes read) of an open file descriptor, read from where it stands to its end (not closed).
+
+    Every chunk is read into `buffer` with readv, never allocated per chunk; a caller hashing many files passes
+    one buffer for them all (a bytearray of CHUNK bytes, or of any size).
+    """
+    if buffer is None:
+        buffer = bytearray(CHUNK)
+    digest, view, total, size = xxhash.xxh3_128(), memoryview(buffer), 0, len(buffer)
+    readv, update = os.readv, digest.update
     while n := readv(fd, [buffer]):
         update(buffer if n == size else view[:n])
-    return digest.hexdigest()
+        total += n
+    return digest.hexdigest(), total
 
 
 def drive_checksum(drive, relative) -> str:
@@ -22,21 +30,18 @@ def drive_checksum(drive, relative) -> str:
     a named pipe never blocks, anything but a plain file raises UnsafeLayout). `drive` is a drive.Storage."""
     fd, _ = drive.open_read(relative)
     try:
-        return fd_checksum(fd)
+        return fd_checksum(fd)[0]
     finally:
         os.close(fd)
 
 
 def file_checksum(path) -> str:
     """The checksum of an import source's file (outside any storage; a storage's files go by drive_checksum)."""
-    digest = xxhash.xxh3_128()
-    buffer = bytearray(CHUNK)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as handle:
-        # One reused buffer: allocating a fresh 1 MiB block per read costs more than hashing it.
-        while n := handle.readinto(buffer):
-            digest.update(view[:n])
-    return digest.hexdigest()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return fd_checksum(fd)[0]
+    finally:
+        os.close(fd)
 
 
 def index_checksum(checksum: str) -> str:

@@ -69,7 +69,7 @@ def _verify(tmp_fd: int, name: str, checksum: str, shown) -> None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         except (AttributeError, OSError):
             pass
-        actual = fd_checksum(fd)
+        actual, _ = fd_checksum(fd)
     finally:
         os.close(fd)
     if actual != checksum:
@@ -169,6 +169,6 @@ def copy_verified(
 def _same_bytes(dest_fd: int, name: str, size: int, checksum: str, shown) -> bool:
     fd, st = drive.open_file_at(dest_fd, name, shown=shown)
     try:
-        return st.st_size == size and fd_checksum(fd) == checksum
+        return st.st_size == size and fd_checksum(fd)[0] == checksum
     finally:
         os.close(fd)

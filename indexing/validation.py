@@ -10,11 +10,10 @@ import stat
 import time
 from dataclasses import asdict, dataclass, field
 
-import xxhash
 from django.conf import settings
 from django.db import transaction
 
-from imports.checksums import index_checksum
+from imports.checksums import CHUNK, fd_checksum, index_checksum
 from imports.models import ImageFile
 from imports.sources import is_junk
 from storages import drive
@@ -27,9 +26,6 @@ from .scanner import walk_photos
 logger = logging.getLogger("imalink.indexing")
 
 MODES = ("quick", "full")
-# 1 MiB as in DESIGN §2, read into one reused buffer: a fresh 1 MiB bytes per read() can cost a new mmap'ed
-# allocation each time. Larger chunks were no faster warm and slower cold (benchmarks/validate_benchmark.py).
-CHUNK = 1024 * 1024
 _ROW = ("id", "relative_path", "file_size", "mtime_ns", "checksum", "status", "photo__hothash", "import_session_id")
 REASON_CHECKSUM = "checksum mismatch"
 REASON_SIZE = "size changed"
@@ -79,12 +75,8 @@ def hash_file(
     try:
         if from_drive:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        digest, view, total, size = xxhash.xxh3_128(), memoryview(buffer), 0, len(buffer)
-        readv, update = os.readv, digest.update
-        while n := readv(fd, [buffer]):
-            update(buffer if n == size else view[:n])
-            total += n
-        return digest.hexdigest(), total, st
+        checksum, read = fd_checksum(fd, buffer)
+        return checksum, read, st
     finally:
         os.close(fd)
 
