@@ -20,7 +20,7 @@ import exifread
 import pillow_heif
 import rawpy
 import xxhash
-from PIL import Image, ImageFile, IptcImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, IptcImagePlugin, UnidentifiedImageError
 
 logger = logging.getLogger("imalink.media")
 
@@ -190,6 +190,28 @@ def inspect_file(path: Path, *, checksum: str, mtime_ns: int, max_pixels: int = 
     except Exception as exc:  # any decoder or parser bug must become a recorded failure, not a crash
         logger.warning("unexpected error inspecting %s", path, exc_info=True)
         raise MediaRejected("corrupt", f"could not be read as an image ({type(exc).__name__}: {exc})") from exc
+
+
+def render_preview(
+    fh: BinaryIO, *, file_format: str, max_side: int, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> bytes | None:
+    """A JPEG of an archived file, upright and within max_side on each side: the photo page's larger view.
+
+    file_format is the one inspect_file gave the file. A RAW shows its embedded preview, never its sensor data,
+    turned by LibRaw's flip; any other format is turned by its EXIF orientation. None when a RAW's preview is
+    in a form Pillow cannot take. MediaRejected when the file claims more pixels than max_pixels or than its
+    bytes can hold (it is no longer the file that passed the import); a decoder's own errors propagate.
+    """
+    box = (max_side, max_side)
+    if file_format not in _PILLOW_FORMATS.values():
+        # LibRaw opens by name; this name is the very file already opened, however it was reached.
+        return _render_raw_preview(Path(f"/proc/self/fd/{fh.fileno()}"), box, max_pixels)
+    with Image.open(fh) as im:
+        _check_claimed_size(im, os.fstat(fh.fileno()).st_size, max_pixels)
+        if im.format in _DRAFTABLE:
+            im.draft("RGB", box)
+        image = ImageOps.exif_transpose(im) or im
+        return _encode_preview(_fit_preview(image, 1, box))
 
 
 # --- the decision ---------------------------------------------------------------------------------
@@ -413,12 +435,12 @@ def _check_claimed_size(im: Image.Image, nbytes: int, max_pixels: int) -> None:
 # --- pixels ---------------------------------------------------------------------------------------
 
 
-def _fit_preview(im: Image.Image, orientation: int) -> Image.Image:
-    """DESIGN §2's canonical hotpreview: oriented, RGB, within 200x200."""
+def _fit_preview(im: Image.Image, orientation: int, box: tuple[int, int] = PREVIEW_BOX) -> Image.Image:
+    """Oriented, RGB, within box: by default DESIGN §2's canonical hotpreview, within 200x200."""
     method = _TRANSPOSE.get(orientation)
     image = im.transpose(method) if method is not None else im
     image = image.convert("RGB")  # always a plain copy, so thumbnail() below cannot re-draft the file
-    image.thumbnail(PREVIEW_BOX)
+    image.thumbnail(box)
     return image
 
 
@@ -564,7 +586,20 @@ def _raw_preview(
     return None
 
 
-def _decode_libraw_thumb(thumb: Any, max_pixels: int) -> tuple[Image.Image | None, bool]:
+def _render_raw_preview(path: Path, box: tuple[int, int], max_pixels: int) -> bytes | None:
+    with rawpy.imread(str(path)) as raw:
+        orientation = _LIBRAW_FLIP_TO_ORIENTATION.get(int(raw.sizes.flip), 1)
+        thumb = raw.extract_thumb()
+    image, _oriented = _decode_libraw_thumb(thumb, max_pixels, box)
+    if image is None:
+        return None
+    # The embedded preview is stored as the sensor sees it: the RAW's flip applies, not the preview's EXIF.
+    return _encode_preview(_fit_preview(image, orientation, box))
+
+
+def _decode_libraw_thumb(
+    thumb: Any, max_pixels: int, box: tuple[int, int] = PREVIEW_BOX
+) -> tuple[Image.Image | None, bool]:
     if thumb.format == rawpy.ThumbFormat.BITMAP:
         return Image.fromarray(thumb.data), False
     if thumb.format == rawpy.ThumbFormat.JPEG:
@@ -572,7 +607,7 @@ def _decode_libraw_thumb(thumb: Any, max_pixels: int) -> tuple[Image.Image | Non
         with Image.open(io.BytesIO(data)) as im:
             _check_claimed_size(im, len(data), max_pixels)
             if im.format in _DRAFTABLE:
-                im.draft("RGB", PREVIEW_BOX)
+                im.draft("RGB", box)
             im.load()
             return im.copy(), False
     return None, False

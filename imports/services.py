@@ -1,23 +1,20 @@
 """Import sessions and authors: creating, changing and listing them, with the rules in one place."""
 
-import io
 import logging
 import os
 import uuid as uuid_lib
 from functools import partial
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, ProtectedError
-from PIL import Image, ImageOps
 
 from imalink.errors import Conflict, ImalinkError, NotFound, StorageUnavailable
 from storages import drive
 from storages.models import FileStorage
 from storages.services import storage_require_available
 
-from . import media  # noqa: F401  (registers the HEIF opener with Pillow)
+from . import media
 from .models import Author, ImageFile, ImportSession, Photo
 from .totals import with_images_count
 
@@ -143,8 +140,6 @@ _UNSET = object()
 MAX_TAGS = 100
 MAX_TAG_LENGTH = 100
 PREVIEW_SIDE = 1024
-PREVIEW_QUALITY = 85
-PILLOW_FILE_FORMATS = frozenset({"jpeg", "mpo", "png", "tiff", "webp", "heic"})  # anything else is a RAW
 
 
 def photo_get(hothash: str) -> Photo:
@@ -285,10 +280,12 @@ def _render_from_file(image_file: ImageFile) -> bytes | None:
         return None
     with os.fdopen(fd, "rb") as handle:
         try:
-            if image_file.file_format not in PILLOW_FILE_FORMATS:
-                return _render_raw(Path(f"/proc/self/fd/{handle.fileno()}"))  # LibRaw opens by name: this very file
-            with Image.open(handle) as im:
-                return _encode_preview(im, orient=True)
+            return media.render_preview(
+                handle,
+                file_format=image_file.file_format,
+                max_side=PREVIEW_SIDE,
+                max_pixels=settings.IMALINK_MAX_PIXELS,
+            )
         except Exception as exc:  # a file changed or damaged on disk falls back to the hotpreview
             logger.info(
                 "no preview rendered from %s: %s: %s",
@@ -297,38 +294,3 @@ def _render_from_file(image_file: ImageFile) -> bytes | None:
                 exc,
             )
             return None
-
-
-def _encode_preview(im: Image.Image, *, orient: bool) -> bytes | None:
-    if im.width * im.height > settings.IMALINK_MAX_PIXELS:
-        return None  # the file on disk is no longer the one that passed the import's bomb check
-    if im.format in ("JPEG", "MPO"):
-        im.draft("RGB", (PREVIEW_SIDE, PREVIEW_SIDE))
-    image = (ImageOps.exif_transpose(im) or im) if orient else im
-    image = image.convert("RGB")
-    image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=PREVIEW_QUALITY)
-    return buffer.getvalue()
-
-
-def _render_raw(path: Path) -> bytes | None:
-    """A RAW's embedded preview (never the sensor data), turned the way the RAW says."""
-    import rawpy
-
-    with rawpy.imread(str(path)) as raw:
-        flip = int(raw.sizes.flip)
-        thumb = raw.extract_thumb()
-    if thumb.format == rawpy.ThumbFormat.JPEG:
-        im = Image.open(io.BytesIO(bytes(thumb.data)))
-    elif thumb.format == rawpy.ThumbFormat.BITMAP:
-        im = Image.fromarray(thumb.data)
-    else:
-        return None
-    with im:
-        rotate = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}.get(flip)
-        if rotate is not None:
-            im.load()
-            im = im.transpose(rotate)
-        # The embedded preview is stored as the sensor sees it: the RAW's flip applies, not the preview's EXIF.
-        return _encode_preview(im, orient=False)

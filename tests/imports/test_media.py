@@ -24,6 +24,7 @@ from imports.media import (
     MediaRejected,
     hothash_of,
     inspect_file,
+    render_preview,
 )
 from tests.conftest import CORPUS
 
@@ -508,3 +509,34 @@ def test_damaged_copies_are_archived_or_rejected_never_crash(corpus, tmp_path, r
             assert exc.code in MediaRejected.CODES, name
         else:
             assert info.hothash, name
+
+
+# --- the larger preview ---------------------------------------------------------------------------
+
+
+def render(path: Path, file_format: str, **kwargs) -> Image.Image:
+    with path.open("rb") as fh:
+        data = render_preview(fh, file_format=file_format, max_side=1024, **kwargs)
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "JPEG"
+    return image.convert("RGB")
+
+
+def test_render_preview_turns_a_jpeg_upright_within_max_side(corpus):
+    upright = render(corpus / "jpeg/orientation/landscape_1.jpg", "jpeg")
+    turned = render(corpus / "jpeg/orientation/landscape_6.jpg", "jpeg")
+    assert upright.size == turned.size and upright.width > upright.height
+    assert mean_abs_diff(upright, turned) < 20
+    assert max(render(corpus / "jpeg/camera/jolla.jpg", "jpeg").size) == 1024
+
+
+def test_render_preview_of_a_raw_is_its_embedded_preview(corpus):
+    # canon_eos_6d.JPG is the DNG's embedded preview written out unchanged.
+    raw = render(corpus / "raw/pair/canon_eos_6d.dng", "dng")
+    assert raw.size == render(corpus / "raw/pair/canon_eos_6d.JPG", "jpeg").size == (1024, 683)
+
+
+def test_render_preview_refuses_a_file_over_max_pixels(corpus):
+    with pytest.raises(MediaRejected) as caught:
+        render(corpus / "jpeg/camera/jolla.jpg", "jpeg", max_pixels=1_000_000)
+    assert caught.value.code == "bomb"
