@@ -25,9 +25,10 @@ from django.utils.dateparse import parse_datetime
 
 from imports.models import Author, ImageFile, ImportSession, Photo
 from storages import drive, layout
+from storages.layout import BACKUP_DIR
 from storages.models import FileStorage
 
-from .writer import BACKUP_DIR
+from .writer import set_aside
 
 logger = logging.getLogger("imalink.recovery")
 
@@ -1007,9 +1008,8 @@ def _rename_session_index(store: drive.Storage, name: str, session: ImportSessio
     session = ImportSession.objects.select_related("file_storage", "default_author").get(pk=session.pk)
     write_session_index(session)
     if store.kind(name) == "file":  # anything else there raises drive.UnsafeLayout, untouched
-        stamp = timezone.now().strftime("%Y%m%dT%H%M%S%fZ")
         # Named so that no later recovery takes it for a backup of session_<old id>; moved whole, never read.
-        store.rename(name, BACKUP_DIR / f"renamed-{Path(name).stem}-to-{session.pk}.{stamp}.json", create_folders=True)
+        set_aside(store, name, name=f"renamed-{Path(name).stem}-to-{session.pk}", suffix=".json")
 
 
 def _reserved_session_ids(folders) -> set[int]:

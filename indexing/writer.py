@@ -21,14 +21,13 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from storages import drive
-from storages.layout import FORMAT_VERSION
+from storages.layout import BACKUP_DIR, FORMAT_VERSION
 
 from .reader import MAX_INDEX_BYTES, IndexReading, parse_index, read_index
 
 logger = logging.getLogger("imalink.indexing")
 
 BACKUPS_KEPT = 5
-BACKUP_DIR = Path(".imalink") / "index-backups"
 # Timestamps, not content: an index differing only in these is current, and is not rewritten for them.
 VOLATILE_KEYS = ("generated_at", "index_generated", "last_scan")
 HASH_ALGORITHMS = {"checksum": "xxh3_128", "hothash": "imalink-hothash-v1"}
@@ -55,28 +54,42 @@ def _backup(storage: drive.Storage, relative: PurePosixPath, content: bytes | No
     BACKUPS_KEPT of each are kept); a plain file too large to be an index is moved there whole and never pruned.
     Anything that is not a plain file never gets here: it makes the storage unsafe (drive.UnsafeLayout).
     """
-    stamp = timezone.now().strftime("%Y%m%dT%H%M%S%fZ")
     stem = relative.stem
+    if content is None:
+        aside = set_aside(storage, relative, name=stem, suffix=".set-aside")
+        logger.warning("%s was too large to be an index: moved to %s", storage.shown(relative), storage.shown(aside))
+        return
     # Created level by level from the storage's descriptor: never re-creates a storage that has gone.
     with storage.folder(BACKUP_DIR, create=True) as backups:
-        if content is not None:
-            drive.write_atomic_at(backups, f"{stem}.{stamp}.json", content, shown=storage.shown(BACKUP_DIR))
-            with os.scandir(backups) as entries:
-                old = sorted(
-                    e.name
-                    for e in entries
-                    if e.is_file(follow_symlinks=False) and e.name.startswith(f"{stem}.") and e.name.endswith(".json")
-                )
-            for stale in old[:-BACKUPS_KEPT]:
-                # Only ImaLink's own backup copies are removed here, never anything under photos/.
-                try:
-                    os.unlink(stale, dir_fd=backups)
-                except FileNotFoundError:
-                    pass
-            return
-    aside = PurePosixPath(BACKUP_DIR) / f"{stem}.{stamp}.set-aside"
-    storage.rename(relative, aside)
-    logger.warning("%s was too large to be an index: moved to %s", storage.shown(relative), storage.shown(aside))
+        drive.write_atomic_at(backups, f"{stem}.{_backup_stamp()}.json", content, shown=storage.shown(BACKUP_DIR))
+        with os.scandir(backups) as entries:
+            old = sorted(
+                e.name
+                for e in entries
+                if e.is_file(follow_symlinks=False) and e.name.startswith(f"{stem}.") and e.name.endswith(".json")
+            )
+        for stale in old[:-BACKUPS_KEPT]:
+            # Only ImaLink's own backup copies are removed here, never anything under photos/.
+            try:
+                os.unlink(stale, dir_fd=backups)
+            except FileNotFoundError:
+                pass
+
+
+def set_aside(storage: drive.Storage, relative, *, name: str, suffix: str) -> PurePosixPath:
+    """Move a file of the storage whole into .imalink/index-backups/ as `<name>.<time stamp><suffix>`, unread and
+    never pruned: what ImaLink will not keep in place is kept there. Returns the storage-relative path it got.
+
+    The backups folder is created level by level from the storage's descriptor, so a storage that has gone is
+    never re-created; the entry itself is moved, never followed (drive.Storage.rename).
+    """
+    aside = PurePosixPath(BACKUP_DIR) / f"{name}.{_backup_stamp()}{suffix}"
+    storage.rename(relative, aside, create_folders=True)
+    return aside
+
+
+def _backup_stamp() -> str:
+    return timezone.now().strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def write_index(root: Path, relative: str, payload: dict) -> bool:

@@ -15,7 +15,9 @@ from . import drive
 FORMAT_VERSION = 1
 MARKER = Path(".imalink") / "storage.json"
 MAX_MARKER_BYTES = 64 * 1024
-SUBFOLDERS = ("photos", "imports", ".imalink", ".imalink/hotpreviews", ".imalink/index-backups", ".imalink/tmp")
+# Where indexing keeps the copies of the indexes it replaces, and the files it sets aside instead of deleting.
+BACKUP_DIR = Path(".imalink") / "index-backups"
+SUBFOLDERS = ("photos", "imports", ".imalink", ".imalink/hotpreviews", str(BACKUP_DIR), ".imalink/tmp")
 
 
 def directory_name_for(storage_uuid: uuid_lib.UUID, when: datetime) -> str:
