@@ -44,11 +44,24 @@ def storage_get(storage_uuid) -> FileStorage:
     return storage
 
 
+def _probe_write(folder_fd: int) -> None:
+    """Prove the folder takes a new file by making one and removing it, as root too (for whom os.access says yes
+    on a read-only mount). OSError when it does not."""
+    name = f".imalink-write-test-{uuid_lib.uuid4().hex}"
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder_fd)
+    os.close(fd)
+    os.unlink(name, dir_fd=folder_fd)
+
+
 def _check_writable(folder: Path) -> None:
-    """Prove the folder takes a new file, as root too (for whom os.access says yes on a read-only mount)."""
-    probe = folder / f".imalink-write-test-{uuid_lib.uuid4().hex}"
+    """PathRejected unless the folder a new storage is to be made in takes a new file."""
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # O_PATH: a folder that may be written but not listed takes a new storage, as it always did.
+        folder_fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _probe_write(folder_fd)
+        finally:
+            os.close(folder_fd)
     except OSError as exc:
         reason = "is on a read-only filesystem" if exc.errno == errno.EROFS else f"is not writable ({exc.strerror})"
         raise PathRejected(
@@ -56,8 +69,6 @@ def _check_writable(folder: Path) -> None:
             code="path_not_writable",
             details={"field": "base_path", "path": str(folder)},
         ) from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def storage_create(*, base_path: str, display_name: str, description: str = "") -> FileStorage:
@@ -241,16 +252,11 @@ def _target_folders(storage: FileStorage) -> list[str]:
 def storage_is_writable(root: Path) -> tuple[bool, str | None]:
     """Prove the storage takes a new file: a probe made and removed in .imalink/tmp (or the storage folder),
     reached from the storage's descriptor and never followed."""
-    name = f".write-test-{uuid_lib.uuid4().hex}"
     try:
         with drive.Storage(root) as opened:
             relative = ".imalink/tmp" if opened.kind(".imalink/tmp") == "folder" else ""
             with opened.folder(relative) as folder:
-                fd = os.open(
-                    name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder
-                )
-                os.close(fd)
-                os.unlink(name, dir_fd=folder)
+                _probe_write(folder)
     except drive.UnsafeLayout as problem:
         return False, problem.reason
     except OSError as exc:
