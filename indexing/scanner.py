@@ -71,6 +71,19 @@ class ScanReport:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class ScanPlan:
+    """What a scan will write: each change with the row it is about (and the file now standing for it)."""
+
+    moves: list[tuple[RowInfo, DiskFile]]
+    missing: list[RowInfo]
+    modified: list[tuple[RowInfo, DiskFile]]
+    touched: list[tuple[int, int]]  # (row id, new mtime_ns): same bytes, new time
+    restored: list[RowInfo]
+    new: list[DiskFile]
+    sessions: set[int]  # sessions whose index must be rewritten (scan_storage adds the one an adoption made)
+
+
 def walk_photos(root) -> tuple[set[tuple[str, int, int]], list[dict]]:
     """(path, size, mtime_ns) of every plain file under photos/, walked by storages.drive from the storage's
     descriptor, each folder opened with O_NOFOLLOW, nothing followed.
@@ -197,13 +210,11 @@ def scan_storage(
         )
         if not dry_run:
             _apply(storage, plan)
-            if adopt_new and plan["new"]:
+            if adopt_new and plan.new:
                 from imports.pipeline import adopt_in_place
 
                 try:
-                    report.adopted = adopt_in_place(
-                        storage=storage, files=plan["new"], should_stop=should_stop
-                    ).as_dict()
+                    report.adopted = adopt_in_place(storage=storage, files=plan.new, should_stop=should_stop).as_dict()
                 except drive.UnsafeLayout as exc:  # a new file swapped for a link or a pipe since the walk
                     mark_unsafe(storage, exc)
                     raise
@@ -211,12 +222,12 @@ def scan_storage(
                 for entry in report.new_files:
                     entry["adopted"] = entry["path"] in adopted_paths
                 if report.adopted.get("session_id"):
-                    plan["sessions"].add(report.adopted["session_id"])
-            report.affected_sessions = sorted(plan["sessions"])
+                    plan.sessions.add(report.adopted["session_id"])
+            report.affected_sessions = sorted(plan.sessions)
             if report.changes_detected or report.adopted:
-                _rewrite_indexes(storage, plan["sessions"])
+                _rewrite_indexes(storage, plan.sessions)
         else:
-            report.affected_sessions = sorted(plan["sessions"])
+            report.affected_sessions = sorted(plan.sessions)
     report.duration_s = round(time.monotonic() - started, 3)
     progress(stage="done", done=report.files_on_disk, force=True)
     logger.info(
@@ -240,8 +251,52 @@ def _lock_wait() -> float:
     return settings.IMALINK_LOCK_WAIT
 
 
-def _classify(storage, disk: set, present: set, reader: _Reader, report: ScanReport, progress) -> dict:
-    # The common case in one C-level step: a present row whose (path, size, mtime_ns) is on disk is trusted.
+@dataclass(slots=True)
+class _InPlace:
+    """Every row the fast path could not settle, judged against the file at its own path."""
+
+    live_at_path: dict[str, RowInfo] = field(default_factory=dict)
+    gone: list[RowInfo] = field(default_factory=list)  # rows whose file is not at their path (any more)
+    touched: list[tuple[int, int]] = field(default_factory=list)
+    restored: list[RowInfo] = field(default_factory=list)
+    changed_paths: set[str] = field(default_factory=set)  # paths whose bytes differ from their row's
+    unchanged: int = 0
+
+
+@dataclass(slots=True)
+class _Moves:
+    pairs: list[tuple[RowInfo, DiskFile]] = field(default_factory=list)
+    matched_rows: set[int] = field(default_factory=set)  # ids of the rows that moved
+    claimed_paths: set[str] = field(default_factory=set)  # the paths they moved to
+
+
+def _classify(storage, disk: set, present: set, reader: _Reader, report: ScanReport, progress) -> ScanPlan:
+    rows, disk_files = _set_aside_unchanged(storage, disk, present, report)
+    disk_by_path = {d.path: d for d in disk_files}
+    in_place = _judge_in_place(rows, disk_by_path, reader, progress)
+    report.unchanged_count += in_place.unchanged
+    _refuse_misplaced(reader.drive, [row.path for row in in_place.gone if row.status != ImageFile.Status.MISSING])
+    # Candidates for moves: paths no row claims, and paths whose bytes changed (something may have moved onto them).
+    candidates = [d for d in disk_files if d.path not in in_place.live_at_path or d.path in in_place.changed_paths]
+    moves = _match_moves(candidates, in_place, reader)
+    modified, missing = _modified_and_missing(in_place, moves, disk_by_path)
+    plan = ScanPlan(
+        moves=moves.pairs,
+        missing=missing,
+        modified=modified,
+        touched=in_place.touched,
+        restored=in_place.restored,
+        new=_new_files(candidates, in_place, moves),
+        sessions=set(),
+    )
+    _report_plan(plan, report)
+    report.bytes_read = reader.bytes_read
+    return plan
+
+
+def _set_aside_unchanged(storage, disk: set, present: set, report: ScanReport) -> tuple[list[RowInfo], list[DiskFile]]:
+    """The rows and the files left to judge once every present row whose (path, size, mtime_ns) is on disk is
+    trusted: the common case, in one C-level step."""
     unchanged = present & disk
     report.unchanged_count = len(unchanged)
     # Tuple hashes are not cached, so each set operation costs a pass; skip the ones a count already answers.
@@ -250,13 +305,13 @@ def _classify(storage, disk: set, present: set, reader: _Reader, report: ScanRep
     rows = _full_rows(storage, paths={key[0] for key in gone_keys}) + _full_rows(storage, not_present=True)
     disk_files = [DiskFile(*d) for d in sorted(new_keys) if _usable(d[0], report.skipped)]
     report.files_on_disk = len(unchanged) + len(disk_files)
-    disk_by_path = {d.path: d for d in disk_files}
-    live_at_path: dict[str, RowInfo] = {}
-    gone: list[RowInfo] = []  # rows whose file is not at their path (any more)
-    touched: list[tuple[int, int]] = []  # (row id, new mtime_ns): same bytes, new time
-    restored: list[RowInfo] = []
-    changed_paths: set[str] = set()  # paths whose bytes differ from their row's: a new file or an edit
+    return rows, disk_files
 
+
+def _judge_in_place(rows: list[RowInfo], disk_by_path: dict[str, DiskFile], reader: _Reader, progress) -> _InPlace:
+    """Each row against the file at its path: the same bytes (perhaps with a new time, perhaps back from
+    missing or modified), other bytes, or no file."""
+    judged = _InPlace()
     # Rows already missing come last, so a present row keeps its path if an old missing row names it too.
     rows = sorted(rows, key=lambda r: r.status == ImageFile.Status.MISSING)
     for i, row in enumerate(rows):
@@ -265,101 +320,104 @@ def _classify(storage, disk: set, present: set, reader: _Reader, report: ScanRep
             if (
                 disk is not None
                 and disk.size == row.size
-                and disk.path not in live_at_path
+                and disk.path not in judged.live_at_path
                 and reader.checksum(disk) == row.checksum
             ):
-                restored.append(row)
-                live_at_path[row.path] = row
+                judged.restored.append(row)
+                judged.live_at_path[row.path] = row
                 if disk.mtime_ns != row.mtime_ns:
-                    touched.append((row.id, disk.mtime_ns))
+                    judged.touched.append((row.id, disk.mtime_ns))
             else:
-                gone.append(row)
+                judged.gone.append(row)
             continue
         if disk is None:
-            gone.append(row)
+            judged.gone.append(row)
             continue
-        live_at_path[row.path] = row
+        judged.live_at_path[row.path] = row
         if disk.size == row.size and reader.checksum(disk) == row.checksum:
-            report.unchanged_count += 1
+            judged.unchanged += 1
             if disk.mtime_ns != row.mtime_ns:
-                touched.append((row.id, disk.mtime_ns))
+                judged.touched.append((row.id, disk.mtime_ns))
             if row.status == ImageFile.Status.MODIFIED:
-                restored.append(row)
+                judged.restored.append(row)
             continue
-        changed_paths.add(row.path)
+        judged.changed_paths.add(row.path)
         if i % 1000 == 0:
             progress(done=i)
-    _refuse_misplaced(reader.drive, [row.path for row in gone if row.status != ImageFile.Status.MISSING])
+    return judged
 
-    # Candidates for moves: paths no row claims, and paths whose bytes changed (something may have moved onto them).
-    candidates = [d for d in disk_files if d.path not in live_at_path or d.path in changed_paths]
+
+def _match_moves(candidates: list[DiskFile], in_place: _InPlace, reader: _Reader) -> _Moves:
+    """Files matched, by size and then checksum, to rows whose bytes left their path."""
     gone_by_size: dict[int, list[RowInfo]] = defaultdict(list)
-    for row in gone:
+    for row in in_place.gone:
         gone_by_size[row.size].append(row)
-    for row in [live_at_path[p] for p in changed_paths]:
+    for row in [in_place.live_at_path[p] for p in in_place.changed_paths]:
         gone_by_size[row.size].append(row)  # its own bytes may have moved elsewhere (a swap)
 
-    moves: list[tuple[RowInfo, DiskFile]] = []
-    matched_rows: set[int] = set()
-    claimed_paths: set[str] = set()
+    moves = _Moves()
     for disk in sorted(candidates, key=lambda d: d.path):
-        same_size = [r for r in gone_by_size.get(disk.size, ()) if r.id not in matched_rows and r.path != disk.path]
+        same_size = [
+            r for r in gone_by_size.get(disk.size, ()) if r.id not in moves.matched_rows and r.path != disk.path
+        ]
         if not same_size:
             continue
         checksum = reader.checksum(disk)
         match = next((r for r in same_size if r.checksum == checksum), None)
         if match is not None:
-            moves.append((match, disk))
-            matched_rows.add(match.id)
-            claimed_paths.add(disk.path)
+            moves.pairs.append((match, disk))
+            moves.matched_rows.add(match.id)
+            moves.claimed_paths.add(disk.path)
+    return moves
 
+
+def _modified_and_missing(
+    in_place: _InPlace, moves: _Moves, disk_by_path: dict[str, DiskFile]
+) -> tuple[list[tuple[RowInfo, DiskFile]], list[RowInfo]]:
+    """Rows whose path holds other bytes (modified), and rows whose bytes are nowhere (missing)."""
     modified, missing = [], []
-    for path in sorted(changed_paths):
-        row = live_at_path[path]
-        if row.id in matched_rows:
+    for path in sorted(in_place.changed_paths):
+        row = in_place.live_at_path[path]
+        if row.id in moves.matched_rows:
             continue  # its bytes moved elsewhere; whatever is at its old path is judged on its own
-        if path in claimed_paths:
+        if path in moves.claimed_paths:
             missing.append(row)  # another file moved onto its path, and its own bytes are nowhere
         elif row.status != ImageFile.Status.MODIFIED:  # an edit already reported stays modified, quietly
             modified.append((row, disk_by_path[path]))
-    for row in gone:
-        if row.id not in matched_rows and row.status != ImageFile.Status.MISSING:
+    for row in in_place.gone:
+        if row.id not in moves.matched_rows and row.status != ImageFile.Status.MISSING:
             missing.append(row)
+    return modified, missing
 
-    # New: not claimed by a move, and either at a path no row holds, or at a path whose own row's bytes moved away.
-    new = [
+
+def _new_files(candidates: list[DiskFile], in_place: _InPlace, moves: _Moves) -> list[DiskFile]:
+    """Not claimed by a move, and either at a path no row holds, or at a path whose own row's bytes moved away."""
+    live = in_place.live_at_path
+    return [
         d
         for d in candidates
-        if d.path not in claimed_paths and (d.path not in live_at_path or live_at_path[d.path].id in matched_rows)
+        if d.path not in moves.claimed_paths and (d.path not in live or live[d.path].id in moves.matched_rows)
     ]
 
-    sessions: set[int] = set()
-    for row, disk in moves:
+
+def _report_plan(plan: ScanPlan, report: ScanReport) -> None:
+    """The plan's changes in the report, and the sessions they touch in the plan."""
+    for row, disk in plan.moves:
         report.moved_files.append(
             {"hothash": row.hothash, "old_path": row.path, "new_path": disk.path, "session_id": row.session_id}
         )
-        sessions.add(row.session_id)
-    for row in missing:
+        plan.sessions.add(row.session_id)
+    for row in plan.missing:
         report.missing_files.append({"hothash": row.hothash, "path": row.path, "session_id": row.session_id})
-        sessions.add(row.session_id)
-    for row, disk in modified:
+        plan.sessions.add(row.session_id)
+    for row, _disk in plan.modified:
         report.modified_files.append({"hothash": row.hothash, "path": row.path, "session_id": row.session_id})
-        sessions.add(row.session_id)
-    for row in restored:
+        plan.sessions.add(row.session_id)
+    for row in plan.restored:
         report.restored_files.append({"hothash": row.hothash, "path": row.path, "session_id": row.session_id})
-        sessions.add(row.session_id)
-    for disk in sorted(new, key=lambda d: d.path):
+        plan.sessions.add(row.session_id)
+    for disk in sorted(plan.new, key=lambda d: d.path):
         report.new_files.append({"path": disk.path, "file_size": disk.size, "adopted": False})
-    report.bytes_read = reader.bytes_read
-    return {
-        "moves": moves,
-        "missing": missing,
-        "modified": modified,
-        "touched": touched,
-        "restored": restored,
-        "new": new,
-        "sessions": sessions,
-    }
 
 
 def _refuse_misplaced(storage: drive.Storage, paths) -> None:
@@ -371,26 +429,26 @@ def _refuse_misplaced(storage: drive.Storage, paths) -> None:
             raise drive.UnsafeLayout(storage.shown(path), "a folder", "a file")
 
 
-def _apply(storage, plan) -> None:
+def _apply(storage, plan: ScanPlan) -> None:
     now = timezone.now()
     with transaction.atomic():
-        moved_ids = [row.id for row, _ in plan["moves"]]
+        moved_ids = [row.id for row, _ in plan.moves]
         # Two steps, so that no moment holds two present rows at one path (e.g. two files that swapped names):
         # the unique constraint ignores missing rows.
         ImageFile.objects.filter(pk__in=moved_ids).update(status=ImageFile.Status.MISSING)
-        for row, disk in plan["moves"]:
+        for row, disk in plan.moves:
             ImageFile.objects.filter(pk=row.id).update(
                 relative_path=disk.path, mtime_ns=disk.mtime_ns, last_seen_at=now
             )
-        missing_ids = [row.id for row in plan["missing"]]
+        missing_ids = [row.id for row in plan.missing]
         ImageFile.objects.filter(pk__in=missing_ids).update(status=ImageFile.Status.MISSING)
-        ImageFile.objects.filter(pk__in=[row.id for row, _ in plan["modified"]]).update(
+        ImageFile.objects.filter(pk__in=[row.id for row, _ in plan.modified]).update(
             status=ImageFile.Status.MODIFIED, last_seen_at=now
         )
-        ImageFile.objects.filter(pk__in=moved_ids + [row.id for row in plan["restored"]]).update(
+        ImageFile.objects.filter(pk__in=moved_ids + [row.id for row in plan.restored]).update(
             status=ImageFile.Status.PRESENT, last_seen_at=now
         )
-        for row_id, mtime_ns in plan["touched"]:
+        for row_id, mtime_ns in plan.touched:
             ImageFile.objects.filter(pk=row_id).update(mtime_ns=mtime_ns)
         type(storage).objects.filter(pk=storage.pk).update(last_scan_at=now)
         storage.last_scan_at = now
