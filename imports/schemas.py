@@ -6,6 +6,8 @@ from uuid import UUID
 from ninja import Schema
 from pydantic import ConfigDict, EmailStr, Field
 
+from storages.layout import session_index_file
+
 
 class AuthorIn(Schema):
     model_config = ConfigDict(extra="forbid")
@@ -70,7 +72,7 @@ class SessionOut(Schema):
             "default_author": session.default_author.name if session.default_author else None,
             "source_path": session.source_path,
             "target_subdirectory": session.target_subdirectory,
-            "index_file": f"imports/session_{session.id}.json",
+            "index_file": session_index_file(session.id),
         }
 
 

@@ -21,7 +21,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from storages import drive
-from storages.layout import BACKUP_DIR, FORMAT_VERSION
+from storages.layout import BACKUP_DIR, FORMAT_VERSION, session_index_file
 
 from .reader import MAX_INDEX_BYTES, IndexReading, parse_index, read_index
 
@@ -341,7 +341,7 @@ def build_master_index(storage) -> dict:
                 "title": title,
                 "imported_at": _iso(imported_at),
                 "file_count": counts.get(session_id, (0, 0))[0],
-                "index_file": f"imports/session_{session_id}.json",
+                "index_file": session_index_file(session_id),
             }
             for session_id, title, imported_at in sessions
         ],
@@ -473,10 +473,6 @@ def write_session_index(session) -> bool:
     )
 
 
-def session_index_file(session_id) -> str:
-    return f"imports/session_{session_id}.json"
-
-
 # --- jobs and status --------------------------------------------------------------------------------
 
 
@@ -487,14 +483,14 @@ def run_index_session_job(job, ctx) -> dict:
     session = job.session
     storage = session.file_storage
     storage_require_available(storage, writable=True)
-    ctx.progress(total=1, done=0, current=f"imports/session_{session.id}.json", force=True)
+    ctx.progress(total=1, done=0, current=session_index_file(session.id), force=True)
     with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT, should_stop=ctx.check_cancelled):
         written = write_session_index(session)
     ctx.progress(done=1, current=None, force=True)
     return {
         "storage_uuid": str(storage.storage_uuid),
         "session_ids": [session.id],
-        "index_files": [f"imports/session_{session.id}.json"],
+        "index_files": [session_index_file(session.id)],
         "written": int(written),
     }
 
@@ -520,12 +516,12 @@ def write_storage_indexes(storage, *, progress=None, should_stop=None) -> dict:
         for done, session in enumerate(sessions, start=1):
             if should_stop:
                 should_stop()
-            progress(current=f"imports/session_{session.id}.json")
+            progress(current=session_index_file(session.id))
             written += write_session_index(session)
             progress(done=done)
         written += write_master_index(storage)
         progress(done=len(sessions) + 1, current=None, force=True)
-    files = [f"imports/session_{s.id}.json" for s in sessions] + ["index.json"]
+    files = [session_index_file(s.id) for s in sessions] + ["index.json"]
     return {
         "storage_uuid": str(storage.storage_uuid),
         "session_ids": [s.id for s in sessions],

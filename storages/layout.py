@@ -20,6 +20,11 @@ BACKUP_DIR = Path(".imalink") / "index-backups"
 SUBFOLDERS = ("photos", "imports", ".imalink", ".imalink/hotpreviews", str(BACKUP_DIR), ".imalink/tmp")
 
 
+def session_index_file(session_id) -> str:
+    """Where a session's index lives, relative to the storage folder: `imports/session_<id>.json` (DESIGN §1)."""
+    return f"imports/session_{session_id}.json"
+
+
 def directory_name_for(storage_uuid: uuid_lib.UUID, when: datetime) -> str:
     return f"imalink_{when:%Y%m%d_%H%M%S}_{storage_uuid.hex[:8]}"
 
