@@ -61,6 +61,17 @@ def postgres_database(server_url: str) -> str:
     return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
+def start_gunicorn(work: Path, port: int, env: dict) -> tuple[subprocess.Popen, Path]:
+    """README's production web server (GUNICORN_ARGS) on 127.0.0.1:port, its log and control socket in work/."""
+    log = work / "gunicorn.log"
+    command = [sys.executable, "-m", "gunicorn", "imalink.wsgi:application", "--bind", f"127.0.0.1:{port}"]
+    command += [*GUNICORN_ARGS, "--control-socket", str(work / "gunicorn.ctl")]
+    web = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    return web, log
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -277,23 +288,8 @@ def main():
             "PYTHONUNBUFFERED": "1",
             "PROMETHEUS_MULTIPROC_DIR": str(prom),
         }
-        web_log, worker_log = work / "gunicorn.log", work / "worker.log"
-        web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "imalink.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                *GUNICORN_ARGS,
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=web_log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        worker_log = work / "worker.log"
+        web, web_log = start_gunicorn(work, port, env)
         worker = subprocess.Popen(
             [
                 sys.executable,

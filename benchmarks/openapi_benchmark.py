@@ -243,24 +243,8 @@ def main():
             "PYTHONUNBUFFERED": "1",
             "PROMETHEUS_MULTIPROC_DIR": str(prom),
         }
-        web_log = work / "gunicorn.log"
         gunicorn_args = load_benchmark.GUNICORN_ARGS
-        web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "imalink.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                *gunicorn_args,
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=web_log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        web, web_log = load_benchmark.start_gunicorn(work, port, env)
         try:
             workers = int(gunicorn_args[gunicorn_args.index("--workers") + 1])
             load_benchmark.wait_for(
