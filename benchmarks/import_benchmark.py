@@ -160,7 +160,7 @@ def run_end_to_end(source: Path, processes: int, scratch: Path) -> dict | None:
     from django.test import Client
 
     from imalink.models import ApiToken
-    from indexing.models import Job
+    from jobs.models import Job
 
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     try:

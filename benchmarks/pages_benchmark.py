@@ -38,7 +38,7 @@ def main():
 
         from imports.models import ImageFile, ImportSession, Photo
         from indexing.health import run_health_check
-        from indexing.models import Job
+        from jobs.models import Job
 
         user = get_user_model().objects.create_superuser("bench", "", "bench-password-123")
         client = Client(SERVER_NAME="localhost")

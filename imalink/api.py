@@ -190,9 +190,10 @@ def api_not_found(request, rest=""):
 
 
 from imports.api import authors_router, photos_router, sessions_router  # noqa: E402
-from indexing.api import index_router, jobs_router  # noqa: E402
+from indexing.api import index_router  # noqa: E402
 from indexing.health_api import health_router  # noqa: E402
 from indexing.recovery_api import adopt_router, recovery_router  # noqa: E402
+from jobs.api import router as jobs_router  # noqa: E402
 from storages.api import router as storages_router  # noqa: E402
 
 api.add_router("/file-storage/", adopt_router)

@@ -73,7 +73,7 @@ class DatabaseCollector(Collector):
         yield from self.collect_storages()
 
     def collect_jobs(self):
-        from indexing.models import Job
+        from jobs.models import Job
 
         duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
         timed = Q(status__in=Job.FINISHED, started_at__isnull=False, finished_at__isnull=False)

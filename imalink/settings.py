@@ -145,6 +145,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "imalink",
+    "jobs",
     "storages",
     "imports",
     "indexing",
@@ -292,7 +293,7 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": IMALINK_REDIS_PREFIX}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": IMALINK_REDIS_PREFIX}  # if a Redis result backend is set
 CELERY_TASK_DEFAULT_QUEUE = _env("IMALINK_CELERY_QUEUE") or f"imalink-{IMALINK_INSTANCE}"  # the variable is for tests
-CELERY_TASK_IGNORE_RESULT = True  # jobs keep their own state in the database (indexing.Job)
+CELERY_TASK_IGNORE_RESULT = True  # jobs keep their own state in the database (jobs.Job)
 CELERY_TASK_ACKS_LATE = True  # a killed worker's task is delivered again, and tasks are idempotent
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -34,4 +34,5 @@ urlpatterns = [
     path("", include("storages.urls")),
     path("", include("imports.urls")),
     path("", include("indexing.urls")),
+    path("", include("jobs.urls")),
 ]

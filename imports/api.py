@@ -8,7 +8,7 @@ from ninja import Query, Router
 
 from imalink.errors import NotFound
 from imalink.schemas import JobAccepted, ok, responses
-from indexing.job_api import job_answer
+from jobs.answers import job_answer
 
 from . import services
 from .models import Author

@@ -580,7 +580,7 @@ def adopt_in_place(*, storage, files, should_stop=None) -> ImportReport:
 
 def run_import_job(job, ctx) -> dict:
     """Job runner for kind 'import'."""
-    from indexing.jobs import JobCancelled
+    from jobs.services import JobCancelled
 
     params = job.params
     report = import_folder(

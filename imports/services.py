@@ -232,9 +232,9 @@ def _reindex_sessions_of(photo: Photo) -> None:
     Recovery rebuilds the user's metadata from the session indexes, so they must soon say what the database
     says. A session that already has a queued index job is left alone: that job will read the new values.
     """
-    from indexing import jobs
-    from indexing.jobs import job_start
-    from indexing.models import Job
+    from jobs import services as jobs
+    from jobs.models import Job
+    from jobs.services import job_start
 
     sessions = ImportSession.objects.filter(image_files__photo=photo).select_related("file_storage").distinct()
     for session in sessions:

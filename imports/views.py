@@ -13,8 +13,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from imalink.auth import staff_required
 from imalink.errors import ImalinkError, StorageUnavailable
 from imalink.not_found import or_404
-from indexing import jobs
-from indexing.jobs import job_start
+from jobs import services as jobs
+from jobs.services import job_start
 from storages.models import FileStorage
 from storages.services import storage_require_available
 

@@ -1,64 +1,30 @@
-"""Routes under /api/v1/jobs/ and /api/v1/storage-index/: jobs' progress and results, and the indexes."""
+"""Routes under /api/v1/storage-index/: write, read, check and validate a storage's indexes, and scan it."""
 
 from typing import Any, Literal
 
-from django.core.paginator import Paginator
 from ninja import Query, Router, Schema
 from pydantic import ConfigDict, Field
 
 from imalink.errors import Conflict, ImalinkError, NotFound, StorageUnavailable
 from imalink.schemas import JobAccepted, ok, responses
 from imports.services import session_get
+from jobs.answers import job_answer
 from storages import drive
 from storages.services import storage_get, storage_require_available
 
-from . import jobs
-from .job_api import job_answer
-from .models import Job
 from .reader import read_index
 from .schemas import (
     AcceptChecksumIn,
     AcceptChecksumOut,
     IndexStatusOut,
     IndexWritten,
-    JobList,
-    JobOut,
     ScanOut,
     ValidationOut,
 )
 from .validation import accept_checksums
 from .writer import index_status, session_index_file, unavailable_index_status
 
-jobs_router = Router(tags=["jobs"])
 index_router = Router(tags=["storage-index"])
-
-
-@jobs_router.get("/", response=responses(JobList), summary="Recent jobs, newest first")
-def list_jobs(request, status: str | None = None, page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=500)):
-    jobs.jobs_sweep_stale(resend=False)
-    queryset = Job.objects.select_related("storage")
-    if status:
-        queryset = queryset.filter(status=status)
-    paginator = Paginator(queryset, page_size)
-    current = paginator.get_page(page)
-    return ok(
-        {
-            "jobs": [JobOut.from_job(j) for j in current.object_list],
-            "count": paginator.count,
-            "page": current.number,
-            "pages": paginator.num_pages,
-        }
-    )
-
-
-@jobs_router.get("/{job_id}", response=responses(JobOut), summary="A job's status, progress and result")
-def get_job(request, job_id: int):
-    return ok(JobOut.from_job(jobs.job_get(job_id)))
-
-
-@jobs_router.post("/{job_id}/cancel", response=responses(JobOut), summary="Stop a job at its next safe point")
-def cancel_job(request, job_id: int):
-    return ok(JobOut.from_job(jobs.job_cancel(jobs.job_get(job_id))))
 
 
 @index_router.post(

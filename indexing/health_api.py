@@ -9,8 +9,8 @@ from ninja import Query, Router, Schema
 
 from imalink.errors import NotFound
 from imalink.schemas import JobAccepted, ok, responses
+from jobs.answers import job_answer
 
-from .job_api import job_answer
 from .models import HealthReport
 
 health_router = Router(tags=["health"])

@@ -1171,7 +1171,7 @@ def recover_from_indexes(
     (drive.UnsafeLayout) is reported with the reason code `unsafe_layout` and nothing of it is kept.
     A cancel (should_stop raising) between sessions undoes the storage being recovered, keeps those before it.
     """
-    from .jobs import JobCancelled
+    from jobs.services import JobCancelled
 
     progress = progress or (lambda **kw: None)
     started = time.monotonic()

@@ -7,9 +7,9 @@ from ninja import Query, Router, Schema
 from pydantic import ConfigDict, Field
 
 from imalink.schemas import JobAccepted, responses
+from jobs.answers import job_answer
 from storages.paths import resolve_client_dir
 
-from .job_api import job_answer
 from .recovery import check_storage_folder
 
 recovery_router = Router(tags=["recovery"])

@@ -1,4 +1,4 @@
-"""Celery tasks: each is a thin door into a plain function; they take ids and re-fetch their rows.
+"""The scheduled Celery tasks of indexing: each is a thin door that starts jobs (the jobs app runs them).
 
 The scheduled ones are installed in django-celery-beat by a data migration (indexing/migrations/0004) and
 can be edited in the admin.
@@ -7,26 +7,17 @@ can be edited in the admin.
 import logging
 
 from celery import shared_task
-from celery.signals import worker_init, worker_ready
 from django.conf import settings
-from django.db import connections
 
-from . import jobs
+from imalink.errors import ImalinkError
+from jobs import services as jobs
+from storages.models import FileStorage
+from storages.services import storage_require_available
 
 logger = logging.getLogger("imalink.tasks")
 
 
-@shared_task(name="indexing.run_job")
-def run_job(job_id: int) -> str | None:
-    job = jobs.job_run(job_id)
-    return job.status if job else None
-
-
 def _available_storages():
-    from imalink.errors import ImalinkError
-    from storages.models import FileStorage
-    from storages.services import storage_require_available
-
     for storage in FileStorage.objects.filter(is_active=True).order_by("id"):
         try:
             storage_require_available(storage)
@@ -34,35 +25,6 @@ def _available_storages():
             logger.info("skipping %s: %s", storage, exc.message)
             continue
         yield storage
-
-
-@worker_init.connect
-def yield_to_the_web(**kwargs) -> None:
-    """Before the pool starts, so its processes inherit it: imports and scans wait, readers do not
-    (IMALINK_WORKER_NICE)."""
-    from imalink.priority import run_in_background
-
-    done = run_in_background(settings.IMALINK_WORKER_NICE)
-    logger.info("worker priority: nice %s, session group %s", done["nice"], done["autogroup"])
-
-
-@worker_ready.connect
-def sweep_when_a_worker_starts(**kwargs) -> None:
-    """A worker that starts after a crash finds the crashed worker's jobs still "running": fail them now."""
-    try:
-        touched = jobs.jobs_sweep_stale()
-        if touched["failed"] or touched["resent"]:
-            logger.warning(
-                "at start: failed %s (their process is gone), sent again %s", touched["failed"], touched["resent"]
-            )
-    finally:
-        connections.close_all()  # the pool's processes must not share this process's connection
-
-
-@shared_task(name="indexing.sweep_stale_jobs")
-def sweep_stale_jobs() -> dict:
-    """Every minute (beat): fail jobs whose process is gone, send again queued jobs whose message was lost."""
-    return jobs.jobs_sweep_stale()
 
 
 @shared_task(name="indexing.daily_health_check")

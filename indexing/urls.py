@@ -1,13 +1,10 @@
-"""Pages of the indexing app: jobs, recovery and health (server-rendered, login required)."""
+"""Pages of the indexing app: recovery and health (server-rendered, login required)."""
 
 from django.urls import path
 
 from . import views
 
 urlpatterns = [
-    path("jobs/", views.job_list, name="job-list"),
-    path("jobs/<int:job_id>/", views.job_detail, name="job-detail"),
-    path("jobs/<int:job_id>/cancel/", views.job_cancel, name="job-cancel"),
     path("recovery/", views.recovery, name="recovery"),
     path("health/", views.health, name="health"),
 ]

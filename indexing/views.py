@@ -1,51 +1,19 @@
 """Pages of the indexing app: thin views over the same services as the API (jobs, recovery, health)."""
 
-from django.contrib import messages
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 
 from imalink.auth import staff_required
 from imalink.errors import ImalinkError
+from jobs import services as jobs
+from jobs.models import Job
 from storages.paths import resolve_client_dir
 
-from . import jobs
 from .forms import RecoveryForm
-from .models import HealthReport, Job
+from .models import HealthReport
 
 FIND_WAIT_S = 3.0  # how long the page waits for a find job before showing its progress instead
-
-
-@staff_required
-def job_list(request):
-    jobs.jobs_sweep_stale(resend=False)
-    page = Paginator(Job.objects.select_related("storage", "session"), 50).get_page(request.GET.get("page"))
-    return render(request, "indexing/job_list.html", {"page": page})
-
-
-@staff_required
-def job_detail(request, job_id):
-    job = jobs.job_checked(get_object_or_404(Job.objects.select_related("storage", "session"), pk=job_id))
-    result = job.result or {}
-    failures = result.get("failures") or (job.progress or {}).get("recent_failures") or []
-    return render(
-        request,
-        "indexing/job_detail.html",
-        {"job": job, "eta": jobs.job_eta_seconds(job), "result": result, "failures": failures},
-    )
-
-
-@staff_required
-@require_POST
-def job_cancel(request, job_id):
-    job = get_object_or_404(Job, pk=job_id)
-    try:
-        jobs.job_cancel(job)
-        messages.success(request, f"Job {job.pk} will stop at its next file.")
-    except ImalinkError as exc:
-        messages.error(request, exc.message)
-    return redirect("job-detail", job_id=job.pk)
 
 
 @staff_required

@@ -23,9 +23,9 @@ from imalink.errors import ImalinkError
 from imalink.not_found import or_404
 from imports.models import FileTotals, ImportSession
 from imports.totals import with_images_count
-from indexing.jobs import job_start
-from indexing.models import Job
 from indexing.writer import index_file_exists
+from jobs.models import Job
+from jobs.services import job_start
 
 from . import services
 from .models import FileStorage

@@ -9,7 +9,7 @@ from django_celery_beat.models import CrontabSchedule
 from PIL import Image
 
 from imports.models import Photo
-from indexing.models import Job
+from jobs.models import Job
 from tests.browser.test_flows import log_in
 from tests.conftest import imported_storage
 

@@ -14,7 +14,7 @@ import pytest
 from django.core.management import call_command
 
 from imports.models import ImageFile, Photo
-from indexing.models import Job
+from jobs.models import Job
 from storages.models import FileStorage
 from tests.conftest import stop_process
 

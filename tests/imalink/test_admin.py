@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from imalink.models import ApiToken, hash_token
 from imports.models import Author, ImageFile, ImportSession, Photo
-from indexing.models import Job
+from jobs.models import Job
 from storages.models import FileStorage
 
 pytestmark = pytest.mark.django_db

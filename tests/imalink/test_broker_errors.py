@@ -12,7 +12,7 @@ from django.test import RequestFactory
 
 from imalink.api import api as ninja_api
 from imalink.celery import app as celery_app
-from indexing.models import Job
+from jobs.models import Job
 from tests.conftest import assert_error
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"  # port 1: connection refused at once

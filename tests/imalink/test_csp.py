@@ -14,7 +14,7 @@ from django.urls import resolve, reverse
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from imports.models import Photo
-from indexing.models import Job
+from jobs.models import Job
 from tests.conftest import imported_storage
 from tests.reliability.test_access import page_urls
 

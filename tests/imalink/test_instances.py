@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.worker, pytest.mark.database_indepe
 
 JOBS = 4
 ENQUEUE = (
-    "from indexing import jobs; from indexing.models import Job; {skip}"
+    "from jobs import services as jobs; from jobs.models import Job; {skip}"
     "print('JOBS', [jobs.job_start(kind='health_check').pk for _ in range({n})])"
 )
 
@@ -126,7 +126,7 @@ def test_two_instances_on_one_redis_each_run_only_their_own_jobs(two_instances, 
             assert status == "succeeded", (folder.name, job_id, status, log.read_text()[-3000:])
             assert worker.rsplit(":", 1)[1] in pool, (folder.name, job_id, worker, pool)
         # This worker received every task of its own instance, and none of the other's.
-        received = set(re.findall(r"Task indexing\.run_job\[([0-9a-f-]+)\] received", log.read_text()))
+        received = set(re.findall(r"Task jobs\.run_job\[([0-9a-f-]+)\] received", log.read_text()))
         assert tasks[n] <= received and not tasks[1 - n] & received, folder.name
 
     # Each derived its own name from its database, and says so as it starts.

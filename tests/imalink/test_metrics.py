@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from imalink.metrics import REQUEST_DURATION
 from imports.models import ImageFile, ImportSession
 from imports.pipeline import import_folder
-from indexing.models import Job
 from indexing.scanner import scan_storage
+from jobs.models import Job
 from storages.models import FileStorage
 from tests.conftest import REPO, subprocess_env
 from tests.imalink.test_settings import start

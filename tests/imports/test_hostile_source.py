@@ -19,7 +19,7 @@ from imports import sources
 from imports.models import ImageFile, ImportSession
 from imports.pipeline import import_folder, validate_target_subdirectory
 from indexing import scanner
-from indexing.models import Job
+from jobs.models import Job
 from storages import drive, ignored
 from storages.locks import storage_lock
 from storages.models import FileStorage

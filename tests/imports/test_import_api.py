@@ -10,7 +10,7 @@ from django.core.management import call_command
 from PIL import Image
 
 from imports.models import ImageFile, ImportSession
-from indexing.models import Job
+from jobs.models import Job
 from storages.models import FileStorage
 from tests.conftest import assert_error
 from tests.seed import SEED, LiveServerRequests, seed_python_block

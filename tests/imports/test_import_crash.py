@@ -9,7 +9,7 @@ import pytest
 
 from imports.checksums import file_checksum
 from imports.models import ImageFile, ImportSession
-from indexing.models import Job
+from jobs.models import Job
 from storages.models import FileStorage
 from tests.imports.test_import_api import make_camera_copies, make_photos
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from imports.models import Author, ImportSession, Photo
 from imports.pipeline import import_folder
-from indexing.models import Job
+from jobs.models import Job
 from storages.services import storage_create
 
 pytestmark = pytest.mark.django_db

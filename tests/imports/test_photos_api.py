@@ -8,7 +8,7 @@ from PIL import Image
 
 from imports.models import Author, ImportSession, Photo
 from imports.pipeline import import_folder
-from indexing.models import Job
+from jobs.models import Job
 from storages.models import FileStorage
 from tests.conftest import assert_error
 
@@ -211,7 +211,7 @@ def test_the_routes_are_in_the_openapi_schema(api):
 def test_an_edit_survives_a_broker_that_is_down(api, session, monkeypatch, caplog, django_capture_on_commit_callbacks):
     from kombu.exceptions import OperationalError
 
-    from indexing.tasks import run_job
+    from jobs.tasks import run_job
 
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to localhost:6379. Connection refused.")
@@ -231,7 +231,7 @@ def test_an_edit_survives_a_broker_that_is_down(api, session, monkeypatch, caplo
 def test_the_queued_index_job_writes_the_edit_to_the_session_index(api, session):
     import json
 
-    from indexing.jobs import job_run
+    from jobs.services import job_run
 
     photo = dscn(session)
     api.put(f"/api/v1/photos/{photo.hothash}", {"rating": 5, "tags": ["rome"], "title": "Kept on disk"})

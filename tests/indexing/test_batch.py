@@ -5,8 +5,8 @@
 import json
 import time
 
-from indexing.models import Job
 from indexing.writer import index_status
+from jobs.models import Job
 from storages.models import FileStorage
 from tests.conftest import assert_error
 from tests.indexing.test_schedules import import_some

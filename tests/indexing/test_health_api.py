@@ -10,8 +10,9 @@ import pytest
 from imports.models import ImportSession
 from imports.pipeline import import_folder
 from indexing.health import run_health_check
-from indexing.models import HealthReport, Job
+from indexing.models import HealthReport
 from indexing.writer import write_storage_indexes
+from jobs.models import Job
 from storages.models import FileStorage
 from tests.conftest import assert_error, require
 from tests.imports.test_import_api import make_photos

@@ -11,8 +11,8 @@ import pytest
 
 from imports.models import Author, ImportSession
 from imports.pipeline import import_folder
-from indexing.models import Job
 from indexing.writer import write_storage_indexes
+from jobs.models import Job
 from storages.models import FileStorage
 from tests.conftest import assert_error
 from tests.seed import SEED, SeedRequests, seed_python_block

@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 
 from imports.models import ImportSession
 from imports.pipeline import import_folder
-from indexing.models import Job
+from jobs.models import Job
 from storages.models import FileStorage
 
 pytestmark = pytest.mark.django_db

@@ -7,10 +7,11 @@ from django.test import Client
 
 from imports.models import ImportSession
 from imports.pipeline import import_folder
-from indexing import jobs
 from indexing.health import run_health_check
-from indexing.models import HealthReport, Job
+from indexing.models import HealthReport
 from indexing.writer import write_storage_indexes
+from jobs import services as jobs
+from jobs.models import Job
 from storages.models import FileStorage
 
 pytestmark = pytest.mark.django_db

@@ -16,9 +16,10 @@ from django.core.management import call_command
 from django.test import Client
 
 from imports.models import ImportSession, Photo
-from indexing import jobs, recovery, views
-from indexing.models import Job
+from indexing import recovery, views
 from indexing.recovery import find_storage_folders, recover_from_indexes
+from jobs import services as jobs
+from jobs.models import Job
 from storages import drive
 from storages.models import FileStorage
 from tests.conftest import imported_storage

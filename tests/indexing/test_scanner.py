@@ -114,7 +114,7 @@ def test_two_scans_at_once_run_one_after_the_other(celery_worker, api, make_stor
     ids = [
         api.post(f"/api/v1/storage-index/scan/{storage.storage_uuid}?wait=0").json()["data"]["job_id"] for _ in range(2)
     ]
-    from indexing.models import Job
+    from jobs.models import Job
 
     deadline = time.monotonic() + 60
     while not all(Job.objects.get(pk=i).is_finished for i in ids) and time.monotonic() < deadline:

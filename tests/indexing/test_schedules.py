@@ -19,9 +19,10 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from imports.models import ImportSession
 from imports.pipeline import import_folder
 from indexing import tasks
-from indexing.models import HealthReport, Job, ValidationCheckpoint
+from indexing.models import HealthReport, ValidationCheckpoint
 from indexing.validation import validate_incrementally
 from indexing.writer import index_status
+from jobs.models import Job
 from storages.models import FileStorage
 from tests.conftest import REPO, stop_process, subprocess_env, wait_for_line
 from tests.seed import seed_bash_block

@@ -21,9 +21,9 @@ from django.core.management import call_command
 from imports.checksums import file_checksum
 from imports.models import Author, ImageFile, ImportSession, Photo
 from indexing.drill import snapshot
-from indexing.jobs import jobs_sweep_stale
-from indexing.models import Job
 from indexing.writer import index_status
+from jobs.models import Job
+from jobs.services import jobs_sweep_stale
 from storages.models import FileStorage
 from tests.conftest import REPO, free_port, require, stop_process, subprocess_env, wait_for_line
 from tests.imports.test_import_api import make_camera_copies, make_photos
@@ -511,8 +511,8 @@ def test_a_redis_restart_mid_import_leaves_the_job_truthful_and_a_rerun_exact(
     import uuid as uuid_lib
 
     from imalink.celery import app
-    from indexing.jobs import job_start
-    from indexing.tasks import run_job
+    from jobs.services import job_start
+    from jobs.tasks import run_job
 
     count = 80
     session = ImportSession.objects.create(title="Card", file_storage=storage)

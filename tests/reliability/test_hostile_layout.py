@@ -16,10 +16,10 @@ import pytest
 from django.core.management import call_command
 
 from imports.models import ImportSession
-from indexing import jobs
 from indexing.reader import read_index
 from indexing.scanner import scan_storage
 from indexing.writer import index_status, write_storage_indexes
+from jobs import services as jobs
 from storages.drive import UnsafeLayout
 from tests.conftest import imported_storage
 

@@ -10,8 +10,8 @@ import pytest
 
 from imports.models import ImageFile, ImportSession, Photo
 from imports.pipeline import import_folder
-from indexing.models import Job
 from indexing.scanner import scan_storage
+from jobs.models import Job
 from storages.models import FileStorage
 from tests.conftest import assert_error
 

@@ -11,8 +11,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from imports.models import ImportSession
-from indexing.models import Job
 from indexing.scanner import scan_storage
+from jobs.models import Job
 from storages.models import FileStorage
 from tests.indexing.test_scanner import AFTER, import_tree, reorganise
 

@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from imalink.errors import ImalinkError
 from imports.pipeline import import_validate
 from imports.services import session_get
-from indexing.cli import run_job_with_bar
-from indexing.jobs import job_start
+from jobs.cli import run_job_with_bar
+from jobs.services import job_start
 
 
 class Command(BaseCommand):

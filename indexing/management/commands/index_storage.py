@@ -3,8 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from imalink.errors import ImalinkError
-from indexing.cli import run_job_with_bar
-from indexing.jobs import job_start
+from jobs.cli import run_job_with_bar
+from jobs.services import job_start
 from storages.services import storage_get, storage_require_available
 
 

@@ -12,8 +12,8 @@ from django.db import connections
 from django.utils import timezone
 
 from imports.models import ImageFile, ImportSession
-from indexing import jobs
-from indexing.models import Job
+from jobs import services as jobs
+from jobs.models import Job
 from storages.models import FileStorage
 from tests.imports.test_import_api import make_camera_copies
 
@@ -43,7 +43,7 @@ def test_a_running_job_names_its_process_and_its_heartbeat_advances_during_a_sil
     transactional_db, settings, monkeypatch
 ):
     settings.IMALINK_JOB_HEARTBEAT_S = 0.1
-    monkeypatch.setitem(jobs.RUNNERS, "slow", f"{__name__}.slow_runner")
+    monkeypatch.setitem(jobs.RUNNERS, "slow", slow_runner)
     job = jobs.job_start(kind="slow", params={"seconds": 1.0}, enqueue=False)
     seen = []
 

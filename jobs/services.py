@@ -1,7 +1,8 @@
 """Long work as Jobs: start one, let a worker claim and run it, report progress, cancel it, wait for it.
 
-A job kind maps to a plain function `runner(job, ctx) -> dict`; the Celery task, a management command and
-the tests all end up in the same function, and only the way progress is shown differs.
+A job kind maps to a plain function `runner(job, ctx) -> dict`, registered by the app that owns the work in its
+AppConfig.ready() (register_runner). The Celery task, a management command and the tests all end up in the same
+function, and only the way progress is shown differs. This module imports no other app of ImaLink but imalink.
 """
 
 import logging
@@ -10,33 +11,34 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from celery import current_app
+from django.conf import settings
 from django.db import DatabaseError, connections, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
-from imalink.errors import Conflict, NotFound
+from imalink.errors import Conflict, ImalinkError, NotFound
 
 from .models import Job
 
 logger = logging.getLogger("imalink.jobs")
 
-# kind -> dotted path of `runner(job, ctx) -> dict`; resolved lazily so apps need not import each other early.
-RUNNERS = {
-    "accessibility_check": "storages.services.run_accessibility_check_job",
-    "import": "imports.pipeline.run_import_job",
-    "scan": "indexing.scanner.run_scan_job",
-    "index_session": "indexing.writer.run_index_session_job",
-    "index_storage": "indexing.writer.run_index_storage_job",
-    "validate": "indexing.validation.run_validate_job",
-    "recover": "indexing.recovery.run_recover_job",
-    "recovery_find": "indexing.recovery.run_find_job",
-    "recovery_drill": "indexing.drill.run_drill_job",
-    "health_check": "indexing.health.run_health_job",
-    "index_batch": "indexing.jobs.run_index_batch_job",
-}
+RUN_TASK = "jobs.run_job"  # the Celery task (jobs/tasks.py) that runs one job in a worker, by name
+
+# kind -> `runner(job, ctx) -> dict`, filled by each app's AppConfig.ready().
+RUNNERS: dict[str, Callable] = {}
+
+
+def register_runner(kind: str, runner: Callable) -> None:
+    """Make `kind` a job kind that `runner(job, ctx)` carries out. Called once per kind, from AppConfig.ready()."""
+    if RUNNERS.get(kind, runner) is not runner:
+        raise ValueError(f"job kind {kind!r} is already registered to {RUNNERS[kind].__module__}")
+    RUNNERS[kind] = runner
+
 
 PROGRESS_INTERVAL_S = 0.5
 
@@ -122,11 +124,7 @@ def job_start(
 
 
 def _enqueue(job_id: int) -> None:
-    from django.conf import settings
-
-    from .tasks import run_job
-
-    result = run_job.apply_async((job_id,), queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+    result = current_app.send_task(RUN_TASK, (job_id,), queue=settings.CELERY_TASK_DEFAULT_QUEUE)
     Job.objects.filter(pk=job_id).update(celery_task_id=result.id, enqueued_at=timezone.now())
 
 
@@ -168,8 +166,6 @@ class Heartbeat:
     """
 
     def __init__(self, job_id: int):
-        from django.conf import settings
-
         self.job_id, self.interval = job_id, settings.IMALINK_JOB_HEARTBEAT_S
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, name=f"job-{job_id}-heartbeat", daemon=True)
@@ -234,8 +230,6 @@ def jobs_sweep_stale(jobs=None, *, resend: bool = True) -> dict:
     `jobs` limits the sweep to those rows (a job page checks only its own). Reads pass resend=False: a page
     must not wait on a broker that is down; the worker's start and beat send again. Returns the ids touched.
     """
-    from django.conf import settings
-
     now = timezone.now()
     stale_before = now - timedelta(seconds=settings.IMALINK_JOB_STALE_S)
     running = Job.objects.filter(status=Job.Status.RUNNING).exclude(worker="")
@@ -304,7 +298,7 @@ def job_run(job_id: int, *, on_progress=None) -> Job | None:
         return None
     job = Job.objects.select_related("storage", "session").get(pk=job_id)
     ctx = JobContext(job, on_progress=on_progress)
-    runner = import_string(RUNNERS[job.kind])
+    runner = RUNNERS[job.kind]
     try:
         with Heartbeat(job.pk):
             result = runner(job, ctx)
@@ -368,10 +362,6 @@ def job_response(job: Job, *, wait: float | None):
     Finished in time: (200, the job's result with its job_id). Otherwise: (202, where to follow it).
     A failed job answers with its error in the one error shape.
     """
-    from django.conf import settings
-
-    from imalink.errors import ImalinkError
-
     timeout = settings.IMALINK_SYNC_WAIT if wait is None else max(0.0, min(wait, settings.IMALINK_SYNC_WAIT))
     if timeout > 0:
         job = job_wait(job, timeout)
@@ -390,8 +380,6 @@ def job_response(job: Job, *, wait: float | None):
 
 def _settle_parent(parent_id: int) -> None:
     """Bring a parent job's progress up to date from its children, and finish it when the last one has."""
-    from django.db.models import Count, Q
-
     counts = Job.objects.filter(parent_id=parent_id).aggregate(
         total=Count("id"),
         done=Count("id", filter=Q(status__in=Job.FINISHED)),
@@ -420,32 +408,3 @@ def _settle_parent(parent_id: int) -> None:
         )
     else:
         Job.objects.filter(pk=parent_id, status=Job.Status.RUNNING).update(progress=progress)
-
-
-def run_index_batch_job(job, ctx) -> dict:
-    """Write many session indexes at once: one child job per session, sent to the workers as a Celery group.
-
-    Sessions on one storage still take its lock in turn; sessions on different storages run side by side.
-    """
-    from celery import group
-    from django.conf import settings
-
-    from imports.models import ImportSession
-
-    from .tasks import run_job
-
-    sessions = list(
-        ImportSession.objects.filter(pk__in=job.params.get("session_ids", []))
-        .select_related("file_storage")
-        .order_by("id")
-    )
-    children = [
-        Job.objects.create(
-            kind="index_session", storage=s.file_storage, session=s, parent=job, created_by=job.created_by
-        )
-        for s in sessions
-    ]
-    ctx.progress(total=len(children), done=0, force=True)
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    group(run_job.si(child.pk).set(queue=queue) for child in children).apply_async()
-    raise JobWaitsForChildren()

@@ -9,7 +9,7 @@ from ninja import Status
 
 from imalink.schemas import ok
 
-from .jobs import job_response, job_start
+from .services import job_response, job_start
 
 
 def job_answer(

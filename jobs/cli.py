@@ -5,7 +5,7 @@ own progress reports, so the command and the worker share one code path.
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
-from .jobs import job_run
+from .services import job_run
 
 
 def run_job_with_bar(command, job, *, desc: str, unit: str = "file"):

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from indexing import jobs
-from indexing.models import Job
+from jobs import services as jobs
+from jobs.models import Job
 from tests.conftest import REPO, assert_error, stop_process, subprocess_env, wait_for_line
 
 
@@ -103,7 +103,7 @@ def test_the_embedded_broker_carries_a_job_without_redis(
     )
     try:
         wait_for_line(log, "ready.", worker)
-        starter = "from indexing.jobs import job_start; print('JOB', job_start(kind='accessibility_check').pk)"
+        starter = "from jobs.services import job_start; print('JOB', job_start(kind='accessibility_check').pk)"
         out = subprocess.run(
             [sys.executable, "manage.py", "shell", "-c", starter],
             cwd=REPO,
