@@ -294,8 +294,10 @@ else:
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": IMALINK_REDIS_PREFIX}  # if a Redis result backend is set
 CELERY_TASK_DEFAULT_QUEUE = _env("IMALINK_CELERY_QUEUE") or f"imalink-{IMALINK_INSTANCE}"  # the variable is for tests
 CELERY_TASK_IGNORE_RESULT = True  # jobs keep their own state in the database (jobs.Job)
-CELERY_TASK_ACKS_LATE = True  # a killed worker's task is delivered again, and tasks are idempotent
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A job's message is acknowledged as the job starts and never delivered again: its row, not the broker, carries
+# recovery from a dead worker (jobs/services.py), as it must for a job a management command runs with no message.
+# Late acks would also let Redis hand a long job of a live worker to a second one after the visibility timeout.
+CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
@@ -319,8 +321,9 @@ IMALINK_VALIDATION_BUDGET_S = env_number("IMALINK_VALIDATION_BUDGET_S", 3 * 3600
 # How long a job waits for another job's lock on the same storage before it gives up with 409.
 IMALINK_LOCK_WAIT = env_number("IMALINK_LOCK_WAIT", 600.0)
 # A running job's process marks it alive every IMALINK_JOB_HEARTBEAT_S seconds. A job whose process is gone, or
-# that has not been marked for IMALINK_JOB_STALE_S seconds, is failed by the sweep; a queued job whose message
-# has waited that long is sent to the broker again (a Redis restart loses queued messages).
+# that has not been marked for IMALINK_JOB_STALE_S seconds, is shown failed (worker_lost) at once and written so
+# by the sweep (a worker's start, beat, the next claim); a queued job whose message has waited that long is sent
+# to the broker again (a Redis restart loses queued messages).
 IMALINK_JOB_HEARTBEAT_S = env_number("IMALINK_JOB_HEARTBEAT_S", 15.0, minimum=0.1)
 IMALINK_JOB_STALE_S = env_number("IMALINK_JOB_STALE_S", 120.0, minimum=1)
 if IMALINK_JOB_STALE_S < 3 * IMALINK_JOB_HEARTBEAT_S:

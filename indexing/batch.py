@@ -1,15 +1,20 @@
 """Writing many session indexes at once, as one parent job whose children run side by side."""
 
-from celery import group
-from django.conf import settings
-
 from imports.models import ImportSession
 from jobs.models import Job
-from jobs.services import JobWaitsForChildren
-from jobs.tasks import run_job
+from jobs.services import fans_out, job_fan_out
 
 
-def run_index_batch_job(job, ctx) -> dict:
+def summarize_batch(children: list[dict]) -> dict:
+    """The batch's own part of the parent's result, from its children's rows once they have all ended."""
+    return {
+        "written": sum((child["result"] or {}).get("written", 0) for child in children),
+        "session_ids": [child["session_id"] for child in children],
+    }
+
+
+@fans_out(summarize=summarize_batch)
+def run_index_batch_job(job, ctx):
     """Write many session indexes at once: one child job per session, sent to the workers as a Celery group.
 
     Sessions on one storage still take its lock in turn; sessions on different storages run side by side.
@@ -25,7 +30,4 @@ def run_index_batch_job(job, ctx) -> dict:
         )
         for s in sessions
     ]
-    ctx.progress(total=len(children), done=0, force=True)
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    group(run_job.si(child.pk).set(queue=queue) for child in children).apply_async()
-    raise JobWaitsForChildren()
+    return job_fan_out(job, ctx, children)

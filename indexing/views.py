@@ -1,4 +1,4 @@
-"""Pages of the indexing app: thin views over the same services as the API (jobs, recovery, health)."""
+"""Pages of the indexing app: thin views over the same services as the API (recovery and health)."""
 
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
@@ -47,7 +47,7 @@ def recovery(request):
     if request.method == "GET" and request.GET.get("find", "").isdigit():
         find_job = Job.objects.filter(pk=int(request.GET["find"]), kind="recovery_find").first()
         if find_job is not None:
-            find_job = jobs.job_checked(find_job)
+            find_job = jobs.job_as_seen(find_job)
             form = RecoveryForm(initial={"search_roots": "\n".join(find_job.params.get("search_roots", []))})
             if find_job.status == Job.Status.SUCCEEDED:
                 found = (find_job.result or {}).get("storages", [])

@@ -1,3 +1,5 @@
+"""Jobs in the admin: read-only, for looking back at what ran."""
+
 from django.contrib import admin
 
 from .models import Job

@@ -1,4 +1,4 @@
-"""The job routes (/api/v1/jobs/): list, one job, cancel."""
+"""The job routes (/api/v1/jobs/): list, one job, cancel. The reads never write (jobs.services.job_as_seen)."""
 
 from django.core.paginator import Paginator
 from ninja import Query, Router
@@ -14,7 +14,6 @@ router = Router(tags=["jobs"])
 
 @router.get("/", response=responses(JobList), summary="Recent jobs, newest first")
 def list_jobs(request, status: str | None = None, page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=500)):
-    jobs.jobs_sweep_stale(resend=False)
     queryset = Job.objects.select_related("storage")
     if status:
         queryset = queryset.filter(status=status)
@@ -22,7 +21,7 @@ def list_jobs(request, status: str | None = None, page: int = Query(1, ge=1), pa
     current = paginator.get_page(page)
     return ok(
         {
-            "jobs": [JobOut.from_job(j) for j in current.object_list],
+            "jobs": [JobOut.from_job(jobs.job_as_seen(j)) for j in current.object_list],
             "count": paginator.count,
             "page": current.number,
             "pages": paginator.num_pages,

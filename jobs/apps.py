@@ -1,3 +1,5 @@
+"""The jobs app's configuration; the runners are registered by the apps that own them."""
+
 from django.apps import AppConfig
 
 

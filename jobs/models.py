@@ -33,7 +33,7 @@ class Job(models.Model):
     cancel_requested = models.BooleanField(default=False)
     celery_task_id = models.CharField(max_length=64, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When its message was last sent to the broker.")
-    # Who runs it ("host:pid") and when that process last said it was alive; see jobs.jobs_sweep_stale.
+    # Who runs it ("host:pid") and when that process last said it was alive; see jobs.services.job_lost_reason.
     worker = models.CharField(max_length=255, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")

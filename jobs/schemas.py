@@ -24,7 +24,9 @@ class JobOut(Schema):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    worker: str = Field("", description='The process that runs or ran it, "host:pid"; empty while queued')
+    worker: str = Field(
+        "", description='The process that runs or ran it, "host:pid"; empty while queued or while its children work'
+    )
     heartbeat_at: datetime | None = Field(None, description="When that process last said it was alive")
 
     @staticmethod

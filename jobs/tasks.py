@@ -1,6 +1,9 @@
-"""The Celery side of jobs: the one task that runs a job in a worker, and what a worker does as it starts.
+"""The Celery side of jobs: the task that runs a job in a worker, the callback that settles a parent after a
+child's task, the minute's sweep, and what a worker does as it starts.
 
-Each is a thin door into jobs.services; the task takes an id and re-fetches the row.
+Each is a thin door into jobs.services; a task takes an id and re-fetches the row. A job's message is
+acknowledged as it starts (CELERY_TASK_ACKS_LATE off): recovery from a dead worker lives in the row (see
+jobs.services), and the broker redelivers nothing.
 """
 
 import logging
@@ -21,6 +24,13 @@ logger = logging.getLogger("imalink.tasks")
 def run_job(job_id: int) -> str | None:
     job = services.job_run(job_id)
     return job.status if job else None
+
+
+@shared_task(name=services.SETTLE_TASK)
+def settle_parent(parent_id: int) -> None:
+    """Linked to each child's run_job (jobs.services.job_fan_out): count the children's rows, finish the parent
+    when they have all ended."""
+    services.job_settle_parent(parent_id)
 
 
 @worker_init.connect
@@ -46,5 +56,5 @@ def sweep_when_a_worker_starts(**kwargs) -> None:
 
 @shared_task(name="jobs.sweep_stale_jobs")
 def sweep_stale_jobs() -> dict:
-    """Every minute (beat): fail jobs whose process is gone, send again queued jobs whose message was lost."""
+    """Every minute (beat): fail jobs whose owner is gone, settle their parents, send again lost messages."""
     return services.jobs_sweep_stale()

@@ -1,4 +1,7 @@
-"""The job pages: the list, one job with its progress, and cancel (server-rendered, staff only)."""
+"""The job pages: the list, one job with its progress, and cancel (server-rendered, staff only).
+
+The pages never write: a job whose owner is gone is shown failed (jobs.services.job_as_seen).
+"""
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -14,14 +17,14 @@ from .models import Job
 
 @staff_required
 def job_list(request):
-    jobs.jobs_sweep_stale(resend=False)
     page = Paginator(Job.objects.select_related("storage", "session"), 50).get_page(request.GET.get("page"))
+    page.object_list = [jobs.job_as_seen(job) for job in page.object_list]
     return render(request, "jobs/job_list.html", {"page": page})
 
 
 @staff_required
 def job_detail(request, job_id):
-    job = jobs.job_checked(get_object_or_404(Job.objects.select_related("storage", "session"), pk=job_id))
+    job = jobs.job_as_seen(get_object_or_404(Job.objects.select_related("storage", "session"), pk=job_id))
     result = job.result or {}
     failures = result.get("failures") or (job.progress or {}).get("recent_failures") or []
     return render(

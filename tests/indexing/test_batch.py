@@ -5,8 +5,10 @@
 import json
 import time
 
+from imports.models import ImportSession
 from indexing.writer import index_status
 from jobs.models import Job
+from jobs.services import job_run, job_start
 from storages.models import FileStorage
 from tests.conftest import assert_error
 from tests.indexing.test_schedules import import_some
@@ -50,6 +52,10 @@ def test_a_batch_runs_as_one_parent_job_with_children_across_the_workers(
     assert parent.progress["total"] == parent.progress["done"] == 4
     children = Job.objects.filter(parent=parent)
     assert children.count() == 4 and set(children.values_list("status", flat=True)) == {"succeeded"}
+    assert all(c.celery_task_id and c.enqueued_at for c in children), "each child is a message of the group"
+    # Celery's link, not the child's own code, finished the parent: each child's task sent the callback.
+    log = celery_worker.log.read_text()
+    assert log.count("Task jobs.settle_parent[") >= 4 and log.count("Task jobs.run_job[") >= 5, log[-3000:]
     for session in sessions:
         assert (session.file_storage.full_path / f"imports/session_{session.pk}.json").exists()
     assert_error(api.post("/api/v1/storage-index/batch", {"session_ids": [999999]}), 404, "not_found")
@@ -100,3 +106,23 @@ def test_the_seed_batch_generate_indexes_works_while_a_scan_runs(imalink_server,
     for session in sessions:
         index = json.loads((session.file_storage.full_path / f"imports/session_{session.pk}.json").read_text())
         assert [e["photo"]["title"] for e in index["files"].values()] == [f"Set before the batch {session.pk}"]
+
+
+def test_cancelling_a_batch_cancels_its_children_and_ends_the_parent(
+    transactional_db, redis_available, test_queue, api, make_storage
+):
+    storage = FileStorage.objects.get(storage_uuid=make_storage("A")["uuid"])
+    sessions = [ImportSession.objects.create(title=f"S{i}", file_storage=storage) for i in range(3)]
+    batch = job_start(kind="index_batch", params={"session_ids": [s.pk for s in sessions]}, enqueue=False)
+    assert job_run(batch.pk).status == "running"  # the children went to a queue that no worker reads
+    children = Job.objects.filter(parent=batch)
+    assert set(children.values_list("status", flat=True)) == {"queued"}
+    progress = api.get(f"/api/v1/jobs/{batch.pk}").json()["data"]["progress"]
+    assert (progress["total"], progress["done"]) == (3, 0)
+
+    data = api.post(f"/api/v1/jobs/{batch.pk}/cancel").json()["data"]
+
+    assert data["status"] == "cancelled" and data["result"]["cancelled"] == 3, data
+    assert (data["progress"]["total"], data["progress"]["done"]) == (3, 3)
+    assert set(children.values_list("status", flat=True)) == {"cancelled"}
+    assert all(job_run(c.pk) is None for c in children), "a late message runs no cancelled child"
