@@ -62,10 +62,12 @@ test-postgres: setup-test
 		echo "PostgreSQL at $(PG_TEST_URL) does not answer: the PostgreSQL pass is skipped (it is required under CI=true)."; \
 	fi
 
-# ruff: lint (pycodestyle, pyflakes, import order) and the formatter's check, line length 120 (pyproject.toml).
+# ruff: lint (pycodestyle, pyflakes, import order) and the formatter's check, line length 120; import-linter:
+# the apps' layers, each importing only downward (both configured in pyproject.toml).
 lint: setup-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 # The reliability and security suite alone (it is also part of make test).
 test-reliability: setup-test browser

@@ -128,7 +128,7 @@ def django_setup(scratch: Path):
 
 def new_session(scratch: Path, name: str):
     from imports.models import ImportSession
-    from storages.services import storage_create
+    from indexing.rewrite import storage_create
 
     base = scratch / name
     base.mkdir()
@@ -137,7 +137,7 @@ def new_session(scratch: Path, name: str):
 
 
 def run_in_process(source: Path, threads: int, scratch: Path) -> dict:
-    from imports.pipeline import import_folder
+    from indexing.rewrite import import_folder
 
     session = new_session(scratch, "inprocess")
     started = time.perf_counter()

@@ -211,7 +211,7 @@ def main():
         from django.core.management import call_command
 
         from imalink.models import ApiToken
-        from storages.services import storage_create
+        from indexing.rewrite import storage_create
 
         call_command("migrate", verbosity=0)
         user = get_user_model().objects.create_superuser("bench", "", "bench-password-123")

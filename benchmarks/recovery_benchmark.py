@@ -35,7 +35,7 @@ def rss_mb() -> float:
 def new_storage(work: Path, name: str):
     from django.core.management import call_command
 
-    from storages.services import storage_create
+    from indexing.rewrite import storage_create
 
     base = work / name
     base.mkdir()

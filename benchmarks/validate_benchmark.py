@@ -33,7 +33,7 @@ def build(work: Path, files: int) -> str:
     from django.db import transaction
 
     from imports.models import ImageFile, ImportSession, Photo
-    from storages.services import storage_create
+    from indexing.rewrite import storage_create
 
     call_command("migrate", verbosity=0)
     base = work / "drive"

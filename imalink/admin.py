@@ -1,3 +1,5 @@
+"""API tokens in the admin: a new token is shown once; revocation is final."""
+
 from django import forms
 from django.contrib import admin
 from django.template.response import TemplateResponse

@@ -1,3 +1,5 @@
+"""The imalink app's configuration (API tokens live in this app)."""
+
 from django.apps import AppConfig
 
 

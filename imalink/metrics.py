@@ -21,6 +21,10 @@ from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from imports.models import ImageFile
+from jobs.models import Job
+from storages.models import FileStorage
+
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if MULTIPROCESS_DIR is not None and not os.path.isdir(MULTIPROCESS_DIR):
     raise ImproperlyConfigured(
@@ -73,7 +77,6 @@ class DatabaseCollector(Collector):
         yield from self.collect_storages()
 
     def collect_jobs(self):
-        from jobs.models import Job
 
         duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
         timed = Q(status__in=Job.FINISHED, started_at__isnull=False, finished_at__isnull=False)
@@ -100,8 +103,6 @@ class DatabaseCollector(Collector):
         yield durations
 
     def collect_storages(self):
-        from imports.models import ImageFile
-        from storages.models import FileStorage
 
         labels = ["storage", "uuid"]
         free = GaugeMetricFamily(

@@ -1,3 +1,5 @@
+"""The project's URLs: admin, the API under /api/v1/, metrics, login, and each app's pages."""
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path

@@ -1,3 +1,5 @@
+"""Authors, sessions, photos and files in the admin."""
+
 from django.contrib import admin
 
 from .models import Author, ImageFile, ImportSession, Photo

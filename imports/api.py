@@ -8,6 +8,7 @@ from ninja import Query, Router
 
 from imalink.errors import NotFound
 from imalink.schemas import JobAccepted, ok, responses
+from indexing import rewrite
 from jobs.answers import job_answer
 
 from . import services
@@ -159,5 +160,5 @@ def get_photo_hotpreview(request, hothash: str):
     summary="Change a photo's title, description, rating, tags or author",
 )
 def update_photo(request, hothash: str, payload: PhotoUpdateIn):
-    photo = services.photo_update(services.photo_get(hothash), **payload.dict(exclude_unset=True))
+    photo = rewrite.photo_update(services.photo_get(hothash), **payload.dict(exclude_unset=True))
     return ok(_photo_detail(photo))

@@ -1,3 +1,5 @@
+"""The imports app's configuration: it tells storages' layout check about the sessions' target folders."""
+
 from django.apps import AppConfig
 
 
@@ -6,8 +8,9 @@ class ImportsConfig(AppConfig):
     verbose_name = "Imports and photos"
 
     def ready(self):
-        from jobs.services import register_runner
+        from storages.services import register_own_folders
 
-        from .pipeline import run_import_job
+        from .services import session_target_folders
 
-        register_runner("import", run_import_job)
+        # Each session's target under photos/ must be a folder where it exists (storages' layout check).
+        register_own_folders(session_target_folders)

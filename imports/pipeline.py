@@ -21,8 +21,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from imalink.errors import ImalinkError, PathRejected
+from jobs.services import JobCancelled
 from storages import drive
 from storages.ignored import ignored_part
+from storages.layout import PHOTOS_DIR, TMP_DIR, hotpreview_relative_path
 from storages.locks import storage_lock
 from storages.paths import is_inside, resolve_client_dir
 from storages.services import storage_require_available
@@ -55,10 +57,6 @@ def storage_trouble(root: Path, exc: OSError) -> "ImportAborted":
             "the import stopped and nothing was marked missing. Run it again when the drive is back."
         )
     return ImportAborted(f"The storage at {root} cannot take more files: {exc.strerror} ({exc.filename or root}).")
-
-
-def hotpreview_relative_path(hothash: str) -> str:
-    return f".imalink/hotpreviews/{hothash[0:2]}/{hothash[2:4]}/{hothash}.jpg"
 
 
 def validate_target_subdirectory(raw) -> PurePosixPath:
@@ -250,7 +248,7 @@ class _Worker:
             )
             if p.info.hotpreview:
                 self._store_hotpreview(p.info)
-            relative = PurePosixPath("photos") / self.target / src.relative
+            relative = PurePosixPath(PHOTOS_DIR) / self.target / src.relative
             p.stored_path, p.copied = copy_verified(
                 opened.path,
                 checksum=p.checksum,
@@ -393,8 +391,13 @@ def import_folder(
     progress=None,
     should_stop=None,
     threads: int | None = None,
+    on_finished=None,
 ) -> ImportReport:
     """Import every file under source_path into the session's storage. Safe to re-run after a crash.
+
+    `on_finished(session)` runs once the import stops, however it stops (the indexing app passes the writing of
+    the session's and the storage's indexes: indexing/rewrite.py); an error in it is logged, never raised, so it
+    neither fails an import whose files are all placed and recorded nor hides an exception already on its way.
 
     Something on the drive that is not what it should be (drive.UnsafeLayout) stops the import; the storage is
     then recorded as unavailable with that reason, and every copy already placed has its row.
@@ -409,6 +412,7 @@ def import_folder(
             progress=progress,
             should_stop=should_stop,
             threads=threads,
+            on_finished=on_finished,
         )
     except drive.UnsafeLayout as problem:
         mark_unsafe(session.file_storage, problem)
@@ -416,7 +420,7 @@ def import_folder(
 
 
 def _import_folder(
-    session, *, source_path, target_subdirectory, recursive, progress, should_stop, threads
+    session, *, source_path, target_subdirectory, recursive, progress, should_stop, threads, on_finished
 ) -> ImportReport:
     progress = progress or (lambda **kw: None)
     storage = session.file_storage
@@ -437,7 +441,7 @@ def _import_folder(
         root = storage.full_path
         removed = clean_tmp(root)
         if removed:
-            logger.info("removed %d partial copies left in %s by an interrupted run", removed, root / ".imalink/tmp")
+            logger.info("removed %d partial copies left in %s by an interrupted run", removed, root / TMP_DIR)
         session.source_path, session.target_subdirectory = str(source), report.target_subdirectory
         ImportSession.objects.filter(pk=session.pk).update(
             source_path=session.source_path, target_subdirectory=session.target_subdirectory
@@ -494,7 +498,7 @@ def _import_folder(
                 if aborted is not None:
                     raise aborted
         finally:
-            _write_indexes(session)
+            _call_finished(on_finished, session)
             report.images_count = ImageFile.objects.filter(import_session=session).count()
             report.duration_s = round(time.monotonic() - started, 3)
             report.files_per_s = round(report.done / report.duration_s, 2) if report.duration_s else 0.0
@@ -518,23 +522,15 @@ def _import_folder(
     return report
 
 
-def _write_indexes(session: ImportSession) -> None:
-    from indexing.writer import write_master_index, write_session_index
-
-    try:
-        storage_require_available(session.file_storage, writable=True)
-    except ImalinkError as exc:
-        logger.warning("indexes of session %s not written: %s", session.pk, exc.message)
+def _call_finished(on_finished, session: ImportSession) -> None:
+    if on_finished is None:
         return
-    # Called from a finally: an error here must neither fail an import whose files are all placed and recorded,
-    # nor hide the exception already on its way out. Index status reports an index that is missing or stale.
     try:
-        write_session_index(session)
-        write_master_index(session.file_storage)
+        on_finished(session)
     except ImalinkError as exc:  # e.g. unsafe_folder: imports/ is a symbolic link
-        logger.warning("indexes of session %s not written: %s", session.pk, exc.message)
-    except OSError:
-        logger.exception("could not write the indexes of session %s", session.pk)
+        logger.warning("after the import into session %s: %s", session.pk, exc.message)
+    except Exception:
+        logger.exception("after the import into session %s", session.pk)
 
 
 ADOPTED_SESSION_TITLE = "Adopted files"
@@ -557,7 +553,7 @@ def adopt_in_place(*, storage, files, should_stop=None) -> ImportReport:
     report = ImportReport(
         session_id=session.pk,
         storage_uuid=str(storage.storage_uuid),
-        source_path=str(storage.full_path / "photos"),
+        source_path=str(storage.full_path / PHOTOS_DIR),
         target_subdirectory="",
     )
     root = storage.full_path
@@ -578,10 +574,8 @@ def adopt_in_place(*, storage, files, should_stop=None) -> ImportReport:
     return report
 
 
-def run_import_job(job, ctx) -> dict:
-    """Job runner for kind 'import'."""
-    from jobs.services import JobCancelled
-
+def run_import_job(job, ctx, *, on_finished=None) -> dict:
+    """Job runner for kind 'import' (registered by indexing, which passes `on_finished`: see import_folder)."""
     params = job.params
     report = import_folder(
         session_id=job.session_id,
@@ -590,6 +584,7 @@ def run_import_job(job, ctx) -> dict:
         recursive=params.get("recursive", True),
         progress=ctx.progress,
         should_stop=ctx.check_cancelled,
+        on_finished=on_finished,
     )
     if report.cancelled:
         raise JobCancelled(result=report.as_dict())

@@ -3,7 +3,6 @@
 import logging
 import os
 import uuid as uuid_lib
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -187,8 +186,11 @@ def _clean_tags(tags) -> list[str]:
     return cleaned
 
 
-def photo_update(photo: Photo, *, title=None, description=None, rating=None, tags=None, author_id=_UNSET) -> Photo:
-    """Change the user's metadata of a photo, then have its session indexes rewritten.
+def photo_update(
+    photo: Photo, *, title=None, description=None, rating=None, tags=None, author_id=_UNSET, on_saved=None
+) -> Photo:
+    """Change the user's metadata of a photo; `on_saved(photo)` runs in the same transaction (indexing's
+    rewrite.photo_update passes the queueing of its session indexes).
 
     None leaves a field as it is, except author_id, where None clears the author (leave it out to keep it).
     """
@@ -222,35 +224,9 @@ def photo_update(photo: Photo, *, title=None, description=None, rating=None, tag
         photo.author = author_get(author_id) if author_id is not None else None
     with transaction.atomic():
         photo.save()
-        _reindex_sessions_of(photo)
+        if on_saved is not None:
+            on_saved(photo)  # the indexing app queues the rewrite of the session indexes that name this photo
     return photo
-
-
-def _reindex_sessions_of(photo: Photo) -> None:
-    """Queue an index_session job for every session holding a file of this photo on an available storage.
-
-    Recovery rebuilds the user's metadata from the session indexes, so they must soon say what the database
-    says. A session that already has a queued index job is left alone: that job will read the new values.
-    """
-    from jobs import services as jobs
-    from jobs.models import Job
-    from jobs.services import job_start
-
-    sessions = ImportSession.objects.filter(image_files__photo=photo).select_related("file_storage").distinct()
-    for session in sessions:
-        try:
-            storage_require_available(session.file_storage, writable=True)
-        except StorageUnavailable:
-            logger.info(
-                "session %s index not queued after editing photo %s: its storage is unavailable",
-                session.pk,
-                photo.hothash,
-            )
-            continue
-        if Job.objects.filter(kind="index_session", session=session, status=Job.Status.QUEUED).exists():
-            continue
-        job = job_start(kind="index_session", storage=session.file_storage, session=session, enqueue=False)
-        transaction.on_commit(partial(jobs.job_enqueue_quietly, job.pk))
 
 
 def photo_preview_jpeg(photo: Photo) -> bytes | None:
@@ -294,3 +270,18 @@ def _render_from_file(image_file: ImageFile) -> bytes | None:
                 exc,
             )
             return None
+
+
+def session_target_folders(storage) -> set[str]:
+    """photos/<target> and each folder on the way to it, for every import session's target on this storage: the
+    folders of ImaLink's own that storages' layout check must find to be folders (registered in ImportsConfig)."""
+    folders = set()
+    for target in (
+        ImportSession.objects.filter(file_storage_id=storage.pk)
+        .exclude(target_subdirectory="")
+        .values_list("target_subdirectory", flat=True)
+        .distinct()
+    ):
+        parts = [p for p in target.split("/") if p and p not in (".", "..")]
+        folders.update("/".join(["photos", *parts[:n]]) for n in range(1, len(parts) + 1))
+    return folders

@@ -13,8 +13,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from imalink.auth import staff_required
 from imalink.errors import ImalinkError, StorageUnavailable
 from imalink.not_found import or_404
+from indexing import rewrite
+from indexing.writer import session_index_state
 from jobs import services as jobs
 from jobs.services import job_start
+from storages.layout import session_index_file
 from storages.models import FileStorage
 from storages.services import storage_require_available
 
@@ -92,8 +95,6 @@ def import_new(request):
 @staff_required
 @require_GET
 def session_detail(request, session_id: int):
-    from indexing.writer import session_index_file, session_index_state
-
     session = or_404(services.session_get, session_id)
     storage = session.file_storage
     problem = _storage_problem(storage)
@@ -154,7 +155,7 @@ def photo_detail(request, hothash: str):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            services.photo_update(
+            rewrite.photo_update(
                 photo,
                 title=data["title"],
                 description=data["description"],

@@ -7,9 +7,11 @@ from pydantic import ConfigDict, Field
 
 from imalink.errors import Conflict, ImalinkError, NotFound, StorageUnavailable
 from imalink.schemas import JobAccepted, ok, responses
+from imports.models import ImportSession
 from imports.services import session_get
 from jobs.answers import job_answer
 from storages import drive
+from storages.layout import MASTER_INDEX
 from storages.services import storage_get, storage_require_available
 
 from .reader import read_index
@@ -100,7 +102,7 @@ def _read_from_disk(storage, relative: str, what: str):
 def master(request, storage_uuid: str):
     storage = storage_get(storage_uuid)
     storage_require_available(storage)
-    return _read_from_disk(storage, "index.json", f"The master index of {storage.display_name!r}")
+    return _read_from_disk(storage, MASTER_INDEX, f"The master index of {storage.display_name!r}")
 
 
 @index_router.get(
@@ -180,7 +182,6 @@ class BatchOut(Schema):
     summary="Write many session indexes at once, in parallel across the workers (one parent job)",
 )
 def batch_generate(request, payload: BatchIn, wait: float | None = Query(None, ge=0)):
-    from imports.models import ImportSession
 
     wanted = sorted(set(payload.session_ids))
     sessions = {s.pk: s for s in ImportSession.objects.filter(pk__in=wanted).select_related("file_storage")}

@@ -1,3 +1,6 @@
+"""The indexing app's configuration: it registers the job runners of indexing (and the import's, with its
+indexes written by indexing/rewrite.py)."""
+
 from django.apps import AppConfig
 
 
@@ -8,8 +11,10 @@ class IndexingConfig(AppConfig):
     def ready(self):
         from jobs.services import register_runner
 
-        from . import batch, drill, health, recovery, scanner, validation, writer
+        from . import batch, drill, health, recovery, rewrite, scanner, validation, writer
 
+        # The import is imports' work; the indexes it leaves are written by the hook indexing gives it.
+        register_runner("import", rewrite.run_import_job)
         register_runner("scan", scanner.run_scan_job)
         register_runner("index_session", writer.run_index_session_job)
         register_runner("index_storage", writer.run_index_storage_job)

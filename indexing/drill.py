@@ -15,6 +15,12 @@ from pathlib import Path
 
 import xxhash
 from django.conf import settings
+from django.core.management import call_command
+
+from imports.models import ImageFile, ImportSession
+from storages.models import FileStorage
+
+from .recovery import recover_from_indexes
 
 MAX_DIFFERENCES = 1000
 
@@ -29,8 +35,6 @@ def _person(author):
 
 def snapshot(storage_uuids=None) -> dict:
     """Everything the indexes promise to keep, keyed by what survives a rebuild (uuids, ids, hothashes, paths)."""
-    from imports.models import ImageFile, ImportSession
-    from storages.models import FileStorage
 
     storages = FileStorage.objects.all()
     if storage_uuids is not None:
@@ -132,7 +136,6 @@ class DrillReport:
 def recovery_drill(search_roots=None, *, progress=None) -> DrillReport:
     """Rebuild the storages under the roots (default: every active storage's base path) in a scratch
     database, and report every difference from the live database."""
-    from storages.models import FileStorage
 
     progress = progress or (lambda **kw: None)
     started = time.monotonic()
@@ -150,7 +153,7 @@ def recovery_drill(search_roots=None, *, progress=None) -> DrillReport:
             "LOG_LEVEL": "WARNING",
         }
         out = subprocess.run(
-            [sys.executable, "-m", "indexing.drill", *report.search_roots],
+            [sys.executable, "-m", "django", "drill_scratch_rebuild", *report.search_roots],
             cwd=settings.BASE_DIR,
             env=env,
             capture_output=True,
@@ -180,20 +183,10 @@ def run_drill_job(job, ctx) -> dict:
     return recovery_drill(job.params.get("search_roots") or None, progress=ctx.progress).as_dict()
 
 
-def _child(roots) -> None:
-    """In the scratch process: migrate an empty database, rebuild into it, print its snapshot as JSON."""
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    from .recovery import recover_from_indexes
-
+def scratch_rebuild(roots) -> dict:
+    """In the scratch process (manage.py drill_scratch_rebuild): migrate its empty database, rebuild into it from
+    the indexes under the roots, and say what it found, with its snapshot."""
     call_command("migrate", verbosity=0)
     report = recover_from_indexes([Path(r) for r in roots], touch_disk=False)
     problems = sum(len(s["problems"]) + len(s["conflicts"]) for s in report.storages)
-    print(json.dumps({"found": report.found, "problems": problems, "snapshot": snapshot()}))
-
-
-if __name__ == "__main__":
-    _child(sys.argv[1:])
+    return {"found": report.found, "problems": problems, "snapshot": snapshot()}

@@ -8,8 +8,9 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 
 from imports.models import ImageFile, Photo
+from imports.totals import storage_statistics
 from storages.models import FileStorage
-from storages.services import low_on_space, storage_check_accessibility, storage_statistics
+from storages.services import low_on_space, storage_check_accessibility
 
 from .alerts import send_health_alerts
 from .models import HealthReport

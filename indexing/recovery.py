@@ -13,6 +13,7 @@ import re
 import stat
 import time
 import uuid as uuid_lib
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -20,15 +21,20 @@ from pathlib import Path
 import ijson
 from django.core.management.color import no_style
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from imalink.errors import PathRejected
 from imports.models import Author, ImageFile, ImportSession, Photo
+from jobs.services import JobCancelled
 from storages import drive, layout
-from storages.layout import BACKUP_DIR
+from storages.layout import BACKUP_DIR, MASTER_INDEX, hotpreview_relative_path
+from storages.locks import storage_lock
 from storages.models import FileStorage
+from storages.paths import resolve_client_dir
 
-from .writer import set_aside
+from .writer import set_aside, write_master_index, write_session_index
 
 logger = logging.getLogger("imalink.recovery")
 
@@ -188,7 +194,7 @@ def _is_storage_folder(fd: int) -> bool:
     """An imalink_* folder (open on fd) is a storage when it holds index.json or .imalink/storage.json, whatever
     kind of entry they are (recovery reports one that is not a plain file); a .imalink that is not a folder is
     reported too. Nothing is followed or read."""
-    if _entry_mode(fd, "index.json") is not None:
+    if _entry_mode(fd, MASTER_INDEX) is not None:
         return True
     mode = _entry_mode(fd, ".imalink")
     if mode is None:
@@ -635,10 +641,10 @@ def _identity(folder: Path, store: drive.Storage, master, report: StorageRecover
         try:
             from_index = uuid_lib.UUID(_str(master["storage_info"].get("uuid"), "storage_info.uuid", max_length=64))
         except (Bad, ValueError) as exc:
-            report.problem("index.json", f"storage_info.uuid: {exc}")
+            report.problem(MASTER_INDEX, f"storage_info.uuid: {exc}")
     if from_marker and from_index and from_marker != from_index:
         report.conflict(
-            "index.json", f"the index names storage {from_index}, the marker {from_marker}; the marker wins"
+            MASTER_INDEX, f"the index names storage {from_index}, the marker {from_marker}; the marker wins"
         )
     chosen = from_marker or from_index
     if chosen is None:
@@ -708,7 +714,7 @@ def _storage_row(
         description = _str(info.get("description"), "storage_info.description", default="")
         created_at = _datetime(info.get("created_at"), "storage_info.created_at") or timezone.now()
     except Bad as exc:
-        report.problem("index.json", str(exc))
+        report.problem(MASTER_INDEX, str(exc))
         display_name, description, created_at = folder.name, "", timezone.now()
     keep_id = (
         session_storage_id
@@ -745,7 +751,7 @@ def _session_files(store: drive.Storage, master, report: StorageRecovery) -> lis
                 except Bad as exc:
                     report.problem(f"index.json import_sessions[{i}]", str(exc))
         except ValueError as exc:  # the file changed since it was checked: the sessions in imports/ are still found
-            report.problem("index.json", f"corrupt: {str(exc)[:200]}; the sessions listed after it are skipped")
+            report.problem(MASTER_INDEX, f"corrupt: {str(exc)[:200]}; the sessions listed after it are skipped")
     for name, kind in _listed_imports(store):
         if SESSION_FILE.match(name) and kind != "folder":
             names.append(f"imports/{name}")  # a session index that is not a plain file is reported when read
@@ -797,8 +803,6 @@ def _photo_for(entry: dict, hothash: str, store: drive.Storage, report: StorageR
     has_preview = entry.get("has_hotpreview") is True and not hothash.startswith("raw:")
     fields["has_hotpreview"] = has_preview
     if has_preview:
-        from imports.pipeline import hotpreview_relative_path
-
         expected = hotpreview_relative_path(hothash)
         given = entry.get("hotpreview")
         if given is not None and given != expected:
@@ -1003,7 +1007,6 @@ def _restore_files(
 
 def _rename_session_index(store: drive.Storage, name: str, session: ImportSession) -> None:
     """The session got a new id: write its index under the new name and move the old file aside as a backup."""
-    from .writer import write_session_index
 
     session = ImportSession.objects.select_related("file_storage", "default_author").get(pk=session.pk)
     write_session_index(session)
@@ -1029,7 +1032,6 @@ def _reserved_session_ids(folders) -> set[int]:
 
 
 def _fresh_session_id(reserved: set[int]) -> int:
-    from django.db.models import Max
 
     highest = ImportSession.objects.aggregate(m=Max("id"))["m"] or 0
     fresh = max(highest, max(reserved, default=0)) + 1
@@ -1066,7 +1068,7 @@ def recover_storage_folder(
     should_stop = should_stop or (lambda: None)
     report = StorageRecovery(path=str(folder))
     backups = Backups(store)
-    master, _ = _read_with_backups(store, "index.json", report, _check_master, backups)
+    master, _ = _read_with_backups(store, MASTER_INDEX, report, _check_master, backups)
     storage_uuid = _identity(folder, store, master, report)
     if storage_uuid is None:
         report.outcome = "skipped"
@@ -1133,8 +1135,6 @@ def recover_storage_folder(
             data.close()
         del data
     if report.session_id_changes and not dry_run and touch_disk:
-        from .writer import write_master_index
-
         write_master_index(storage)  # it must name the renamed session indexes, not the old files
     changed = report.storage_created or report.sessions_restored or report.files_restored or report.photos_restored
     report.outcome = "restored" if changed else "unchanged"
@@ -1171,7 +1171,6 @@ def recover_from_indexes(
     (drive.UnsafeLayout) is reported with the reason code `unsafe_layout` and nothing of it is kept.
     A cancel (should_stop raising) between sessions undoes the storage being recovered, keeps those before it.
     """
-    from jobs.services import JobCancelled
 
     progress = progress or (lambda **kw: None)
     started = time.monotonic()
@@ -1238,13 +1237,10 @@ def _recover_locked(
 
     A read-only drive cannot hold the lock file; recovery only reads it, so it goes ahead without.
     """
-    from contextlib import ExitStack
-
-    from storages.locks import storage_lock
 
     # The whole layout first: a storage with a link, a pipe or a wrong type anywhere ImaLink looks is refused
     # before any index of it is read (unsafe_layout), as every other operation refuses it.
-    drive.require_safe_layout(folder)
+    layout.require_safe_layout(folder)
     target = FileStorage(directory_name=folder.name, base_path=str(folder.parent), display_name=folder.name)
     with ExitStack() as stack:
         if (
@@ -1266,8 +1262,6 @@ def _recover_locked(
 
 def check_storage_folder(raw: str) -> Path:
     """A client's path to one storage folder (for adopt): allowed, and really an ImaLink storage."""
-    from imalink.errors import PathRejected
-    from storages.paths import resolve_client_dir
 
     folder = resolve_client_dir(raw, field="path")
     try:
@@ -1317,7 +1311,7 @@ def describe_storage_folder(folder: Path) -> dict:
     }
     try:
         with drive.Storage(folder) as store:
-            reading = read_lazy_index(store, "index.json", max_bytes=DESCRIBE_MAX_INDEX_BYTES)
+            reading = read_lazy_index(store, MASTER_INDEX, max_bytes=DESCRIBE_MAX_INDEX_BYTES)
     except drive.UnsafeLayout as problem:
         info.update(problem=problem.reason, reason_code="unsafe_layout")
         return info

@@ -12,16 +12,20 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from imports.checksums import drive_checksum
-from imports.models import ImageFile
+from imports.models import ImageFile, ImportSession
+from imports.pipeline import adopt_in_place
 from imports.sources import is_junk, is_junk_dir
 from storages import drive
 from storages.locks import storage_lock
 from storages.services import storage_require_available
 from storages.unsafe import mark_unsafe
+
+from .writer import write_master_index, write_session_index
 
 logger = logging.getLogger("imalink.indexing")
 
@@ -211,8 +215,6 @@ def scan_storage(
         if not dry_run:
             _apply(storage, plan)
             if adopt_new and plan.new:
-                from imports.pipeline import adopt_in_place
-
                 try:
                     report.adopted = adopt_in_place(storage=storage, files=plan.new, should_stop=should_stop).as_dict()
                 except drive.UnsafeLayout as exc:  # a new file swapped for a link or a pipe since the walk
@@ -246,7 +248,6 @@ def scan_storage(
 
 
 def _lock_wait() -> float:
-    from django.conf import settings
 
     return settings.IMALINK_LOCK_WAIT
 
@@ -455,9 +456,6 @@ def _apply(storage, plan: ScanPlan) -> None:
 
 
 def _rewrite_indexes(storage, session_ids) -> None:
-    from imports.models import ImportSession
-
-    from .writer import write_master_index, write_session_index
 
     for session in ImportSession.objects.filter(pk__in=session_ids).select_related("file_storage", "default_author"):
         write_session_index(session)

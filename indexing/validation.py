@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from imports.checksums import CHUNK, fd_checksum, index_checksum
 from imports.models import ImageFile
@@ -21,7 +22,9 @@ from storages.locks import storage_lock
 from storages.services import storage_require_available
 from storages.unsafe import mark_unsafe
 
+from .models import ValidationCheckpoint
 from .scanner import walk_photos
+from .writer import write_master_index, write_session_index
 
 logger = logging.getLogger("imalink.indexing")
 
@@ -283,7 +286,6 @@ def accept_checksums(file_ids: list[int]) -> dict:
 
     Every storage involved must be available and writable (else 409, and nothing is changed).
     """
-    from .writer import write_master_index, write_session_index
 
     wanted = list(dict.fromkeys(file_ids))
     rows = {
@@ -374,9 +376,6 @@ def validate_incrementally(
     next cycle starts once it is cycle_days old, so a huge storage is validated over several nights without
     ever blocking a worker for a day.
     """
-    from django.utils import timezone
-
-    from .models import ValidationCheckpoint
 
     checkpoint, _ = ValidationCheckpoint.objects.get_or_create(storage=storage)
     now = timezone.now()

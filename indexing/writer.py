@@ -20,9 +20,15 @@ from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from imports.media import HOTHASH_VERSION
+from imports.models import ImageFile, ImportSession
+from imports.totals import file_totals
 from storages import drive
-from storages.layout import BACKUP_DIR, FORMAT_VERSION, session_index_file
+from storages.layout import BACKUP_DIR, FORMAT_VERSION, MASTER_INDEX, hotpreview_relative_path, session_index_file
+from storages.locks import storage_lock
+from storages.services import storage_require_available
 
+from .models import IndexRecord, IndexRevision
 from .reader import MAX_INDEX_BYTES, IndexReading, parse_index, read_index
 
 logger = logging.getLogger("imalink.indexing")
@@ -31,7 +37,6 @@ BACKUPS_KEPT = 5
 # Timestamps, not content: an index differing only in these is current, and is not rewritten for them.
 VOLATILE_KEYS = ("generated_at", "index_generated", "last_scan")
 HASH_ALGORITHMS = {"checksum": "xxh3_128", "hothash": "imalink-hothash-v1"}
-MASTER_INDEX = "index.json"
 # A full check that did not find an index current is reused while its revision, basis and file stat all hold;
 # the expiry only bounds the memory the answers take.
 STATE_CACHE_SECONDS = 3600
@@ -214,7 +219,6 @@ def _session_basis(session) -> str:
 
 def _session_basis_of(values: tuple) -> str:
     """values: SESSION_BASIS_FIELDS of one session, its author and its storage as stored."""
-    from imports.media import HOTHASH_VERSION
 
     (
         pk,
@@ -247,7 +251,6 @@ def _session_basis_of(values: tuple) -> str:
 
 
 def _revisions(scopes) -> dict[str, int]:
-    from .models import IndexRevision
 
     return dict(IndexRevision.objects.filter(scope__in=list(scopes)).values_list("scope", "revision"))
 
@@ -276,7 +279,6 @@ def _record(storage, relative: str, *, revision: int, basis: str, st, generated_
     """Remember that the file that stats as st held the index of this scope at this revision. A record is only a
     shortcut: failing to save one (SQLite busy under an import, say) costs a slow check later, never an answer.
     """
-    from .models import IndexRecord
 
     if st is None or not storage.pk:
         return
@@ -313,8 +315,6 @@ def _write_recorded(storage, relative: str, *, scope: str, basis: str, build) ->
 
 
 def build_master_index(storage) -> dict:
-    from imports.models import ImportSession
-    from imports.totals import file_totals
 
     # Running totals kept by database triggers (imports/totals.py): a handful of rows at any size.
     totals, counts = file_totals(storage)
@@ -391,9 +391,6 @@ def _file_entry(image_file) -> dict:
 
 def build_session_index(session) -> dict:
     """The session's files keyed by hothash: each photo's primary file, with its other files as companions."""
-    from imports.media import HOTHASH_VERSION
-    from imports.models import ImageFile
-    from imports.pipeline import hotpreview_relative_path
 
     storage = session.file_storage
     files = (
@@ -477,8 +474,6 @@ def write_session_index(session) -> bool:
 
 
 def run_index_session_job(job, ctx) -> dict:
-    from storages.locks import storage_lock
-    from storages.services import storage_require_available
 
     session = job.session
     storage = session.file_storage
@@ -497,9 +492,6 @@ def run_index_session_job(job, ctx) -> dict:
 
 def write_storage_indexes(storage, *, progress=None, should_stop=None) -> dict:
     """Every session index and then the master index of one storage, under its lock."""
-    from imports.models import ImportSession
-    from storages.locks import storage_lock
-    from storages.services import storage_require_available
 
     progress = progress or (lambda **kw: None)
     storage_require_available(storage, writable=True)
@@ -521,7 +513,7 @@ def write_storage_indexes(storage, *, progress=None, should_stop=None) -> dict:
             progress(done=done)
         written += write_master_index(storage)
         progress(done=len(sessions) + 1, current=None, force=True)
-    files = [session_index_file(s.id) for s in sessions] + ["index.json"]
+    files = [session_index_file(s.id) for s in sessions] + [MASTER_INDEX]
     return {
         "storage_uuid": str(storage.storage_uuid),
         "session_ids": [s.id for s in sessions],
@@ -579,7 +571,6 @@ def _index_states(storage, indexes) -> dict[str, dict]:
 
 
 def _index_states_in(opened: drive.Storage, storage, indexes) -> dict[str, dict]:
-    from .models import IndexRecord
 
     revisions = _revisions(scope for _, scope, _, _ in indexes)  # before any build (see _write_recorded)
     records = {r.relative_path: r for r in IndexRecord.objects.filter(storage_id=storage.pk)} if storage.pk else {}
@@ -632,7 +623,6 @@ def index_status(storage) -> dict:
 
     Costs three queries and one lstat per index while nothing an index is built from has changed; see _index_states.
     """
-    from imports.models import ImportSession
 
     root = storage.full_path
     # Plain values, not models: at a hundred sessions, making the models was half of this call. A session is only

@@ -1,8 +1,11 @@
+"""Storages in the admin: edits go through storages.services and, for a migration, indexing.rewrite."""
+
 from django.contrib import admin
+
+from indexing.rewrite import storage_migrate
 
 from .forms import FileStorageForm
 from .models import FileStorage
-from .services import storage_migrate
 
 
 @admin.register(FileStorage)

@@ -5,6 +5,8 @@ from uuid import UUID
 from ninja import Router
 
 from imalink.schemas import ok, responses
+from imports import totals
+from indexing import rewrite
 
 from . import services
 from .models import FileStorage
@@ -23,7 +25,7 @@ router = Router(tags=["file-storage"])
 
 @router.post("/create", response=responses(StorageOut), summary="Create a storage folder on a drive")
 def create_storage(request, payload: StorageCreateIn):
-    storage = services.storage_create(**payload.dict())
+    storage = rewrite.storage_create(**payload.dict())
     return ok(StorageOut.from_storage(storage))
 
 
@@ -49,7 +51,7 @@ def get_storage(request, uuid: UUID):
 def update_storage(request, uuid: UUID, payload: StorageUpdateIn):
     """A base_path moves the storage to a copy on another drive (seed Workflow 5): it is accepted only when
     `{base_path}/{directory_name}/.imalink/storage.json` holds this storage's uuid; otherwise 400 migration_refused."""
-    storage, migration = services.storage_update_and_migrate(
+    storage, migration = rewrite.storage_update_and_migrate(
         services.storage_get(uuid), **payload.dict(exclude_unset=True)
     )
     return ok({**StorageOut.from_storage(storage), "migration": migration.as_dict() if migration else None})
@@ -83,4 +85,4 @@ def check_accessibility(request, uuid: UUID):
 
 @router.get("/{uuid}/statistics", response=responses(StatisticsOut), summary="File, size and session figures")
 def storage_statistics(request, uuid: UUID):
-    return ok(services.storage_statistics(services.storage_get(uuid)))
+    return ok(totals.storage_statistics(services.storage_get(uuid)))

@@ -1,3 +1,5 @@
+"""The storages app's configuration: it registers the accessibility check as a job runner."""
+
 from django.apps import AppConfig
 
 

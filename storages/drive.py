@@ -58,7 +58,7 @@ class UnsafeLayout(StorageUnavailable):
         return self.message
 
 
-def _unsafe(path, mode: int | None, expected: str) -> UnsafeLayout:
+def unsafe_entry(path, mode: int | None, expected: str) -> UnsafeLayout:
     return UnsafeLayout(path, describe_entry(mode) if mode is not None else "not usable", expected)
 
 
@@ -91,7 +91,7 @@ def open_root(root: Path) -> int:
                 mode = os.lstat(root).st_mode
             except OSError:
                 mode = None
-            raise _unsafe(root, mode, "a folder") from None
+            raise unsafe_entry(root, mode, "a folder") from None
         raise
 
 
@@ -115,7 +115,7 @@ def open_dir(dirfd: int, relative, *, create: bool = False, shown: Path | str = 
                 nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise _unsafe(shown, _lmode(fd, part), "a folder") from None
+                    raise unsafe_entry(shown, _lmode(fd, part), "a folder") from None
                 raise
             os.close(fd)
             fd = nxt
@@ -201,7 +201,7 @@ class Storage:
             return "file"
         if stat.S_ISDIR(mode):
             return "folder"
-        raise _unsafe(self.shown(relative), mode, "a file or a folder")
+        raise unsafe_entry(self.shown(relative), mode, "a file or a folder")
 
     def open_read(self, relative, *, noatime: bool = False) -> tuple[int, os.stat_result]:
         """(descriptor, fstat) of a plain file, opened without following or blocking. Close the descriptor."""
@@ -248,7 +248,7 @@ class Storage:
             if mode is None:
                 raise FileNotFoundError(errno.ENOENT, "not found", str(self.shown(relative)))
             if not stat.S_ISREG(mode):
-                raise _unsafe(self.shown(relative), mode, "a file")
+                raise unsafe_entry(self.shown(relative), mode, "a file")
             os.unlink(name, dir_fd=dirfd)
 
     def rename(self, source, target, *, create_folders: bool = False) -> None:
@@ -278,12 +278,12 @@ def open_file_at(dirfd: int, name: str, *, shown, noatime: bool = False) -> tupl
         fd = os.open(name, READ_FLAGS, dir_fd=dirfd)  # O_NOATIME is for the file's owner (or root) alone
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise _unsafe(shown, _lmode(dirfd, name), "a file") from None
+            raise unsafe_entry(shown, _lmode(dirfd, name), "a file") from None
         raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise _unsafe(shown, st.st_mode, "a file")
+        raise unsafe_entry(shown, st.st_mode, "a file")
     return fd, st
 
 
@@ -300,7 +300,7 @@ def write_atomic_at(dirfd: int, name: str, data: bytes, *, mode: int = 0o644, sh
     """The atomic write of `name` in the folder dirfd: temp file, fsync, rename, fsync the folder."""
     current = _lmode(dirfd, name)
     if current is not None and not stat.S_ISREG(current):
-        raise _unsafe(shown or name, current, "a file")
+        raise unsafe_entry(shown or name, current, "a file")
     tmp = f".{name[:200]}.{secrets.token_hex(6)}.tmp"
     fd = os.open(tmp, WRITE_NEW_FLAGS, 0o600, dir_fd=dirfd)
     try:
@@ -369,7 +369,7 @@ def walk_files(
                 on_error(prefix + name, exc)
                 continue
             if strict and not is_reg(st.st_mode):
-                raise _unsafe(os.path.join(shown, prefix + name), st.st_mode, "a file or a folder")
+                raise unsafe_entry(os.path.join(shown, prefix + name), st.st_mode, "a file or a folder")
             files.append((prefix + name, st))
         return files, subfolders
 
@@ -393,7 +393,7 @@ def walk_files(
                 child = os.open(name, DIR_FLAGS, dir_fd=fd)  # one component: the parent's descriptor, no follow
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise _unsafe(os.path.join(shown, child_rel), _lmode(fd, name), "a folder") from None
+                    raise unsafe_entry(os.path.join(shown, child_rel), _lmode(fd, name), "a folder") from None
                 if on_error is None:
                     raise
                 on_error(child_rel, exc)
@@ -405,79 +405,3 @@ def walk_files(
     finally:
         for fd, _, _ in stack:
             os.close(fd)
-
-
-# --- the layout of a storage, checked before anything touches it ----------------------------------------
-
-# (storage-relative path, what it must be when it exists). The storage folder itself is checked by open_root.
-LAYOUT = (
-    (".imalink", "folder"),
-    (".imalink/lock", "file"),
-    (".imalink/storage.json", "file"),
-    (".imalink/tmp", "folder"),
-    (".imalink/hotpreviews", "folder"),
-    (".imalink/index-backups", "folder"),
-    ("imports", "folder"),
-    ("index.json", "file"),
-    ("photos", "folder"),
-)
-# Folders whose every entry must be of one kind (the hotpreview fan-out, ImaLink's temporary copies), and
-# folders whose entries may be files or folders but nothing else (photos/ at its top level; deeper levels
-# are checked by every walk and every placement). Session indexes in imports/ must be plain files.
-ENTRIES_MUST_BE = ((".imalink/hotpreviews", "folder"), (".imalink/tmp", "file"))
-ENTRIES_FILE_OR_FOLDER = ("photos",)
-SESSION_INDEX_PREFIX, SESSION_INDEX_SUFFIX = "session_", ".json"
-
-
-def check_layout(root: Path, *, folders=()) -> UnsafeLayout | None:
-    """Why the storage at root is unsafe to touch, or None. Never follows, never blocks, reads no file.
-
-    `folders` are more storage-relative paths that must be folders where they exist (an import session's target
-    under photos/, say). A missing entry is not this check's business (a marker that is missing is reported as
-    such elsewhere). FileNotFoundError when the storage folder itself is not there.
-    """
-    try:
-        drive = Storage(root)
-    except UnsafeLayout as problem:
-        return problem
-    with drive:
-        try:
-            for relative, expected in (*LAYOUT, *((folder, "folder") for folder in folders)):
-                try:
-                    mode = drive.lstat(relative).st_mode
-                except FileNotFoundError:
-                    continue
-                if not (stat.S_ISDIR(mode) if expected == "folder" else stat.S_ISREG(mode)):
-                    return _unsafe(drive.shown(relative), mode, f"a {expected}")
-            for relative, expected in ENTRIES_MUST_BE:
-                for name, kind in _entries(drive, relative):
-                    if kind != expected:
-                        return UnsafeLayout(drive.shown(f"{relative}/{name}"), _words(kind), f"a {expected}")
-            for relative in ENTRIES_FILE_OR_FOLDER:
-                for name, kind in _entries(drive, relative):
-                    if kind not in ("file", "folder"):
-                        return UnsafeLayout(drive.shown(f"{relative}/{name}"), kind, "a file or a folder")
-            for name, kind in _entries(drive, "imports"):
-                if name.startswith(SESSION_INDEX_PREFIX) and name.endswith(SESSION_INDEX_SUFFIX) and kind != "file":
-                    return UnsafeLayout(drive.shown(f"imports/{name}"), _words(kind), "a file")
-        except UnsafeLayout as problem:
-            return problem
-    return None
-
-
-def _entries(drive: Storage, relative: str) -> list[tuple[str, str]]:
-    try:
-        return drive.listdir(relative)
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return []
-
-
-def _words(kind: str) -> str:
-    return {"file": "a file", "folder": "a folder"}.get(kind, kind)
-
-
-def require_safe_layout(root: Path) -> None:
-    """Raise UnsafeLayout when check_layout finds something wrong."""
-    problem = check_layout(root)
-    if problem is not None:
-        raise problem

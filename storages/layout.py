@@ -1,10 +1,12 @@
-"""The on-disk shape of a storage (DESIGN §1) and its identity marker, `.imalink/storage.json`.
+"""The on-disk shape of a storage (DESIGN §1): every path ImaLink keeps inside a storage folder is named here,
+and its identity marker, `.imalink/storage.json`, is read and written here.
 
 The marker tells an unplugged drive from deleted files: without the right marker, a storage is unavailable.
 """
 
 import json
 import os
+import stat
 import uuid as uuid_lib
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,16 +15,29 @@ from pathlib import Path
 from . import drive
 
 FORMAT_VERSION = 1
-MARKER = Path(".imalink") / "storage.json"
+# Paths relative to the storage folder.
+PHOTOS_DIR = "photos"  # the user's files: ImaLink never deletes or overwrites one
+IMPORTS_DIR = "imports"  # the session indexes
+MASTER_INDEX = "index.json"
+OWN_DIR = ".imalink"
+MARKER = Path(OWN_DIR) / "storage.json"
 MAX_MARKER_BYTES = 64 * 1024
+LOCK_FILE = f"{OWN_DIR}/lock"  # storages.locks: one mutating job per storage at a time
+TMP_DIR = f"{OWN_DIR}/tmp"  # verified copies and atomic writes are made here first
+HOTPREVIEW_DIR = f"{OWN_DIR}/hotpreviews"
 # Where indexing keeps the copies of the indexes it replaces, and the files it sets aside instead of deleting.
-BACKUP_DIR = Path(".imalink") / "index-backups"
-SUBFOLDERS = ("photos", "imports", ".imalink", ".imalink/hotpreviews", str(BACKUP_DIR), ".imalink/tmp")
+BACKUP_DIR = Path(OWN_DIR) / "index-backups"
+SUBFOLDERS = (PHOTOS_DIR, IMPORTS_DIR, OWN_DIR, HOTPREVIEW_DIR, str(BACKUP_DIR), TMP_DIR)
 
 
 def session_index_file(session_id) -> str:
     """Where a session's index lives, relative to the storage folder: `imports/session_<id>.json` (DESIGN §1)."""
-    return f"imports/session_{session_id}.json"
+    return f"{IMPORTS_DIR}/session_{session_id}.json"
+
+
+def hotpreview_relative_path(hothash: str) -> str:
+    """Where a photo's hotpreview lives, fanned out by the first two byte pairs of its hothash."""
+    return f"{HOTPREVIEW_DIR}/{hothash[0:2]}/{hothash[2:4]}/{hothash}.jpg"
 
 
 def directory_name_for(storage_uuid: uuid_lib.UUID, when: datetime) -> str:
@@ -57,7 +72,7 @@ def remove_empty_tree(root: Path) -> None:
     except (OSError, drive.UnsafeLayout):
         return  # not a folder ImaLink made: leave it alone
     with storage:
-        for name in ("index.json", str(MARKER)):
+        for name in (MASTER_INDEX, str(MARKER)):
             try:
                 storage.unlink(name)
             except (OSError, drive.UnsafeLayout):
@@ -102,3 +117,79 @@ def read_marker(root: Path) -> MarkerReading:
     except (ValueError, KeyError, TypeError, RecursionError):
         return MarkerReading(None, "not a valid storage marker")
     return MarkerReading(value)
+
+
+# --- the layout of a storage, checked before anything touches it ----------------------------------------
+
+# (storage-relative path, what it must be when it exists). The storage folder itself is checked by open_root.
+LAYOUT = (
+    (OWN_DIR, "folder"),
+    (LOCK_FILE, "file"),
+    (str(MARKER), "file"),
+    (TMP_DIR, "folder"),
+    (HOTPREVIEW_DIR, "folder"),
+    (str(BACKUP_DIR), "folder"),
+    (IMPORTS_DIR, "folder"),
+    (MASTER_INDEX, "file"),
+    (PHOTOS_DIR, "folder"),
+)
+# Folders whose every entry must be of one kind (the hotpreview fan-out, ImaLink's temporary copies), and
+# folders whose entries may be files or folders but nothing else (photos/ at its top level; deeper levels
+# are checked by every walk and every placement). Session indexes in imports/ must be plain files.
+ENTRIES_MUST_BE = ((HOTPREVIEW_DIR, "folder"), (TMP_DIR, "file"))
+ENTRIES_FILE_OR_FOLDER = (PHOTOS_DIR,)
+SESSION_INDEX_PREFIX, SESSION_INDEX_SUFFIX = "session_", ".json"
+
+
+def check_layout(root: Path, *, folders=()) -> drive.UnsafeLayout | None:
+    """Why the storage at root is unsafe to touch, or None. Never follows, never blocks, reads no file.
+
+    `folders` are more storage-relative paths that must be folders where they exist (an import session's target
+    under photos/, say). A missing entry is not this check's business (a marker that is missing is reported as
+    such elsewhere). FileNotFoundError when the storage folder itself is not there.
+    """
+    try:
+        opened = drive.Storage(root)
+    except drive.UnsafeLayout as problem:
+        return problem
+    with opened:
+        try:
+            for relative, expected in (*LAYOUT, *((folder, "folder") for folder in folders)):
+                try:
+                    mode = opened.lstat(relative).st_mode
+                except FileNotFoundError:
+                    continue
+                if not (stat.S_ISDIR(mode) if expected == "folder" else stat.S_ISREG(mode)):
+                    return drive.unsafe_entry(opened.shown(relative), mode, f"a {expected}")
+            for relative, expected in ENTRIES_MUST_BE:
+                for name, kind in _entries(opened, relative):
+                    if kind != expected:
+                        return drive.UnsafeLayout(opened.shown(f"{relative}/{name}"), _words(kind), f"a {expected}")
+            for relative in ENTRIES_FILE_OR_FOLDER:
+                for name, kind in _entries(opened, relative):
+                    if kind not in ("file", "folder"):
+                        return drive.UnsafeLayout(opened.shown(f"{relative}/{name}"), kind, "a file or a folder")
+            for name, kind in _entries(opened, IMPORTS_DIR):
+                if name.startswith(SESSION_INDEX_PREFIX) and name.endswith(SESSION_INDEX_SUFFIX) and kind != "file":
+                    return drive.UnsafeLayout(opened.shown(f"{IMPORTS_DIR}/{name}"), _words(kind), "a file")
+        except drive.UnsafeLayout as problem:
+            return problem
+    return None
+
+
+def _entries(opened: drive.Storage, relative: str) -> list[tuple[str, str]]:
+    try:
+        return opened.listdir(relative)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+
+
+def _words(kind: str) -> str:
+    return {"file": "a file", "folder": "a folder"}.get(kind, kind)
+
+
+def require_safe_layout(root: Path) -> None:
+    """Raise UnsafeLayout when check_layout finds something wrong."""
+    problem = check_layout(root)
+    if problem is not None:
+        raise problem

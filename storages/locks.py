@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from imalink.errors import Conflict
 
 from . import drive
+from .layout import LOCK_FILE  # noqa: F401  (re-exported: callers read it here)
 
-LOCK_FILE = ".imalink/lock"
 LOCK_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 

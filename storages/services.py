@@ -1,12 +1,16 @@
-"""What can be done to a FileStorage: create it on disk, describe it, check it, count it, retire it.
+"""What can be done to a FileStorage: create it on disk, describe it, check it, move it, retire it.
 
-API routes, admin actions and commands call these functions; they hold the rules, the callers hold none.
+API routes, admin actions and commands call these functions; they hold the rules, the callers hold none. This is
+the disk and row work only: the indexes a create or a migration must rewrite are written by the indexing app, which
+wraps these functions (indexing/rewrite.py) and hands them its writer as a hook. The figures drawn from imports
+(files, photos, sessions) are imports' to count (imports/totals.py).
 """
 
 import errno
 import logging
 import os
 import uuid as uuid_lib
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,9 +18,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from imalink.errors import ImalinkError, NotFound, PathRejected
+from imalink.errors import ImalinkError, NotFound, PathRejected, StorageUnavailable
 
 from . import drive, layout
+from .locks import storage_lock
 from .models import FileStorage
 from .paths import allowed_roots, is_inside, resolve_client_dir
 
@@ -71,7 +76,15 @@ def _check_writable(folder: Path) -> None:
         ) from None
 
 
-def storage_create(*, base_path: str, display_name: str, description: str = "") -> FileStorage:
+def storage_create(
+    *,
+    base_path: str,
+    display_name: str,
+    description: str = "",
+    on_created: Callable[[FileStorage], object] | None = None,
+) -> FileStorage:
+    """Make a new storage folder and its row. `on_created(storage)` runs inside the same transaction, so that if it
+    fails (the indexing app writes the master index there) nothing is kept: no row, and no folder left behind."""
     base = resolve_client_dir(base_path, field="base_path")
     _check_writable(base)
     display_name = (display_name or "").strip()
@@ -103,9 +116,8 @@ def storage_create(*, base_path: str, display_name: str, description: str = "") 
             FileStorage.objects.filter(pk=storage.pk).update(created_at=created_at)
             storage.created_at = created_at
             storage_check_accessibility(storage)
-            from indexing.writer import write_master_index
-
-            write_master_index(storage)
+            if on_created is not None:
+                on_created(storage)
     except BaseException:
         layout.remove_empty_tree(root)
         raise
@@ -137,13 +149,15 @@ def storage_update_and_migrate(
     display_name: str | None = None,
     description: str | None = None,
     base_path: str | None = None,
+    rewrite: Callable[[FileStorage], object] | None = None,
 ) -> tuple[FileStorage, "MigrationReport | None"]:
-    """storage_update, plus the verified migration when base_path is given. All of it, or nothing in the database."""
+    """storage_update, plus the verified migration when base_path is given (`rewrite` as for storage_migrate).
+    All of it, or nothing in the database."""
     with transaction.atomic():
         if base_path is not None:
             storage_check_migration(storage, base_path)  # refuse before the name or description changes
         storage = storage_update(storage, display_name=display_name, description=description)
-        report = storage_migrate(storage, new_base_path=base_path) if base_path is not None else None
+        report = storage_migrate(storage, new_base_path=base_path, rewrite=rewrite) if base_path is not None else None
     return storage, report
 
 
@@ -202,7 +216,7 @@ def _diagnose(storage: FileStorage) -> tuple[str | None, str | None, drive.Unsaf
             None,
         )
     try:
-        problem = drive.check_layout(root, folders=_target_folders(storage))
+        problem = layout.check_layout(root, folders=_target_folders(storage))
     except FileNotFoundError:
         return (
             "storage_folder_missing",
@@ -232,21 +246,21 @@ def _diagnose(storage: FileStorage) -> tuple[str | None, str | None, drive.Unsaf
     return None, None, None
 
 
-def _target_folders(storage: FileStorage) -> list[str]:
-    """photos/<target> and each folder on the way to it, for every import session's target: where a file stands
-    in their place, ImaLink's own files under it would look missing."""
-    from imports.models import ImportSession
+# Where the apps above keep folders of their own under photos/ (the imports app: each session's target). Each
+# source is `source(storage) -> storage-relative folder paths`, registered from its AppConfig.ready().
+OWN_FOLDER_SOURCES: list[Callable[[FileStorage], Iterable[str]]] = []
 
-    folders = set()
-    for target in (
-        ImportSession.objects.filter(file_storage_id=storage.pk)
-        .exclude(target_subdirectory="")
-        .values_list("target_subdirectory", flat=True)
-        .distinct()
-    ):
-        parts = [p for p in target.split("/") if p and p not in (".", "..")]
-        folders.update("/".join(["photos", *parts[:n]]) for n in range(1, len(parts) + 1))
-    return sorted(folders)
+
+def register_own_folders(source: Callable[[FileStorage], Iterable[str]]) -> None:
+    """Have the layout check also require `source(storage)`'s folders to be folders, if they exist."""
+    if source not in OWN_FOLDER_SOURCES:
+        OWN_FOLDER_SOURCES.append(source)
+
+
+def _target_folders(storage: FileStorage) -> list[str]:
+    """The folders the apps above keep in photos/: where a file stands in their place, ImaLink's own files under
+    it would look missing."""
+    return sorted({folder for source in OWN_FOLDER_SOURCES for folder in source(storage)})
 
 
 def storage_is_writable(root: Path) -> tuple[bool, str | None]:
@@ -304,39 +318,6 @@ def storage_check_accessibility(storage: FileStorage) -> AccessibilityReport:
     )
 
 
-def storage_statistics(storage: FileStorage) -> dict:
-    """File, size, photo and session figures, exact, from running totals that database triggers keep.
-
-    A constant number of queries over a handful of rows at any size (imports/totals.py): no file row is read, so
-    an import committing a file every few milliseconds does not make each call aggregate the whole storage.
-    """
-    from imports.models import ImportSession
-    from imports.totals import file_totals, photo_count
-
-    totals, counts = file_totals(storage)
-    size = totals["present_bytes"]
-    sessions = ImportSession.objects.filter(file_storage=storage).order_by("id").values("id", "title", "imported_at")
-    return {
-        "storage_uuid": str(storage.storage_uuid),
-        "statistics": {
-            "total_files": totals["present_files"],
-            "total_size_bytes": size,
-            "total_size_mb": round(size / (1024 * 1024), 3),
-            "photos": photo_count(storage),
-            "missing_files": totals["missing_files"],
-        },
-        "import_sessions": [
-            {
-                "id": s["id"],
-                "title": s["title"],
-                "imported_at": s["imported_at"],
-                "images_count": sum(counts.get(s["id"], (0, 0))),
-            }
-            for s in sessions
-        ],
-    }
-
-
 def run_accessibility_check_job(job, ctx) -> dict:
     """Job runner: check every active storage in turn, with progress, and report each result."""
     storages = list(FileStorage.objects.filter(is_active=True))
@@ -373,8 +354,6 @@ def storage_require_available(storage: FileStorage, *, writable: bool = False) -
 
     This is the guard that keeps an unplugged drive from being taken for deleted files.
     """
-    from imalink.errors import StorageUnavailable
-
     reason_code, reason, problem = _diagnose(storage)
     if reason_code is None and writable:
         ok, problem = storage_is_writable(storage.full_path)
@@ -472,31 +451,16 @@ def storage_check_migration(storage: FileStorage, new_base_path: str) -> Path:
     return base
 
 
-def _index_summary(status: dict) -> dict:
-    def ids(state: str) -> list[int]:
-        return [s["session_id"] for s in status["sessions"] if s["status"] == state]
-
-    return {
-        "healthy": status["healthy"],
-        "master_index_exists": status["master_index_exists"],
-        "master_index_status": status["master_index"]["status"],
-        "stale_session_ids": ids("stale"),
-        "missing_session_ids": ids("missing"),
-        "corrupt_session_ids": ids("corrupt"),
-    }
-
-
-def storage_migrate(storage: FileStorage, *, new_base_path: str) -> MigrationReport:
-    """Point the storage at a verified copy on another drive, then re-check it and rewrite its master index.
+def storage_migrate(
+    storage: FileStorage, *, new_base_path: str, rewrite: Callable[[FileStorage], object] | None = None
+) -> MigrationReport:
+    """Point the storage at a verified copy on another drive, re-check it, and have `rewrite(storage)` (the
+    indexing app's master-index writer) run at the new place under the storage's lock, in the same transaction.
 
     Refused (400, nothing changed) unless storage_check_migration accepts the new place. The old place is
-    never written to: the old drive may be failing, or be kept as a backup copy.
+    never written to: the old drive may be failing, or be kept as a backup copy. The report's index_status is
+    left for the caller that knows the indexes (indexing/rewrite.py) to fill in.
     """
-
-    from indexing.writer import index_status, write_master_index
-
-    from .locks import storage_lock
-
     old = storage.base_path
     with transaction.atomic():
         base = storage_check_migration(storage, new_base_path)
@@ -506,12 +470,12 @@ def storage_migrate(storage: FileStorage, *, new_base_path: str) -> MigrationRep
             storage.save(update_fields=["base_path", "updated_at"])
         accessibility = storage_check_accessibility(storage)
         rewritten = False
-        if changed and accessibility.is_writable:
+        if changed and accessibility.is_writable and rewrite is not None:
             # A read-only copy is still this storage (its marker says so); its index is rewritten once it is writable.
             new_root = storage.full_path
             try:
                 with storage_lock(storage, wait=settings.IMALINK_LOCK_WAIT):
-                    write_master_index(storage)
+                    rewrite(storage)
                 rewritten = True
             except OSError as exc:
                 storage.base_path = old  # the transaction puts the row back; keep the object in step with it
@@ -527,7 +491,6 @@ def storage_migrate(storage: FileStorage, *, new_base_path: str) -> MigrationRep
                 raise
     if changed:
         logger.info("migrated storage %s from %s to %s", storage.storage_uuid, old, storage.base_path)
-    status = index_status(storage) if accessibility.is_accessible else None
     return MigrationReport(
         storage_uuid=str(storage.storage_uuid),
         old_base_path=old,
@@ -535,5 +498,5 @@ def storage_migrate(storage: FileStorage, *, new_base_path: str) -> MigrationRep
         changed=changed,
         master_index_rewritten=rewritten,
         accessibility=accessibility.as_dict(),
-        index_status=_index_summary(status) if status else None,
+        index_status=None,
     )

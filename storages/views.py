@@ -22,7 +22,9 @@ from imalink.auth import staff_required
 from imalink.errors import ImalinkError
 from imalink.not_found import or_404
 from imports.models import FileTotals, ImportSession
-from imports.totals import with_images_count
+from imports.totals import storage_statistics, with_images_count
+from indexing import rewrite
+from indexing.models import HealthReport
 from indexing.writer import index_file_exists
 from jobs.models import Job
 from jobs.services import job_start
@@ -170,8 +172,6 @@ def overview(request):
             sessions_count=_per_storage(ImportSession.objects.all(), Count("id")),
         ).order_by("-is_active", "display_name", "id")
     )
-    from indexing.models import HealthReport
-
     latest_health = HealthReport.objects.only("id", "created_at", "issues").first()
     for storage in storages:
         storage.space = _free_space(storage)
@@ -225,7 +225,7 @@ def storage_new(request):
     form = StorageForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            storage = services.storage_create(**form.cleaned_data)
+            storage = rewrite.storage_create(**form.cleaned_data)
         except ImalinkError as exc:
             field = exc.details.get("field")
             form.add_error(field if field in form.fields else None, exc.message)
@@ -246,7 +246,7 @@ def storage_detail(request, storage_uuid):
             "storage": storage,
             "space": _free_space(storage),
             "index_present": _index_present(storage),
-            "statistics": services.storage_statistics(storage)["statistics"],
+            "statistics": storage_statistics(storage)["statistics"],
             "sessions": Paginator(sessions, SESSIONS_PER_PAGE).get_page(request.GET.get("page")),
             "last_scan": _last_scan(storage),
         },

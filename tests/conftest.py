@@ -184,9 +184,8 @@ THREE_PHOTOS = ("jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "png/hopper
 def imported_storage(allowed_root: Path, corpus: Path, names=THREE_PHOTOS):
     """A storage under allowed_root/drive with one real import of these corpus files and its indexes written."""
     from imports.models import ImportSession
-    from imports.pipeline import import_folder
+    from indexing.rewrite import import_folder, storage_create
     from indexing.writer import write_storage_indexes
-    from storages.services import storage_create
 
     base = allowed_root / "drive"
     base.mkdir()

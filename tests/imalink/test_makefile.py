@@ -56,7 +56,7 @@ def test_once_set_up_make_run_installs_nothing_and_make_test_only_the_extras(clo
         assert pip_lines(clone, target) == [], target
 
 
-def test_make_test_runs_ruff_lint_and_format_check(clone):
+def test_make_test_runs_ruff_lint_format_check_and_the_layers_contract(clone):
     (clone / ".venv").mkdir()
     for stamp in (".installed", ".installed-test"):
         (clone / ".venv" / stamp).touch()
@@ -64,3 +64,4 @@ def test_make_test_runs_ruff_lint_and_format_check(clone):
     done = subprocess.run(["make", "-n", "test"], cwd=clone, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert ".venv/bin/ruff check ." in done.stdout and ".venv/bin/ruff format --check ." in done.stdout
+    assert ".venv/bin/lint-imports" in done.stdout

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from imalink.metrics import REQUEST_DURATION
 from imports.models import ImageFile, ImportSession
-from imports.pipeline import import_folder
+from indexing.rewrite import import_folder
 from indexing.scanner import scan_storage
 from jobs.models import Job
 from storages.models import FileStorage

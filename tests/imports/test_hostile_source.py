@@ -17,8 +17,9 @@ import pytest
 from imalink.errors import ImalinkError, PathRejected
 from imports import sources
 from imports.models import ImageFile, ImportSession
-from imports.pipeline import import_folder, validate_target_subdirectory
+from imports.pipeline import validate_target_subdirectory
 from indexing import scanner
+from indexing.rewrite import import_folder
 from jobs.models import Job
 from storages import drive, ignored
 from storages.locks import storage_lock

@@ -14,7 +14,8 @@ from PIL import Image
 
 from imports.checksums import file_checksum
 from imports.models import ImageFile, ImportSession, Photo
-from imports.pipeline import hotpreview_relative_path, import_folder
+from indexing.rewrite import import_folder
+from storages.layout import hotpreview_relative_path
 from storages.models import FileStorage
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,8 @@ from django.test import Client
 from PIL import Image
 
 from imports.models import Author, ImportSession, Photo
-from imports.pipeline import import_folder
+from indexing.rewrite import import_folder, storage_create
 from jobs.models import Job
-from storages.services import storage_create
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from imports.models import Author, ImportSession, Photo
-from imports.pipeline import import_folder
+from indexing.rewrite import import_folder
 from jobs.models import Job
 from storages.models import FileStorage
 from tests.conftest import assert_error
@@ -211,13 +211,13 @@ def test_the_routes_are_in_the_openapi_schema(api):
 def test_an_edit_survives_a_broker_that_is_down(api, session, monkeypatch, caplog, django_capture_on_commit_callbacks):
     from kombu.exceptions import OperationalError
 
-    from jobs.tasks import run_job
+    from imalink.celery import app
 
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to localhost:6379. Connection refused.")
 
     # Stands in for an unreachable Redis, which the test cannot take away from other tests on this machine.
-    monkeypatch.setattr(run_job, "apply_async", broker_down)
+    monkeypatch.setattr(app, "send_task", broker_down)
     photo = dscn(session)
     with django_capture_on_commit_callbacks(execute=True):
         response = api.put(f"/api/v1/photos/{photo.hothash}", {"rating": 2})

@@ -140,3 +140,47 @@ def test_the_default_author_is_the_photos_author(session, card):
     session.save()
     run(session, card)
     assert set(Photo.objects.values_list("author__name", flat=True)) == {"Kari"}
+
+
+def test_the_import_alone_writes_no_index_and_calls_its_hook_once_however_it_ends(session, card):
+    """imports does the import; the indexes are the hook's (indexing/rewrite.py passes the writer)."""
+    root = session.file_storage.full_path
+    index = root / "imports" / f"session_{session.pk}.json"
+    master_before = (root / "index.json").read_bytes()
+    assert run(session, card).imported == 2
+    assert not index.exists() and (root / "index.json").read_bytes() == master_before
+
+    called = []
+    report = run(session, card, on_finished=lambda s: called.append(s.pk))
+    assert report.duplicates == 2 and called == [session.pk]
+
+    calls = []
+
+    def stop(**kwargs):  # the second report comes from within the import, past the walk: it stops there
+        calls.append(kwargs)
+        if len(calls) == 2:
+            raise RuntimeError("the worker is going away")
+
+    called.clear()
+    with pytest.raises(RuntimeError):
+        run(session, card, progress=stop, on_finished=lambda s: called.append(s.pk))
+    assert called == [session.pk]  # an import that stops with an error still leaves its indexes written
+
+
+def test_an_error_in_the_hook_never_fails_the_import(session, card, caplog):
+    def broken(s):
+        raise OSError(28, "No space left on device")
+
+    report = run(session, card, on_finished=broken)
+    assert report.imported == 2 and ImageFile.objects.filter(import_session=session).count() == 2
+    assert "after the import into session" in caplog.text
+
+
+def test_the_indexing_wrapper_writes_the_session_and_master_indexes(session, card):
+    from indexing.rewrite import import_folder as import_with_indexes
+
+    root = session.file_storage.full_path
+    import_with_indexes(session_id=session.pk, source_path=str(card))
+    index = (root / "imports" / f"session_{session.pk}.json").read_text()
+    assert ImageFile.objects.get(original_filename="IMG_002.jpg").photo.hothash in index
+    assert str(session.pk) in (root / "index.json").read_text()

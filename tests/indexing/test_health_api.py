@@ -8,9 +8,9 @@ import subprocess
 import pytest
 
 from imports.models import ImportSession
-from imports.pipeline import import_folder
 from indexing.health import run_health_check
 from indexing.models import HealthReport
+from indexing.rewrite import import_folder
 from indexing.writer import write_storage_indexes
 from jobs.models import Job
 from storages.models import FileStorage

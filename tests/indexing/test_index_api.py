@@ -10,7 +10,7 @@ import time
 import pytest
 
 from imports.models import Author, ImportSession
-from imports.pipeline import import_folder
+from indexing.rewrite import import_folder
 from indexing.writer import write_storage_indexes
 from jobs.models import Job
 from storages.models import FileStorage

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from imports.models import ImportSession
-from imports.pipeline import import_folder
+from indexing.rewrite import import_folder
 from jobs.models import Job
 from storages.models import FileStorage
 

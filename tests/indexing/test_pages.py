@@ -6,9 +6,9 @@ import pytest
 from django.test import Client
 
 from imports.models import ImportSession
-from imports.pipeline import import_folder
 from indexing.health import run_health_check
 from indexing.models import HealthReport
+from indexing.rewrite import import_folder
 from indexing.writer import write_storage_indexes
 from jobs import services as jobs
 from jobs.models import Job

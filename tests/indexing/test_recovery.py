@@ -11,12 +11,11 @@ import pytest
 from django.core.management import call_command
 
 from imports.models import Author, ImageFile, ImportSession, Photo
-from imports.pipeline import import_folder
 from indexing.drill import recovery_drill, snapshot
 from indexing.recovery import recover_from_indexes
+from indexing.rewrite import import_folder, storage_create
 from indexing.writer import write_storage_indexes
 from storages.models import FileStorage
-from storages.services import storage_create
 
 CARDS = {
     "A": [

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 
 def make_storage_at(base, name):
-    from storages.services import storage_create
+    from indexing.rewrite import storage_create
 
     base.mkdir(parents=True, exist_ok=True)
     return storage_create(base_path=str(base), display_name=name)

@@ -13,7 +13,7 @@ import pytest
 
 from imalink.errors import StorageUnavailable
 from imports.models import ImageFile, ImportSession, Photo
-from imports.pipeline import import_folder
+from indexing.rewrite import import_folder
 from indexing.scanner import scan_storage
 from storages.models import FileStorage
 from tests.conftest import assert_error

@@ -17,9 +17,9 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from imports.models import ImportSession
-from imports.pipeline import import_folder
 from indexing import tasks
 from indexing.models import HealthReport, ValidationCheckpoint
+from indexing.rewrite import import_folder
 from indexing.validation import validate_incrementally
 from indexing.writer import index_status
 from jobs.models import Job

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 
 from imalink.errors import StorageUnavailable
 from imports.models import ImageFile, ImportSession
-from imports.pipeline import import_folder
+from indexing.rewrite import import_folder
 from indexing.validation import accept_checksums, validate_storage
 from jobs.models import Job
 from storages.models import FileStorage

@@ -16,10 +16,12 @@ import pytest
 from imalink.errors import StorageUnavailable
 from imports.copying import clean_tmp, copy_verified
 from imports.models import ImageFile, ImportSession
-from imports.pipeline import _Worker, hotpreview_relative_path, import_folder
+from imports.pipeline import _Worker
+from indexing.rewrite import import_folder
 from indexing.scanner import scan_storage
 from indexing.validation import validate_storage
 from storages.drive import UnsafeLayout
+from storages.layout import hotpreview_relative_path
 from tests.conftest import imported_storage
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]

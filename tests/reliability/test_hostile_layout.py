@@ -182,7 +182,7 @@ def test_an_import_whose_imports_folder_turns_into_a_symlink_midway_still_places
 ):
     """Checked at the start, swapped while the files are copied: the files are placed and recorded, and only the
     index is refused (nothing is written through the link); index status then names the unsafe folder."""
-    from imports.pipeline import import_folder
+    from indexing.rewrite import import_folder
 
     storage, _session = drive
     imports = storage.full_path / "imports"

@@ -21,9 +21,9 @@ from django.core.management import call_command
 
 from imalink.errors import ImalinkError
 from imports.models import ImageFile, ImportSession, Photo
-from imports.pipeline import import_folder
 from indexing.health import run_health_check
 from indexing.recovery import recover_from_indexes
+from indexing.rewrite import import_folder
 from indexing.scanner import scan_storage
 from indexing.validation import validate_storage
 from indexing.writer import write_storage_indexes

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from imports.models import ImageFile, ImportSession, Photo
-from imports.pipeline import import_folder
+from indexing.rewrite import import_folder
 from indexing.scanner import scan_storage
 from jobs.models import Job
 from storages.models import FileStorage

@@ -259,3 +259,20 @@ def test_it_refuses_a_read_only_folder(api, allowed_root, read_only_folder):
 
     assert error["details"]["field"] == "base_path"
     assert os.listdir(read_only_folder) == []
+
+
+def test_storages_alone_writes_no_index_and_a_failing_hook_keeps_nothing(allowed_root, db):
+    """storages makes the folder and the row; the master index is the indexing app's hook (indexing/rewrite.py)."""
+    from storages.services import storage_create
+
+    storage = storage_create(base_path=str(allowed_root), display_name="Bare")
+    assert (storage.full_path / ".imalink" / "storage.json").is_file()
+    assert not (storage.full_path / "index.json").exists()
+
+    def index_fails(storage):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        storage_create(base_path=str(allowed_root), display_name="Doomed", on_created=index_fails)
+    assert not FileStorage.objects.filter(display_name="Doomed").exists()
+    assert os.listdir(allowed_root) == [storage.directory_name]  # the half-made folder was taken away again

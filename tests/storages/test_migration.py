@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from imports.models import Author, ImportSession
-from imports.pipeline import import_folder
+from indexing.rewrite import import_folder
 from indexing.writer import write_storage_indexes
 from storages.models import FileStorage
 from tests.conftest import assert_error
