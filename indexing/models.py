@@ -62,8 +62,10 @@ class IndexRevision(models.Model):
 
 
 class IndexRecord(models.Model):
-    """What was last written (or found current) at one index path: the revision of its scope it matches, and
-    the file as it stood then, so index_status can vouch for it from one lstat instead of a rebuild.
+    """What ImaLink last learnt of the file at one index path, by writing it or by comparing it with a fresh build:
+    the file as it stood then (inode, size, mtime), the revision and basis it was built or compared at, and whether
+    it was equal (current). index_status answers from it while the file still stats the same: current only if it was
+    equal and the revision and basis have not moved (indexing.writer's module docstring).
     """
 
     storage = models.ForeignKey("storages.FileStorage", on_delete=models.CASCADE, related_name="index_records")
@@ -75,6 +77,8 @@ class IndexRecord(models.Model):
     st_size = models.BigIntegerField()
     st_mtime_ns = models.BigIntegerField()
     generated_at = models.CharField(max_length=64, null=True, blank=True)  # the file's own, as read when recorded
+    # False: the file parsed but differed from the build (a stale copy put back by hand), so it is not rebuilt again.
+    current = models.BooleanField(default=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["storage", "relative_path"], name="indexrecord_unique_path")]

@@ -1,9 +1,28 @@
-"""Writes a storage's JSON indexes (DESIGN §4): the master `index.json` and, later, session indexes.
+"""Writes a storage's JSON indexes (DESIGN §4), the master `index.json` and one per import session, and says
+whether each is current.
+
+Currentness, in one sentence: an index is current exactly when its IndexRecord says ImaLink wrote it, or found it
+equal to a fresh build, at its scope's present trigger-kept IndexRevision and basis, and the file still lstats as
+it did then.
+
+What follows from it: while a file is the one its record describes, index_status reads nothing and builds nothing;
+a revision (or basis) that has moved answers "stale" at once, even if the rows were then put back (the next write
+finds the content equal, leaves the file alone and records it current). A file no record describes (never seen,
+replaced by hand or by a restore, edited in place) is read, compared with a fresh build, and the verdict, current
+or stale, is recorded, so it is compared once. The lstat cannot see an edit in place that keeps the size and puts
+the mtime back (as rsync's quick check cannot): a regeneration, which compares content, puts it right.
+
+Why the revision triggers (indexing migration 0007) stay: they make "has anything this index is built from changed?"
+one query over a handful of rows, at any size. Without them each call must read what the index is built from: at
+100,000 photos in 100 sessions, writing every index takes 4.7 s (benchmarks/README.md, scan), and when status
+rebuilt every index on each call the load benchmark could not finish (89 of 284 requests timed out at 30 s), while
+the revision path answers all 101 indexes with three queries and 101 lstats (tests/indexing/test_writer.py). The
+running totals (imports migration 0002) cannot stand in: they count files and bytes, and a rating, a title or an
+author's name is in a session index too. Their cost is the SQLite trap: a migration that rebuilds one of the five
+tables drops their triggers, and tests/indexing/test_index_revisions.py::test_the_triggers_are_installed fails.
 
 Every write goes through storages.drive (descriptor-relative, atomic: temp file, fsync, rename), keeps the last
 BACKUPS_KEPT copies in .imalink/index-backups/, and is skipped when nothing but the generation time would change.
-Each write leaves an IndexRecord, so that index_status can vouch for an unchanged index from the database's revision
-counters and one lstat.
 """
 
 import json
@@ -16,8 +35,7 @@ from pathlib import Path, PurePosixPath
 
 import xxhash
 from django.conf import settings
-from django.core.cache import cache
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from imports.media import HOTHASH_VERSION
@@ -37,9 +55,6 @@ BACKUPS_KEPT = 5
 # Timestamps, not content: an index differing only in these is current, and is not rewritten for them.
 VOLATILE_KEYS = ("generated_at", "index_generated", "last_scan")
 HASH_ALGORITHMS = {"checksum": "xxh3_128", "hothash": "imalink-hothash-v1"}
-# A full check that did not find an index current is reused while its revision, basis and file stat all hold;
-# the expiry only bounds the memory the answers take.
-STATE_CACHE_SECONDS = 3600
 
 
 def _iso(value):
@@ -143,11 +158,11 @@ def _write_index(root: Path, relative: str, payload: dict) -> tuple[bool, str | 
 
 
 # --- what was written: revisions and records ---------------------------------------------------------
-# An index is current when it equals what would be built now. The database triggers of migration 0007 bump a
-# scope's revision in the same transaction as any change to a row its index is built from, so an IndexRecord
-# saying "this file (inode, size, mtime) was current at revision R" stays true while the revision is still R
-# and the file still stats the same. Read the revision before building: a commit during the build then only
-# costs one slow check later, never a wrong "current".
+# The rule of the module docstring. The triggers of migration 0007 bump a scope's revision in the same transaction
+# as any change to a row its index is built from; an IndexRecord says "the file that stats (inode, size, mtime) so
+# was, or was not, equal to the build at revision R and basis B". The revision is read before the build, so a
+# commit during the build leaves the record one revision behind: "stale" until the next write, never a wrong
+# "current".
 
 
 def _session_scope(session_id) -> str:
@@ -275,9 +290,12 @@ def _stat_matches(record, st) -> bool:
     )
 
 
-def _record(storage, relative: str, *, revision: int, basis: str, st, generated_at: str | None) -> None:
-    """Remember that the file that stats as st held the index of this scope at this revision. A record is only a
-    shortcut: failing to save one (SQLite busy under an import, say) costs a slow check later, never an answer.
+def _record(
+    storage, relative: str, *, revision: int, basis: str, st, generated_at: str | None, current: bool = True
+) -> None:
+    """Remember whether the file that stats as st equalled the build of its scope at this revision and basis. A
+    record only spares a read and a build: failing to save one (SQLite busy under an import, say) costs one full
+    check later, never a wrong answer.
     """
 
     if st is None or not storage.pk:
@@ -291,6 +309,7 @@ def _record(storage, relative: str, *, revision: int, basis: str, st, generated_
         st_size=st.st_size,
         st_mtime_ns=st.st_mtime_ns,
         generated_at=generated_at,
+        current=current,
     )
     try:
         with transaction.atomic():
@@ -298,7 +317,7 @@ def _record(storage, relative: str, *, revision: int, basis: str, st, generated_
                 [record],
                 update_conflicts=True,
                 unique_fields=["storage", "relative_path"],
-                update_fields=["revision", "basis", "st_ino", "st_size", "st_mtime_ns", "generated_at"],
+                update_fields=["revision", "basis", "st_ino", "st_size", "st_mtime_ns", "generated_at", "current"],
             )
     except DatabaseError:
         logger.warning("could not record the state of %s; its status will be checked in full", relative, exc_info=True)
@@ -558,20 +577,15 @@ def _index_state(drive_storage: drive.Storage, relative: str, build_expected) ->
 
 
 def _index_states(storage, indexes) -> dict[str, dict]:
-    """The state of each (relative path, scope, basis, build) index of one storage, by relative path.
-
-    Fast path: an index whose record matches its scope's revision, the basis and an lstat of the file is current,
-    with no read and no build. The lstat cannot see an edit in place that keeps the size and puts the mtime back
-    (as rsync's quick check cannot): that stays "current" until a full validation or a regeneration rewrites it.
-    Anything else gets the full check: a current answer is recorded for the next call, and any other answer is
-    cached under the same revision, basis and stat, so a stale index is not rebuilt on every call either.
+    """The state of each (relative path, scope, basis, build) index of one storage, by relative path, by the rule
+    of the module docstring: a file its record describes is answered from the record, with no read and no build;
+    any other file is read, compared with a fresh build if it parses, and the verdict recorded.
     """
     with drive.Storage(storage.full_path) as opened:
         return _index_states_in(opened, storage, indexes)
 
 
 def _index_states_in(opened: drive.Storage, storage, indexes) -> dict[str, dict]:
-
     revisions = _revisions(scope for _, scope, _, _ in indexes)  # before any build (see _write_recorded)
     records = {r.relative_path: r for r in IndexRecord.objects.filter(storage_id=storage.pk)} if storage.pk else {}
     states = {}
@@ -579,35 +593,31 @@ def _index_states_in(opened: drive.Storage, storage, indexes) -> dict[str, dict]
         revision = revisions.get(scope, 0)
         record = records.get(relative)
         st = _plain_file_stat(opened, relative)  # before the read: a later change to the file then fails the match
-        if record is not None and record.revision == revision and record.basis == basis and _stat_matches(record, st):
+        if record is not None and _stat_matches(record, st):
+            # The file ImaLink wrote or compared: only a record that is current at today's revision and basis says
+            # current. A revision that has moved says stale even if the rows were put back; the next write finds the
+            # content equal, leaves the file alone and records it current.
+            current = record.current and record.revision == revision and record.basis == basis
             states[relative] = {
                 "exists": True,
-                "readable": True,
-                "current": True,
+                "readable": True,  # only a file that parsed is recorded
+                "current": current,
                 "problem": None,
                 "generated_at": record.generated_at,
-                "status": "current",
+                "status": "current" if current else "stale",
             }
             continue
-        # Only committed revisions name a state: one read inside a transaction could be rolled back and reused.
-        key = None
-        if st is not None and not connection.in_atomic_block:
-            key = "imalink:index-state:" + xxhash.xxh3_128_hexdigest(
-                f"{storage.pk}|{relative}|{revision}|{basis}|{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode(
-                    "utf-8", "surrogatepass"
-                )
-            )
-            cached = cache.get(key)
-            if cached is not None:
-                states[relative] = cached
-                continue
         state = states[relative] = _index_state(opened, relative, build)
-        if state["current"]:
-            _record(storage, relative, revision=revision, basis=basis, st=st, generated_at=state["generated_at"])
-        elif key is not None:
-            cache.set(
-                key, state, STATE_CACHE_SECONDS
-            )  # stale or corrupt: not worth a record, but not worth rebuilding either
+        if state["readable"]:
+            _record(
+                storage,
+                relative,
+                revision=revision,
+                basis=basis,
+                st=st,
+                generated_at=state["generated_at"],
+                current=state["current"],
+            )
     return states
 
 
@@ -621,7 +631,8 @@ def session_index_state(session) -> dict:
 def index_status(storage) -> dict:
     """Whether each index exists, parses, and says what the database says (current) or not (stale).
 
-    Costs three queries and one lstat per index while nothing an index is built from has changed; see _index_states.
+    Costs three queries and one lstat per index while each file is the one its record describes, whether that says
+    current or stale (a running import only moves revisions): no index is read or built. See _index_states.
     """
 
     root = storage.full_path

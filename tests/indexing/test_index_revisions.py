@@ -10,8 +10,8 @@ from django.db import connection
 
 from imalink.triggers import installed_triggers
 from imports.models import Author, ImageFile, ImportSession, Photo
-from imports.pipeline import import_folder
 from indexing.models import IndexRevision
+from indexing.rewrite import import_folder
 from indexing.writer import index_status, write_storage_indexes
 from storages.models import FileStorage
 
@@ -162,3 +162,16 @@ def test_a_photo_author_rename_is_seen_by_the_trigger_alone(session, monkeypatch
     assert index_status(storage)["sessions"][0]["status"] == "current"
     Author.objects.filter(pk=ola.pk).update(name="Ola Nordmann")
     assert index_status(storage)["sessions"][0]["status"] == "stale"
+
+
+def test_an_update_typed_in_a_sql_shell_makes_the_index_stale_with_nothing_rebuilt(session, monkeypatch):
+    """The revision is the whole of the database side of the rule: no Django code runs, and none need be."""
+    storage = session.file_storage
+    assert index_status(storage)["sessions"][0]["status"] == "current"
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE imports_photo SET title = 'typed by hand' WHERE title = ''")
+        assert cursor.rowcount == 2
+    monkeypatch.setattr("indexing.writer.build_session_index", lambda session: pytest.fail("rebuilt"))
+    monkeypatch.setattr("indexing.writer.build_master_index", lambda storage: pytest.fail("rebuilt"))
+    found = index_status(storage)
+    assert (found["sessions"][0]["status"], found["master_index"]["status"]) == ("stale", "current")

@@ -16,7 +16,7 @@ import pytest
 
 from imports.checksums import file_checksum
 from imports.models import Author, ImageFile, ImportSession, Photo
-from imports.pipeline import import_folder
+from indexing.rewrite import import_folder
 from indexing.writer import index_status, write_master_index, write_session_index, write_storage_indexes
 from storages.models import FileStorage
 from tests.conftest import REPO
@@ -448,17 +448,19 @@ def test_regenerating_recreates_a_deleted_imports_folder(session):
     assert read_json(session_index_path(session))["import_session"]["id"] == session.pk
 
 
-# --- index_status answers from its records while nothing has changed ----------------------------------
+# --- the rule (indexing.writer's docstring): a file its record describes is answered from the record; ---
+# --- only any other file is read and compared with a fresh build, and the verdict recorded. ----------------
 # Outside a test transaction too, as in production (commits, and other connections' triggers).
+
+
+def no_build(*args):
+    raise AssertionError("an index was built")
 
 
 @pytest.mark.django_db(transaction=True)
 def test_index_status_of_an_unchanged_storage_builds_no_index(session, monkeypatch, django_assert_max_num_queries):
     storage = session.file_storage
     write_storage_indexes(storage)
-
-    def no_build(*args):
-        raise AssertionError("an index was built")
 
     monkeypatch.setattr("indexing.writer.build_session_index", no_build)
     monkeypatch.setattr("indexing.writer.build_master_index", no_build)
@@ -472,42 +474,106 @@ def test_index_status_of_an_unchanged_storage_builds_no_index(session, monkeypat
 
 
 @pytest.mark.django_db(transaction=True)
-def test_index_status_goes_stale_when_the_database_changes(session):
+def test_index_status_goes_stale_when_the_database_changes_without_building_anything(session, monkeypatch):
     storage = session.file_storage
     write_storage_indexes(storage)
     assert index_status(storage)["healthy"] is True
 
     Photo.objects.filter(files__original_filename="jolla.jpg").update(rating=5)  # a bare UPDATE: no signal, no save()
-    status = index_status(storage)
-    assert status["sessions"][0]["status"] == "stale" and status["master_index"]["status"] == "current"
+    with monkeypatch.context() as patched:
+        # The moved revision alone says stale: nothing is read or built, as while an import commits file after file.
+        patched.setattr("indexing.writer.build_session_index", no_build)
+        patched.setattr("indexing.writer.build_master_index", no_build)
+        status = index_status(storage)
+    state = status["sessions"][0]
+    assert (state["status"], state["exists"], state["readable"], state["current"]) == ("stale", True, True, False)
+    assert status["master_index"]["status"] == "current"
 
     write_session_index(session)
     assert index_status(storage)["healthy"] is True
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_stale_answer_found_current_again_is_recorded(session, monkeypatch):
+def test_rows_put_back_are_stale_until_written_and_the_write_leaves_the_file_alone(session, monkeypatch):
     storage = session.file_storage
     write_storage_indexes(storage)
+    path = session_index_path(session)
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
     Photo.objects.filter(files__original_filename="jolla.jpg").update(rating=5)
     Photo.objects.filter(files__original_filename="jolla.jpg").update(rating=0)  # back as the index says
-    assert index_status(storage)["sessions"][0]["status"] == "current"  # the full check, recorded
+    with monkeypatch.context() as patched:
+        patched.setattr("indexing.writer.build_session_index", no_build)
+        assert index_status(storage)["sessions"][0]["status"] == "stale"  # the revision moved: no comparison
 
-    monkeypatch.setattr("indexing.writer.build_session_index", lambda session: pytest.fail("rebuilt"))
+    assert write_session_index(session) is False  # the same content: not rewritten, but recorded at this revision
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    monkeypatch.setattr("indexing.writer.build_session_index", no_build)
     assert index_status(storage)["sessions"][0]["status"] == "current"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_stale_index_is_not_rebuilt_until_something_changes(session, monkeypatch):
+def test_a_change_committed_during_a_write_leaves_the_index_stale(session, monkeypatch):
+    """The revision is read before the build: a commit while it runs cannot be mistaken for part of it."""
+    from indexing import writer
+
+    storage = session.file_storage
+    build = writer.build_session_index
+
+    def build_then_change(session):
+        built = build(session)
+        Photo.objects.filter(files__original_filename="jolla.jpg").update(rating=3)  # commits at once (autocommit)
+        return built
+
+    monkeypatch.setattr("indexing.writer.build_session_index", build_then_change)
+    write_session_index(session)
+    monkeypatch.undo()
+    assert index_status(storage)["sessions"][0]["status"] == "stale"  # whether or not the build saw the change
+    write_session_index(session)
+    assert index_status(storage)["sessions"][0]["status"] == "current"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_master_index_is_compared_with_the_callers_storage_object(session, monkeypatch):
+    """The basis: what the caller's object says, saved or not (storage_migrate asks before it saves a new path)."""
     storage = session.file_storage
     write_storage_indexes(storage)
-    Photo.objects.filter(files__original_filename="jolla.jpg").update(rating=5)
-    assert index_status(storage)["sessions"][0]["status"] == "stale"  # the full check
+    storage.display_name = "Not saved yet"
+    monkeypatch.setattr("indexing.writer.build_master_index", no_build)
+    assert index_status(storage)["master_index"]["status"] == "stale"
+    storage.display_name = "Main"
+    assert index_status(storage)["master_index"]["status"] == "current"
 
-    monkeypatch.setattr("indexing.writer.build_session_index", lambda session: pytest.fail("rebuilt"))
-    assert index_status(storage)["sessions"][0]["status"] == "stale"
-    monkeypatch.undo()
-    Photo.objects.filter(files__original_filename="jolla.jpg").update(rating=0)  # back as the index says
+
+@pytest.mark.django_db(transaction=True)
+def test_an_index_restored_under_imalink_is_judged_by_its_content_once(session, monkeypatch, tmp_path):
+    """A file its record does not describe (a restore: a new inode) is read and compared with a fresh build once; the
+    verdict, current or stale, is recorded, so the next call builds nothing."""
+    storage = session.file_storage
+    write_storage_indexes(storage)
+    path = session_index_path(session)
+    old = tmp_path / "old.json"
+    shutil.copy2(path, old)
+
+    def restore():
+        copy = path.with_name("restored.tmp")
+        shutil.copy2(old, copy)
+        os.replace(copy, path)  # as a restore does: the same bytes under a new inode
+
+    restore()
+    assert index_status(storage)["sessions"][0]["status"] == "current"  # compared by content, and recorded
+    with monkeypatch.context() as patched:
+        patched.setattr("indexing.writer.build_session_index", no_build)
+        assert index_status(storage)["sessions"][0]["status"] == "current"
+
+    Photo.objects.filter(files__original_filename="jolla.jpg").update(title="Harbour")
+    write_session_index(session)
+    restore()  # an older copy, which no longer says what the database says
+    assert index_status(storage)["sessions"][0]["status"] == "stale"  # compared by content, and recorded
+    with monkeypatch.context() as patched:
+        patched.setattr("indexing.writer.build_session_index", no_build)
+        state = index_status(storage)["sessions"][0]
+        assert (state["status"], state["readable"]) == ("stale", True)
+    assert write_session_index(session) is True  # the write compares content, so it puts the true index back
     assert index_status(storage)["sessions"][0]["status"] == "current"
 
 
