@@ -193,7 +193,8 @@ def _master_basis(storage) -> str:
         storage.display_name,
         storage.description,
         _iso(storage.created_at),
-        storage.is_accessible,
+        # Not is_accessible: an index is written and judged only while its storage is accessible (indexing
+        # migration 0010), so the true it says on disk is never what makes it current or stale.
     )
 
 

@@ -175,3 +175,21 @@ def test_an_update_typed_in_a_sql_shell_makes_the_index_stale_with_nothing_rebui
     monkeypatch.setattr("indexing.writer.build_master_index", lambda storage: pytest.fail("rebuilt"))
     found = index_status(storage)
     assert (found["sessions"][0]["status"], found["master_index"]["status"]) == ("stale", "current")
+
+
+def test_a_drive_unplugged_and_plugged_in_again_leaves_its_indexes_current(session):
+    """Accessibility is judged before any index is, so its flips move no revision (indexing migration 0010)."""
+    storage = session.file_storage
+    away = storage.full_path.with_name("away")
+    assert bumped(session, lambda: FileStorage.objects.filter(pk=storage.pk).update(is_accessible=False)) == (
+        False,
+        False,
+    )
+    storage.full_path.rename(away)
+    from storages.services import storage_check_accessibility
+
+    assert storage_check_accessibility(storage).is_accessible is False
+    away.rename(storage.full_path)
+    assert storage_check_accessibility(storage).is_accessible is True
+    status = index_status(FileStorage.objects.get(pk=storage.pk))
+    assert status["master_index"]["status"] == "current" and status["healthy"], status
