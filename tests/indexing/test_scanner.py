@@ -111,11 +111,20 @@ def test_two_scans_at_once_run_one_after_the_other(celery_worker, api, make_stor
     storage = FileStorage.objects.get(storage_uuid=make_storage()["uuid"])
     import_tree(allowed_root, corpus, storage)
     reorganise(storage.full_path)
-    ids = [
-        api.post(f"/api/v1/storage-index/scan/{storage.storage_uuid}?wait=0").json()["data"]["job_id"] for _ in range(2)
-    ]
     from jobs.models import Job
+    from storages.locks import storage_lock
 
+    # The storage's lock is held here until both scans are claimed and waiting for it: on a tiny storage the
+    # first would otherwise end before the second is taken, and the test would prove nothing.
+    with storage_lock(storage):
+        ids = [
+            api.post(f"/api/v1/storage-index/scan/{storage.storage_uuid}?wait=0").json()["data"]["job_id"]
+            for _ in range(2)
+        ]
+        deadline = time.monotonic() + 60
+        while Job.objects.filter(pk__in=ids, status="running").count() < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert Job.objects.filter(pk__in=ids, status="running").count() == 2, "the two scans were not both claimed"
     deadline = time.monotonic() + 60
     while not all(Job.objects.get(pk=i).is_finished for i in ids) and time.monotonic() < deadline:
         time.sleep(0.1)
