@@ -29,7 +29,9 @@ from .schemas import (
     SessionCreateIn,
     SessionList,
     SessionOut,
+    VerifySourceOut,
 )
+from .verify import verify_validate
 
 sessions_router = Router(tags=["import-sessions"])
 authors_router = Router(tags=["authors"])
@@ -72,6 +74,20 @@ def import_into_session(request, session_id: int, payload: ImportIn, wait: float
     return job_answer(
         request, kind="import", storage=session.file_storage, session=session, params=payload.dict(), wait=wait
     )
+
+
+@sessions_router.post(
+    "/{session_id}/verify-source",
+    response=responses(VerifySourceOut, _202=JobAccepted),
+    summary=(
+        "Safe to format? Re-read the session's source folder against the storage (a job; waits up to "
+        "IMALINK_SYNC_WAIT s, ?wait=0 for 202 at once)"
+    ),
+)
+def verify_session_source(request, session_id: int, wait: float | None = Query(None, ge=0)):
+    session = services.session_get(session_id)
+    verify_validate(session)
+    return job_answer(request, kind="verify_source", storage=session.file_storage, session=session, wait=wait)
 
 
 def _author(author: Author) -> dict:

@@ -8,9 +8,13 @@ class ImportsConfig(AppConfig):
     verbose_name = "Imports and photos"
 
     def ready(self):
+        from jobs.services import register_runner
         from storages.services import register_own_folders
 
         from .services import session_target_folders
+        from .verify import run_verify_source_job
+
+        register_runner("verify_source", run_verify_source_job)
 
         # Each session's target under photos/ must be a folder where it exists (storages' layout check).
         register_own_folders(session_target_folders)

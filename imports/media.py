@@ -129,6 +129,9 @@ class MediaInfo:
     hothash: str
     has_hotpreview: bool
     hotpreview: bytes | None
+    media_type: str = "photo"  # or "video" (imports/video.py)
+    duration_s: float | None = None
+    codec: str = ""
 
 
 @dataclass

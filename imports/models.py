@@ -1,7 +1,9 @@
-"""Authors, import sessions, photos and the image files that hold them.
+"""Authors, import sessions, media items (photos and videos) and the files that hold them.
 
-A Photo is a picture, identified by its hothash; an ImageFile is one file of it (a JPEG, its RAW companion)
-in one storage, identified exactly by its checksum.
+A Photo is one media item: a picture, identified by its hothash, or a video, identified by `video:` and its
+checksum (docs/MEDIA.md says why). An ImageFile is one file of it in one storage, identified exactly by its
+checksum: the item's originals (a JPEG, its RAW, a video) and its companions (an XMP sidecar, an Apple .AAE
+edit, a camera's .THM thumbnail or .LRV proxy, a live photo's motion video), told apart by `role`.
 """
 
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -42,7 +44,14 @@ class ImportSession(models.Model):
 
 
 class Photo(models.Model):
+    class MediaType(models.TextChoices):
+        PHOTO = "photo"
+        VIDEO = "video"
+
     hothash = models.CharField(max_length=80, unique=True)
+    media_type = models.CharField(max_length=8, choices=MediaType.choices, default=MediaType.PHOTO)
+    duration_s = models.FloatField(null=True, blank=True, help_text="A video's length in seconds.")
+    codec = models.CharField(max_length=40, blank=True, help_text="A video's codec, as FFmpeg names it.")
     hothash_version = models.CharField(max_length=40, default="imalink-hothash-v1")
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
@@ -78,6 +87,16 @@ class ImageFile(models.Model):
         MISSING = "missing"
         MODIFIED = "modified"
 
+    class Role(models.TextChoices):
+        """What a file is to its item. Only an original is media; the rest are companions, matched by basename."""
+
+        ORIGINAL = "original"  # a photo's JPEG, HEIC or RAW, or a video
+        SIDECAR = "sidecar"  # XMP (IMG_1.xmp, IMG_1.CR2.xmp): edited by other programs, so it may change
+        EDIT = "edit"  # Apple's .AAE
+        THUMBNAIL = "thumbnail"  # Canon's and GoPro's .THM
+        PROXY = "proxy"  # GoPro's and DJI's low-resolution .LRV
+        MOTION = "motion"  # a live photo's video (IMG_1234.HEIC with IMG_1234.MOV)
+
     photo = models.ForeignKey(Photo, on_delete=models.PROTECT, related_name="files")
     import_session = models.ForeignKey(ImportSession, on_delete=models.PROTECT, related_name="image_files")
     file_storage = models.ForeignKey("storages.FileStorage", on_delete=models.PROTECT, related_name="image_files")
@@ -88,6 +107,7 @@ class ImageFile(models.Model):
     mtime_ns = models.BigIntegerField()
     checksum = models.CharField(max_length=32, help_text="xxh3-128 of the file's bytes, lower-case hex.")
     is_primary = models.BooleanField(default=True)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.ORIGINAL)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PRESENT)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -109,6 +129,35 @@ class ImageFile(models.Model):
 
     def __str__(self):
         return self.relative_path
+
+
+class SourceEntry(models.Model):
+    """One file of an import's source folder and its fate: the import report lists every file, none silently."""
+
+    class Fate(models.TextChoices):
+        ARCHIVED = "archived"  # copied with verification as an original of its item
+        COMPANION = "companion"  # copied with verification beside its item (role says what it is)
+        DUPLICATE = "duplicate"  # its bytes were already in the storage: not copied again
+        FAILED = "failed"  # could not be archived (code and reason say why)
+        SKIPPED = "skipped"  # not media and not a companion: left in the source (docs/MEDIA.md)
+
+    import_session = models.ForeignKey(ImportSession, on_delete=models.CASCADE, related_name="source_entries")
+    path = models.CharField(max_length=4096, help_text="POSIX path relative to the source folder.")
+    fate = models.CharField(max_length=10, choices=Fate.choices)
+    role = models.CharField(max_length=10, blank=True)
+    code = models.CharField(max_length=40, blank=True)
+    reason = models.CharField(max_length=1000, blank=True)
+    stored_path = models.CharField(max_length=4096, blank=True, help_text="Where it lies in the storage.")
+    file_size = models.BigIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["path", "id"]
+        constraints = [models.UniqueConstraint(fields=["import_session", "path"], name="sourceentry_unique_path")]
+        indexes = [models.Index(fields=["import_session", "fate"], name="sourceentry_session_fate")]
+
+    def __str__(self):
+        return f"{self.path}: {self.fate}"
 
 
 # Running totals, kept by database triggers in the same transaction as every change to an ImageFile row (by

@@ -30,10 +30,10 @@ from storages.paths import is_inside, resolve_client_dir
 from storages.services import storage_require_available
 from storages.unsafe import mark_unsafe
 
-from . import media
+from . import inspection, media
 from .checksums import file_checksum
 from .copying import CopyVerificationFailed, clean_tmp, copy_verified
-from .models import ImageFile, ImportSession, Photo
+from .models import ImageFile, ImportSession, Photo, SourceEntry
 from .sources import SourceFile, SourceTree, Unit, UnsafeSource, group_units, unsafe_reason
 
 logger = logging.getLogger("imalink.imports")
@@ -133,6 +133,9 @@ class ImportReport:
     imported: int = 0
     duplicates: int = 0
     failed: int = 0
+    companions: int = 0
+    skipped: int = 0
+    videos_created: int = 0
     photos_created: int = 0
     bytes_copied: int = 0
     failures: list = field(default_factory=list)
@@ -142,10 +145,17 @@ class ImportReport:
     images_count: int = 0
     files: list = field(default_factory=list)  # paths adopted in place (scan --adopt-new only)
 
+    skipped_files: list = field(default_factory=list)
+
     def fail(self, relative: str, code: str, reason: str) -> None:
         self.failed += 1
         if len(self.failures) < MAX_FAILURES_LISTED:
             self.failures.append({"path": relative, "code": code, "reason": reason})
+
+    def skip(self, relative: str, code: str, reason: str) -> None:
+        self.skipped += 1
+        if len(self.skipped_files) < MAX_FAILURES_LISTED:
+            self.skipped_files.append({"path": relative, "code": code, "reason": reason})
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -156,9 +166,11 @@ class Prepared:
     """What a worker thread learned about one source file; rows are written from this by the main thread."""
 
     src: SourceFile
+    role: str = ImageFile.Role.ORIGINAL
     checksum: str | None = None
     info: "media.MediaInfo | None" = None
     failure: tuple[str, str] | None = None
+    skipped: tuple[str, str] | None = None  # not media and not a companion: left in the source
     duplicate: bool = False
     stored_path: str | None = None
     copied: bool = False
@@ -209,31 +221,45 @@ class _Worker:
         Files prepared before an abort are returned too: they are in photos/ already and must get their rows.
         """
         results = []
-        for f in unit.files:
-            try:
+        try:
+            for f in unit.files:
                 results.append(self.prepare(f))
-            except ImportAborted as abort:
-                return results, abort
+            has_item = any(not (p.failure or p.skipped) for p in results)
+            for f, role in unit.companions:
+                if has_item:
+                    results.append(self.prepare(f, role=role))
+                    continue
+                p = Prepared(f, role=role)
+                if unit.files:
+                    p.failure = ("item_failed", "its photo or video could not be archived, so it was not copied either")
+                else:
+                    p.skipped = (
+                        "orphan_companion",
+                        f"a {role} file with no photo or video named {f.relative.stem}.* beside it: left in the source",
+                    )
+                results.append(p)
+        except ImportAborted as abort:
+            return results, abort
         return results, None
 
-    def prepare(self, src: SourceFile) -> Prepared:
+    def prepare(self, src: SourceFile, *, role: str = ImageFile.Role.ORIGINAL) -> Prepared:
         """Read one source file through a descriptor opened from the source root, nothing followed: checksum,
         inspection and copy all read that very file (by /proc/self/fd), never its name again."""
         with ExitStack() as closing:
             try:
                 opened = closing.enter_context(src.reading())
             except drive.UnsafeLayout as problem:  # a folder on the way, or the file, is no longer what was walked
-                p = Prepared(src)
+                p = Prepared(src, role=role)
                 p.failure = ("unsafe_source", unsafe_reason(problem))
                 return p
             except OSError as exc:
-                p = Prepared(src)
+                p = Prepared(src, role=role)
                 p.failure = ("unreadable", f"unreadable: {exc.strerror}")
                 return p
-            return self._prepare(src, opened)
+            return self._prepare(src, opened, role)
 
-    def _prepare(self, src: SourceFile, opened) -> Prepared:
-        p = Prepared(src)
+    def _prepare(self, src: SourceFile, opened, role: str) -> Prepared:
+        p = Prepared(src, role=role)
         try:
             p.checksum = file_checksum(opened.path)
         except OSError as exc:
@@ -243,11 +269,12 @@ class _Worker:
             p.duplicate = True
             return p
         try:
-            p.info = media.inspect_file(
-                opened.typed_path, checksum=p.checksum, mtime_ns=opened.stat.st_mtime_ns, max_pixels=self.max_pixels
-            )
-            if p.info.hotpreview:
-                self._store_hotpreview(p.info)
+            if role == ImageFile.Role.ORIGINAL:
+                p.info = inspection.inspect_file(
+                    opened.typed_path, checksum=p.checksum, mtime_ns=opened.stat.st_mtime_ns, max_pixels=self.max_pixels
+                )
+                if p.info.hotpreview:
+                    self._store_hotpreview(p.info)
             relative = PurePosixPath(PHOTOS_DIR) / self.target / src.relative
             p.stored_path, p.copied = copy_verified(
                 opened.path,
@@ -261,7 +288,10 @@ class _Worker:
                 self.claims.paths.add(p.stored_path)
             self.claims.settle(p.checksum, stored=True)
         except media.MediaRejected as exc:
-            p.failure = (exc.code, str(exc))
+            if exc.code == "not_image":
+                p.skipped = (exc.code, f"not a photo, video or companion ({exc.message}): left in the source")
+            else:
+                p.failure = (exc.code, str(exc))
         except CopyVerificationFailed as exc:
             p.failure = ("copy_failed", f"copy failed verification: {exc}")
         except OSError as exc:
@@ -272,24 +302,25 @@ class _Worker:
         except BaseException:
             self.claims.settle(p.checksum, stored=False)
             raise
-        if p.failure:
+        if p.failure or p.skipped:
             self.claims.settle(p.checksum, stored=False)
         return p
 
-    def adopt(self, src: SourceFile, checksum: str | None) -> Prepared:
+    def adopt(self, src: SourceFile, checksum: str | None, *, role: str = ImageFile.Role.ORIGINAL) -> Prepared:
         """Learn a file that is already in photos/ (found by a scan): the import's steps without the copy.
 
         The file is read through the storage's descriptor, nothing followed: a folder or file swapped for a link
         or a pipe since the walk raises drive.UnsafeLayout, and the storage is unsafe (the scan says so)."""
-        p = Prepared(src, checksum=checksum)
+        p = Prepared(src, role=role, checksum=checksum)
         try:
             with src.reading() as opened:
                 if p.checksum is None:
                     p.checksum = file_checksum(opened.path)
-                p.info = media.inspect_file(
-                    opened.typed_path, checksum=p.checksum, mtime_ns=src.mtime_ns, max_pixels=self.max_pixels
-                )
-            if p.info.hotpreview:
+                if role == ImageFile.Role.ORIGINAL:
+                    p.info = inspection.inspect_file(
+                        opened.typed_path, checksum=p.checksum, mtime_ns=src.mtime_ns, max_pixels=self.max_pixels
+                    )
+            if p.info and p.info.hotpreview:
                 self._store_hotpreview(p.info)
             p.stored_path = src.relative.as_posix()
         except media.MediaRejected as exc:
@@ -321,38 +352,53 @@ def _photo_defaults(info, session) -> dict:
         "camera_model": info.camera_model[:200],
         "has_hotpreview": info.has_hotpreview,
         "hotpreview": info.hotpreview,
+        "media_type": info.media_type,
+        "duration_s": info.duration_s,
+        "codec": info.codec[:40],
         "author": session.default_author,
     }
 
 
 def _record_unit(results: list[Prepared], *, session: ImportSession, report: ImportReport) -> None:
-    """Write the rows of one unit (one photo) in one transaction."""
+    """Write the rows of one unit (one item, its originals and companions) and their fates in one transaction."""
     storage = session.file_storage
     now = timezone.now()
+    fates = []
     with transaction.atomic():
         photo = None
         for p in results:
             relative = p.src.relative.as_posix()
+            fate = SourceEntry(
+                import_session=session, path=relative[:4096], role=p.role, file_size=p.src.size, updated_at=now
+            )
+            fates.append(fate)
+            if p.skipped:
+                report.skip(relative, *p.skipped)
+                fate.fate, (fate.code, fate.reason) = SourceEntry.Fate.SKIPPED, _fate_reason(p.skipped)
+                continue
             if p.failure:
                 report.fail(relative, *p.failure)
+                fate.fate, (fate.code, fate.reason) = SourceEntry.Fate.FAILED, _fate_reason(p.failure)
                 continue
             if p.duplicate:
                 report.duplicates += 1
-                if photo is None:
-                    existing = (
-                        ImageFile.objects.filter(file_storage=storage, checksum=p.checksum)
-                        .exclude(status=ImageFile.Status.MISSING)
-                        .select_related("photo")
-                        .first()
-                    )
+                existing = (
+                    ImageFile.objects.filter(file_storage=storage, checksum=p.checksum)
+                    .exclude(status=ImageFile.Status.MISSING)
+                    .select_related("photo")
+                    .first()
+                )
+                if photo is None and p.role == ImageFile.Role.ORIGINAL:
                     photo = existing.photo if existing else None
+                fate.fate, fate.stored_path = SourceEntry.Fate.DUPLICATE, existing.relative_path if existing else ""
                 continue
             is_primary = False
             if photo is None:
                 photo, created = Photo.objects.get_or_create(
                     hothash=p.info.hothash, defaults=_photo_defaults(p.info, session)
                 )
-                report.photos_created += int(created)
+                report.photos_created += int(created and photo.media_type == Photo.MediaType.PHOTO)
+                report.videos_created += int(created and photo.media_type == Photo.MediaType.VIDEO)
                 is_primary = created or not photo.files.filter(is_primary=True).exists()
             try:
                 with drive.Storage(storage.full_path) as opened:
@@ -369,17 +415,43 @@ def _record_unit(results: list[Prepared], *, session: ImportSession, report: Imp
                 file_storage=storage,
                 relative_path=p.stored_path,
                 original_filename=p.src.path.name[:1024],
-                file_format=p.info.file_format,
+                file_format=p.info.file_format if p.info else companion_format(p.src.relative),
                 file_size=st.st_size,
                 mtime_ns=st.st_mtime_ns,
                 checksum=p.checksum,
                 is_primary=is_primary,
+                role=p.role,
                 status=ImageFile.Status.PRESENT,
                 last_seen_at=now,
             )
             report.imported += 1
+            report.companions += p.role != ImageFile.Role.ORIGINAL
             report.bytes_copied += st.st_size if p.copied else 0
+            fate.stored_path = p.stored_path
+            fate.fate = SourceEntry.Fate.ARCHIVED if p.role == ImageFile.Role.ORIGINAL else SourceEntry.Fate.COMPANION
+        _record_fates(fates)
     report.done += len(results)
+
+
+def companion_format(relative: PurePosixPath) -> str:
+    """A companion's file_format: its extension, lower-case (xmp, aae, thm, lrv, mov)."""
+    return relative.suffix.lower().lstrip(".")[:16]
+
+
+def _fate_reason(code_and_reason: tuple[str, str]) -> tuple[str, str]:
+    code, reason = code_and_reason
+    return code[:40], reason[:1000]
+
+
+FATE_FIELDS = ["fate", "role", "code", "reason", "stored_path", "file_size", "updated_at"]
+
+
+def _record_fates(fates: list[SourceEntry]) -> None:
+    """Each file's fate, replacing what an earlier run of the same session said of the same path."""
+    if fates:
+        SourceEntry.objects.bulk_create(
+            fates, update_conflicts=True, unique_fields=["import_session", "path"], update_fields=FATE_FIELDS
+        )
 
 
 def import_folder(
@@ -448,8 +520,20 @@ def _import_folder(
         )
 
         files, skipped = tree.walk(recursive=recursive)
+        walk_fates = []
         for s in skipped:
             report.fail(s.relative, s.code, s.reason)
+            code, reason = _fate_reason((s.code, s.reason))
+            walk_fates.append(
+                SourceEntry(
+                    import_session=session,
+                    path=s.relative[:4096],
+                    fate=SourceEntry.Fate.FAILED,
+                    code=code,
+                    reason=reason,
+                )
+            )
+        _record_fates(walk_fates)
         units = group_units(files, media.RAW_EXTENSIONS)
         report.total = len(files)
         progress(total=report.total, done=0, imported=0, duplicates=0, failed=report.failed, current=None, force=True)
@@ -486,7 +570,7 @@ def _import_folder(
                             imported=report.imported,
                             duplicates=report.duplicates,
                             failed=report.failed,
-                            current=unit.files[0].relative.as_posix(),
+                            current=(unit.files or [c for c, _role in unit.companions])[0].relative.as_posix(),
                             recent_failures=report.failures[-10:],
                         )
                     if not report.cancelled and should_stop is not None:
@@ -566,6 +650,8 @@ def adopt_in_place(*, storage, files, should_stop=None) -> ImportReport:
             if should_stop:
                 should_stop()
             results = [worker.adopt(f, known.get(f.relative.as_posix())) for f in unit.files]
+            if any(not p.failure for p in results):  # a companion found beside its item is adopted as one
+                results += [worker.adopt(f, known.get(f.relative.as_posix()), role=role) for f, role in unit.companions]
             before = report.imported
             _record_unit(results, session=session, report=report)
             if report.imported > before:

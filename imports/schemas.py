@@ -108,13 +108,39 @@ class ImportResultOut(Schema):
     imported: int
     duplicates: int
     failed: int
+    companions: int = 0
+    skipped: int = 0
     photos_created: int
+    videos_created: int = 0
     bytes_copied: int
     failures: list[ImportFailure]
+    skipped_files: list[ImportFailure] = []
     cancelled: bool
     duration_s: float
     files_per_s: float
     images_count: int
+
+
+class VerifyProblem(Schema):
+    path: str = Field(description="relative to the source folder")
+    code: str
+    reason: str
+
+
+class VerifySourceOut(Schema):
+    job_id: int
+    status: str
+    session_id: int
+    source_path: str
+    storage_uuid: UUID
+    safe_to_format: bool = Field(description="true only when every file of the source is in the storage, same bytes")
+    checked_files: int
+    archived_files: int
+    not_archived_files: int
+    bytes_read: int
+    problems: list[VerifyProblem] = Field(description="each file that is not safe, with the reason (first 1000)")
+    checked_at: datetime
+    duration_s: float
 
 
 class PhotoFileOut(Schema):
@@ -127,6 +153,7 @@ class PhotoFileOut(Schema):
     mtime_ns: int
     status: str
     is_primary: bool
+    role: str = Field(description="original, or a companion's role: sidecar, edit, thumbnail, proxy, motion")
     storage_uuid: UUID
     session_id: int
     last_seen_at: datetime | None
@@ -143,6 +170,7 @@ class PhotoFileOut(Schema):
             "mtime_ns": image_file.mtime_ns,
             "status": image_file.status,
             "is_primary": image_file.is_primary,
+            "role": image_file.role,
             "storage_uuid": image_file.file_storage.storage_uuid,
             "session_id": image_file.import_session_id,
             "last_seen_at": image_file.last_seen_at,
@@ -152,6 +180,9 @@ class PhotoFileOut(Schema):
 class PhotoOut(Schema):
     hothash: str
     hothash_version: str
+    media_type: str = Field(description="photo or video")
+    duration_s: float | None = Field(description="a video's length in seconds")
+    codec: str = Field(description="a video's codec as FFmpeg names it (h264, hevc, ...); empty for a photo")
     width: int | None
     height: int | None
     taken_at: datetime | None
@@ -175,6 +206,9 @@ class PhotoOut(Schema):
         return {
             "hothash": photo.hothash,
             "hothash_version": photo.hothash_version,
+            "media_type": photo.media_type,
+            "duration_s": photo.duration_s,
+            "codec": photo.codec,
             "width": photo.width,
             "height": photo.height,
             "taken_at": photo.taken_at,

@@ -1,6 +1,8 @@
 """Walking an import source: which files to take, which to ignore, and which belong together.
 
-A RAW and a JPEG with the same basename in the same folder are one photo (DESIGN §2).
+A RAW and a JPEG with the same basename in the same folder are one photo (DESIGN §2). Companions join the item
+of the same basename in the same folder (docs/MEDIA.md): XMP sidecars (`IMG_1.xmp`, `IMG_1.CR2.xmp`), Apple's
+`.AAE`, Canon's and GoPro's `.THM` and `.LRV`, and a live photo's `.MOV` beside its HEIC or JPEG.
 
 The source is outside every storage, but it is hostile input too: a folder swapped for a symbolic link after
 it was checked must never lead the import off the allowed roots. So it is opened once, as a descriptor, from
@@ -28,6 +30,10 @@ JUNK_NAMES = frozenset(
     {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", ".picasa.ini", "picasa.ini", ".localized"}
 )
 JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe"})
+# A companion's role by its extension (imports.models.ImageFile.Role); a live photo's motion is matched apart.
+COMPANION_ROLES = {".xmp": "sidecar", ".aae": "edit", ".thm": "thumbnail", ".lrv": "proxy"}
+LIVE_STILL_EXTENSIONS = frozenset({".heic", ".heif", ".jpg", ".jpeg"})
+LIVE_MOTION_EXTENSIONS = frozenset({".mov"})
 # Opening /proc/self/fd/N reopens the very file object descriptor N holds: no name is looked up.
 FD_FOLDER = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
 
@@ -250,9 +256,11 @@ def _suffix(relative: PurePosixPath) -> str:
 
 @dataclass
 class Unit:
-    """Files that become one photo: a lone file, or a JPEG (primary) with its RAW companions."""
+    """Files that become one item: its originals (a lone file, or a JPEG, primary, with its RAW files) and the
+    companions that travel with it, each with its role."""
 
     files: list[SourceFile] = field(default_factory=list)
+    companions: list[tuple[SourceFile, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -275,18 +283,35 @@ def _shown(path: str) -> str:
 
 
 def group_units(files: list[SourceFile], raw_extensions: frozenset[str]) -> list[Unit]:
-    """Pair each JPEG with the RAW files of the same basename in the same folder."""
-    by_key: dict[tuple[str, str], list[SourceFile]] = {}
-    order: list[tuple[str, str]] = []
+    """Pair each JPEG with the RAW files of the same basename in the same folder, and give each item its
+    companions. A companion whose item is not there (a lone `.xmp`, a `.THM` without its video) is a unit of
+    its own, with no originals: the import reports it, it does not guess."""
+    by_folder: dict[str, list[SourceFile]] = {}
     for f in files:
-        key = (str(f.relative.parent), f.relative.stem.lower())
-        if key not in by_key:
-            by_key[key] = []
-            order.append(key)
-        by_key[key].append(f)
+        by_folder.setdefault(str(f.relative.parent), []).append(f)
     units: list[Unit] = []
-    for key in order:
-        group = by_key[key]
+    for folder_files in by_folder.values():
+        units.extend(_folder_units(folder_files, raw_extensions))
+    return units
+
+
+def _folder_units(files: list[SourceFile], raw_extensions: frozenset[str]) -> list[Unit]:
+    stills = {f.relative.stem.lower() for f in files if f.relative.suffix.lower() in LIVE_STILL_EXTENSIONS}
+    companions, originals = [], []
+    for f in files:
+        suffix = f.relative.suffix.lower()
+        if suffix in COMPANION_ROLES:
+            companions.append((f, COMPANION_ROLES[suffix]))
+        elif suffix in LIVE_MOTION_EXTENSIONS and f.relative.stem.lower() in stills:
+            companions.append((f, "motion"))
+        else:
+            originals.append(f)
+
+    by_stem: dict[str, list[SourceFile]] = {}
+    for f in originals:
+        by_stem.setdefault(f.relative.stem.lower(), []).append(f)
+    units: list[Unit] = []
+    for group in by_stem.values():
         jpegs = [f for f in group if f.relative.suffix.lower() in JPEG_EXTENSIONS]
         raws = [f for f in group if f.relative.suffix.lower() in raw_extensions]
         others = [f for f in group if f not in jpegs and f not in raws]
@@ -296,4 +321,27 @@ def group_units(files: list[SourceFile], raw_extensions: frozenset[str]) -> list
         else:
             units.extend(Unit([f]) for f in jpegs + raws)
         units.extend(Unit([f]) for f in others)
+
+    by_name = {f.relative.name.lower(): unit for unit in units for f in unit.files}
+    by_item_stem: dict[str, Unit] = {}
+    for unit in units:  # the first unit of a stem takes its companions: the JPEG+RAW pair before a lone HEIC
+        by_item_stem.setdefault(unit.files[0].relative.stem.lower(), unit)
+    for f, role in companions:
+        unit = _companion_item(f, role, by_name, by_item_stem)
+        if unit is None:
+            units.append(Unit([], [(f, role)]))
+        else:
+            unit.companions.append((f, role))
     return units
+
+
+def _companion_item(f: SourceFile, role: str, by_name: dict, by_item_stem: dict) -> "Unit | None":
+    stem = f.relative.stem.lower()
+    if role == "sidecar" and stem in by_name:  # IMG_1.CR2.xmp belongs to IMG_1.CR2 itself
+        return by_name[stem]
+    if role == "proxy" and stem.startswith("gl"):
+        # GoPro names a clip's proxy GL010001.LRV beside GX010001.MP4 (GH on older cameras).
+        for prefix in ("gx", "gh"):
+            if prefix + stem[2:] in by_item_stem:
+                return by_item_stem[prefix + stem[2:]]
+    return by_item_stem.get(stem)

@@ -45,7 +45,7 @@ DESCRIBE_MAX_INDEX_BYTES = 64 * 1024 * 1024
 SEARCH_DEPTH = 6
 DIRECTORY_NAME = re.compile(r"^imalink_\d{8}_\d{6}_[0-9a-f]{8}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
-HOTHASH = re.compile(r"^(?:[0-9a-f]{32}|raw:[0-9a-f]{32})$")
+HOTHASH = re.compile(r"^(?:[0-9a-f]{32}|(?:raw|video):[0-9a-f]{32})$")
 SESSION_FILE = re.compile(r"^session_(\d{1,18})\.json$")
 MAX_LISTED = 500
 
@@ -780,6 +780,8 @@ def _photo_for(entry: dict, hothash: str, store: drive.Storage, report: StorageR
         ("camera_make", lambda v: _str(v, "camera_make", max_length=200, default="")),
         ("camera_model", lambda v: _str(v, "camera_model", max_length=200, default="")),
         ("hothash_version", lambda v: _str(v, "hothash_version", max_length=40, default="imalink-hothash-v1")),
+        ("duration_s", lambda v: _float(v, "duration_s", low=0, high=10**7)),
+        ("codec", lambda v: _str(v, "codec", max_length=40, default="")),
     ):
         try:
             fields[name] = reader(entry.get(name))
@@ -800,6 +802,10 @@ def _photo_for(entry: dict, hothash: str, store: drive.Storage, report: StorageR
     else:
         report.problem(where, "photo.tags is not a list of strings")
     fields["author"] = _author(meta.get("author"), where, report)
+    # The identity says what an item is; media_type in a format 2 index must agree with it.
+    fields["media_type"] = Photo.MediaType.VIDEO if hothash.startswith("video:") else Photo.MediaType.PHOTO
+    if entry.get("media_type") not in (None, fields["media_type"]):
+        report.problem(where, f"media_type {str(entry.get('media_type'))[:20]!r} does not match its identity")
     has_preview = entry.get("has_hotpreview") is True and not hothash.startswith("raw:")
     fields["has_hotpreview"] = has_preview
     if has_preview:
@@ -850,6 +856,8 @@ def _restore_file(
         ),
         "file_format": _str(data.get("file_format"), "file_format", max_length=16, default=""),
         "is_primary": _bool(data.get("is_primary"), "is_primary", default=default_primary),
+        # A format 1 index knows only originals (a RAW beside its JPEG was its one kind of companion).
+        "role": data.get("role") if data.get("role") in ImageFile.Role.values else ImageFile.Role.ORIGINAL,
     }
     status = data.get("status") if data.get("status") in ("present", "modified", "missing") else "present"
     existing = ImageFile.objects.filter(file_storage=storage, relative_path=path, checksum=checksum).first()

@@ -407,6 +407,7 @@ def _file_entry(image_file) -> dict:
         "mtime_ns": image_file.mtime_ns,
         "file_format": image_file.file_format,
         "is_primary": image_file.is_primary,
+        "role": image_file.role,
         "status": image_file.status,
     }
 
@@ -433,6 +434,9 @@ def build_session_index(session) -> dict:
             continue
         entries[photo.hothash] = {
             **_file_entry(image_file),
+            "media_type": photo.media_type,
+            "duration_s": photo.duration_s,
+            "codec": photo.codec,
             "taken_at": _iso(photo.taken_at),
             "created_at": _iso(image_file.created_at),
             "width": photo.width,

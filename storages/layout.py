@@ -14,7 +14,9 @@ from pathlib import Path
 
 from . import drive
 
-FORMAT_VERSION = 1
+# 2 (issue 16): items are photos or videos (media_type, duration_s, codec) and each file has a role (an original,
+# or a companion: sidecar, edit, thumbnail, proxy, motion). Format 1 indexes still read: all photos, originals.
+FORMAT_VERSION = 2
 # Paths relative to the storage folder.
 PHOTOS_DIR = "photos"  # the user's files: ImaLink never deletes or overwrites one
 IMPORTS_DIR = "imports"  # the session indexes
@@ -36,8 +38,14 @@ def session_index_file(session_id) -> str:
 
 
 def hotpreview_relative_path(hothash: str) -> str:
-    """Where a photo's hotpreview lives, fanned out by the first two byte pairs of its hothash."""
-    return f"{HOTPREVIEW_DIR}/{hothash[0:2]}/{hothash[2:4]}/{hothash}.jpg"
+    """Where a photo's hotpreview lives, fanned out by the first two byte pairs of its hothash.
+
+    A video's identity is `video:<checksum>`: its poster frame is `video-<checksum>.jpg`, fanned out by the
+    checksum, because exFAT and NTFS (most cards and external drives) refuse ':' in a name.
+    """
+    prefix, _, digest = hothash.rpartition(":")
+    name = f"{prefix}-{digest}" if prefix else digest
+    return f"{HOTPREVIEW_DIR}/{digest[0:2]}/{digest[2:4]}/{name}.jpg"
 
 
 def directory_name_for(storage_uuid: uuid_lib.UUID, when: datetime) -> str:

@@ -17,6 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("IMALINK_CORPUS", REPO.parent / "shared" / "corpus"))
+# What a card holds beside still images: videos, XMP sidecars, a motion photo (its own MANIFEST.tsv).
+CORPUS_CARD = Path(os.environ.get("IMALINK_CORPUS_CARD", REPO.parent / "shared" / "corpus-card"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -91,6 +93,12 @@ def _database_reachable(django_db_blocker):
 def corpus() -> Path:
     require(CORPUS.is_dir(), f"the shared corpus at {CORPUS}")
     return CORPUS
+
+
+@pytest.fixture
+def corpus_card() -> Path:
+    require(CORPUS_CARD.is_dir(), f"the shared card corpus at {CORPUS_CARD}")
+    return CORPUS_CARD
 
 
 @pytest.fixture

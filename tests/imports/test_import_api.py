@@ -102,8 +102,12 @@ def test_an_import_answers_with_its_result_when_it_finishes_in_time(celery_worke
     )
     assert response.status_code == 200, response.content
     data = response.json()["data"]
-    assert (data["imported"], data["duplicates"], data["failed"], data["total"]) == (6, 0, 1, 7)
-    assert data["failures"] == [{"path": "notes.txt", "code": "not_image", "reason": data["failures"][0]["reason"]}]
+    assert (data["imported"], data["duplicates"], data["failed"], data["skipped"], data["total"]) == (6, 0, 0, 1, 7)
+    assert data["failures"] == []
+    assert data["skipped_files"] == [
+        {"path": "notes.txt", "code": "not_image", "reason": data["skipped_files"][0]["reason"]}
+    ]
+    assert "left in the source" in data["skipped_files"][0]["reason"]
     assert data["images_count"] == 6
     assert (session.file_storage.full_path / "photos/2024/italy/IMG_0000.jpg").exists()
     job = api.get(f"/api/v1/jobs/{data['job_id']}").json()["data"]

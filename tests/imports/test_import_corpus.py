@@ -47,7 +47,8 @@ def imported(corpus, allowed_root, make_storage, tmp_path):
 
 def test_every_corpus_file_is_archived_or_failed_as_the_manifest_says(imported):
     storage, session, report, rows = imported
-    failures = {f["path"]: f for f in report.failures}
+    # A file that is not media by its content is skipped (left in the source), the others that fail are failed.
+    failures = {f["path"]: f for f in report.failures + report.skipped_files}
     stored = {f.relative_path: f for f in ImageFile.objects.filter(import_session=session)}
     assert report.total == len(rows)
     for path, row in rows.items():
@@ -62,8 +63,11 @@ def test_every_corpus_file_is_archived_or_failed_as_the_manifest_says(imported):
         else:
             assert path not in failures, (path, failures.get(path))
             assert target in stored, f"{path} was not archived"
-    assert report.imported == len(stored) == len(rows) - report.failed
-    assert report.failed == sum(1 for p in rows if p.startswith("bad/") and not p.startswith("bad/wrong_extension"))
+    assert report.imported == len(stored) == len(rows) - report.failed - report.skipped
+    assert all(f["code"] == "not_image" for f in report.skipped_files)
+    assert report.failed + report.skipped == sum(
+        1 for p in rows if p.startswith("bad/") and not p.startswith("bad/wrong_extension")
+    )
 
 
 def test_nothing_is_half_written(imported):

@@ -18,6 +18,7 @@ from imports.checksums import file_checksum
 from imports.models import Author, ImageFile, ImportSession, Photo
 from indexing.rewrite import import_folder
 from indexing.writer import index_status, write_master_index, write_session_index, write_storage_indexes
+from storages.layout import FORMAT_VERSION
 from storages.models import FileStorage
 from tests.conftest import REPO
 
@@ -195,7 +196,7 @@ def test_the_session_index_has_every_field_of_design_4(session, card):
         4,
         sum(sizes),
         0,
-        1,
+        FORMAT_VERSION,
     )
     assert stats["index_generated"] and stats["imalink_version"]
 
@@ -237,7 +238,7 @@ def test_the_master_index_has_every_field_of_design_4(session):
         f"imports/session_{session.pk}.json",
     )
     assert index["import_sessions"][1]["file_count"] == 0
-    assert index["format_version"] == 1 and index["imalink_version"] and index["generated_at"]
+    assert index["format_version"] == FORMAT_VERSION and index["imalink_version"] and index["generated_at"]
     assert index["hash_algorithms"] == {"checksum": "xxh3_128", "hothash": "imalink-hothash-v1"}
 
 

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import pytest
 
+from storages.layout import FORMAT_VERSION
 from storages.models import FileStorage
 from tests.conftest import assert_error, require
 
@@ -95,7 +96,7 @@ def test_it_writes_the_identity_marker(api, allowed_root, make_storage):
     marker = json.loads((root / ".imalink" / "storage.json").read_text())
 
     assert marker["storage_uuid"] == data["storage_uuid"]
-    assert marker["format_version"] == 1
+    assert marker["format_version"] == FORMAT_VERSION
     assert datetime.fromisoformat(marker["created_at"])
 
 
@@ -106,7 +107,7 @@ def test_it_writes_the_master_index(api, allowed_root, make_storage):
 
     assert index["storage_info"]["uuid"] == data["storage_uuid"]
     assert index["storage_info"]["directory_name"] == data["directory_name"]
-    assert index["format_version"] == 1
+    assert index["format_version"] == FORMAT_VERSION
     assert index["import_sessions"] == []
 
 
