@@ -130,6 +130,7 @@ class MediaInfo:
     has_hotpreview: bool
     hotpreview: bytes | None
     media_type: str = "photo"  # or "video" (imports/video.py)
+    xmp: bytes | None = None  # the file's embedded XMP packet, as found (imports/metadata.py reads it)
     duration_s: float | None = None
     codec: str = ""
 
@@ -286,7 +287,18 @@ def _inspect_image(im: ImageFile.ImageFile, file_size: int, mtime_ns: int, max_p
         hothash=hothash_of(preview),
         has_hotpreview=True,
         hotpreview=_encode_preview(preview),
+        xmp=_packet(tags.xmp),
     )
+
+
+def _packet(found: list) -> bytes | None:
+    """The first embedded XMP packet as bytes (Pillow gives bytes or, for some formats, text)."""
+    for value in found:
+        if isinstance(value, bytes) and value:
+            return value
+        if isinstance(value, str) and value:
+            return value.encode("utf-8", "replace")
+    return None
 
 
 def _inspect_raw(

@@ -69,6 +69,9 @@ class Photo(models.Model):
     rating = models.PositiveSmallIntegerField(default=0, validators=[MinValueValidator(0), MaxValueValidator(5)])
     tags = models.JSONField(default=list, blank=True)
     author = models.ForeignKey(Author, null=True, blank=True, on_delete=models.SET_NULL, related_name="photos")
+    # When the user last changed title, description, rating or tags in ImaLink; a sidecar changed after it is
+    # read again, an older one never overwrites the change (imports/metadata.py).
+    metadata_edited_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -30,11 +30,12 @@ from storages.paths import is_inside, resolve_client_dir
 from storages.services import storage_require_available
 from storages.unsafe import mark_unsafe
 
-from . import inspection, media
+from . import inspection, media, metadata
 from .checksums import file_checksum
 from .copying import CopyVerificationFailed, clean_tmp, copy_verified
 from .models import ImageFile, ImportSession, Photo, SourceEntry
 from .sources import SourceFile, SourceTree, Unit, UnsafeSource, group_units, unsafe_reason
+from .xmp import XmpFields
 
 logger = logging.getLogger("imalink.imports")
 
@@ -171,6 +172,8 @@ class Prepared:
     info: "media.MediaInfo | None" = None
     failure: tuple[str, str] | None = None
     skipped: tuple[str, str] | None = None  # not media and not a companion: left in the source
+    xmp: "XmpFields | None" = None  # what its embedded XMP, or the sidecar itself, says (imports/metadata.py)
+    xmp_problem: str = ""  # why a sidecar's XMP could not be read (it is archived all the same)
     duplicate: bool = False
     stored_path: str | None = None
     copied: bool = False
@@ -273,8 +276,11 @@ class _Worker:
                 p.info = inspection.inspect_file(
                     opened.typed_path, checksum=p.checksum, mtime_ns=opened.stat.st_mtime_ns, max_pixels=self.max_pixels
                 )
+                p.xmp = metadata.read_embedded(p.info.xmp)
                 if p.info.hotpreview:
                     self._store_hotpreview(p.info)
+            elif role == ImageFile.Role.SIDECAR:
+                p.xmp, p.xmp_problem = metadata.read_sidecar(opened.path, opened.stat.st_size)
             relative = PurePosixPath(PHOTOS_DIR) / self.target / src.relative
             p.stored_path, p.copied = copy_verified(
                 opened.path,
@@ -320,6 +326,9 @@ class _Worker:
                     p.info = inspection.inspect_file(
                         opened.typed_path, checksum=p.checksum, mtime_ns=src.mtime_ns, max_pixels=self.max_pixels
                     )
+                    p.xmp = metadata.read_embedded(p.info.xmp)
+                elif role == ImageFile.Role.SIDECAR:
+                    p.xmp, p.xmp_problem = metadata.read_sidecar(opened.path, opened.stat.st_size)
             if p.info and p.info.hotpreview:
                 self._store_hotpreview(p.info)
             p.stored_path = src.relative.as_posix()
@@ -364,6 +373,8 @@ def _record_unit(results: list[Prepared], *, session: ImportSession, report: Imp
     storage = session.file_storage
     now = timezone.now()
     fates = []
+    # Embedded XMP first, then the sidecars: a new item takes what they say over what its EXIF said.
+    xmp_sources = [p.xmp for p in results if p.xmp is not None and not (p.failure or p.skipped or p.duplicate)]
     with transaction.atomic():
         photo = None
         for p in results:
@@ -395,7 +406,8 @@ def _record_unit(results: list[Prepared], *, session: ImportSession, report: Imp
             is_primary = False
             if photo is None:
                 photo, created = Photo.objects.get_or_create(
-                    hothash=p.info.hothash, defaults=_photo_defaults(p.info, session)
+                    hothash=p.info.hothash,
+                    defaults={**_photo_defaults(p.info, session), **metadata.merged_values(xmp_sources)},
                 )
                 report.photos_created += int(created and photo.media_type == Photo.MediaType.PHOTO)
                 report.videos_created += int(created and photo.media_type == Photo.MediaType.VIDEO)
@@ -428,6 +440,8 @@ def _record_unit(results: list[Prepared], *, session: ImportSession, report: Imp
             report.companions += p.role != ImageFile.Role.ORIGINAL
             report.bytes_copied += st.st_size if p.copied else 0
             fate.stored_path = p.stored_path
+            if p.xmp_problem:
+                fate.reason = f"archived, but its XMP was not read: {p.xmp_problem}"[:1000]
             fate.fate = SourceEntry.Fate.ARCHIVED if p.role == ImageFile.Role.ORIGINAL else SourceEntry.Fate.COMPANION
         _record_fates(fates)
     report.done += len(results)

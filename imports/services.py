@@ -6,7 +6,8 @@ import uuid as uuid_lib
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, ProtectedError
+from django.db.models import Count, F, ProtectedError
+from django.utils import timezone
 
 from imalink.errors import Conflict, ImalinkError, NotFound, StorageUnavailable
 from storages import drive
@@ -14,7 +15,7 @@ from storages.models import FileStorage
 from storages.services import storage_require_available
 
 from . import media
-from .models import Author, ImageFile, ImportSession, Photo
+from .models import Author, ImageFile, ImportSession, Photo, SourceEntry
 from .totals import with_images_count
 
 logger = logging.getLogger("imalink.imports")
@@ -166,6 +167,57 @@ def photo_files(photo: Photo):
     return photo.files.select_related("file_storage", "import_session").order_by("-is_primary", "id")
 
 
+def photo_original_file(hothash: str) -> ImageFile:
+    """The file that stands for an item as a whole (the photo page plays it, /photos/<hothash>/original answers
+    it): its primary original, else its first other original on record. A companion never stands for its item.
+
+    NotFound for an unknown item, and for one whose every original is recorded missing.
+    """
+    image_file = (
+        ImageFile.objects.select_related("file_storage")
+        .filter(photo__hothash=hothash, role=ImageFile.Role.ORIGINAL)
+        .exclude(status=ImageFile.Status.MISSING)
+        .order_by("-is_primary", "id")
+        .first()
+    )
+    if image_file is None:
+        if not Photo.objects.filter(hothash=hothash).exists():
+            raise NotFound(f"No photo with hothash {hothash!r}.", details={"hothash": hothash})
+        raise NotFound(f"No original of {hothash!r} is on record: every copy is missing.", code="no_original")
+    return image_file
+
+
+def session_source_entries(session: ImportSession, *, fate: str | None = None):
+    """The files of the session's source folder with their fates, in path order; only one fate when given."""
+    entries = SourceEntry.objects.filter(import_session=session).order_by("path", "id")
+    if fate:
+        entries = entries.filter(fate=fate)
+    return entries
+
+
+def session_fate_counts(session: ImportSession) -> dict[str, int]:
+    """How many source files met each fate (every fate named, zero included), counted by the database."""
+    counts = dict.fromkeys(SourceEntry.Fate.values, 0)
+    for fate, count in (
+        SourceEntry.objects.filter(import_session=session)
+        .order_by()
+        .values("fate")
+        .annotate(n=Count("id"))
+        .values_list("fate", "n")
+    ):
+        counts[fate] = count
+    return counts
+
+
+def stored_items(storage, relative_paths) -> dict[str, str]:
+    """The hothash of the item each of these storage paths is a file of, for the paths recorded on the storage."""
+    return dict(
+        ImageFile.objects.filter(file_storage=storage, relative_path__in=list(relative_paths))
+        .exclude(status=ImageFile.Status.MISSING)
+        .values_list("relative_path", "photo__hothash")
+    )
+
+
 def _clean_tags(tags) -> list[str]:
     def reject(message):
         raise ImalinkError(message, code="validation_error", status=422, details={"field": "tags"})
@@ -222,6 +274,8 @@ def photo_update(
         photo.tags = _clean_tags(tags)
     if author_id is not _UNSET:
         photo.author = author_get(author_id) if author_id is not None else None
+    if any(value is not None for value in (title, description, rating, tags)):
+        photo.metadata_edited_at = timezone.now()
     with transaction.atomic():
         photo.save()
         if on_saved is not None:

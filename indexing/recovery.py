@@ -791,6 +791,7 @@ def _photo_for(entry: dict, hothash: str, store: drive.Storage, report: StorageR
         ("title", lambda v: _str(v, "photo.title", max_length=300, default="")),
         ("description", lambda v: _str(v, "photo.description", default="")),
         ("rating", lambda v: _int(v if v is not None else 0, "photo.rating", minimum=0, maximum=5)),
+        ("metadata_edited_at", lambda v: _datetime(v, "photo.metadata_edited_at")),
     ):
         try:
             fields[name] = reader(meta.get(name))

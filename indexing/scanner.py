@@ -4,6 +4,12 @@ Files whose size and mtime_ns match their row are trusted and never read. A path
 row that disappeared first by size, then confirmed by checksum: that is a move. A row's path holding other
 bytes is `modified`; a row whose file is nowhere is `missing` (never deleted); anything else is `new`.
 An unavailable storage is refused before anything is read or written.
+
+Sidecars are edited by other programs, so their bytes may change and that is not damage (docs/MEDIA.md): a
+sidecar whose bytes changed is read again and its new checksum recorded, never reported `modified`. A sidecar
+that left its path with other bytes follows its item when a file of the same name stands in a folder where its
+item now is (a photo and its sidecar moved, the sidecar edited on the way). What it says is applied to its item
+when it is newer than the user's last change in ImaLink. A sidecar that is nowhere is missing, as any file.
 """
 
 import logging
@@ -16,6 +22,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from imports import metadata
 from imports.checksums import drive_checksum
 from imports.models import ImageFile, ImportSession
 from imports.pipeline import adopt_in_place
@@ -50,6 +57,7 @@ class RowInfo:
     status: str
     hothash: str
     session_id: int
+    role: str = ImageFile.Role.ORIGINAL
 
 
 @dataclass
@@ -62,6 +70,7 @@ class ScanReport:
     missing_files: list = field(default_factory=list)
     new_files: list = field(default_factory=list)
     modified_files: list = field(default_factory=list)
+    sidecars_updated: list = field(default_factory=list)
     restored_files: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     unchanged_count: int = 0
@@ -82,6 +91,7 @@ class ScanPlan:
     moves: list[tuple[RowInfo, DiskFile]]
     missing: list[RowInfo]
     modified: list[tuple[RowInfo, DiskFile]]
+    sidecars: list[tuple[RowInfo, DiskFile]]  # a sidecar's new bytes, perhaps at a new path (see the docstring)
     touched: list[tuple[int, int]]  # (row id, new mtime_ns): same bytes, new time
     restored: list[RowInfo]
     new: list[DiskFile]
@@ -133,7 +143,17 @@ def _usable(path: str, skipped: list[dict]) -> bool:
     return True
 
 
-FULL_ROW = ("id", "relative_path", "file_size", "mtime_ns", "checksum", "status", "photo__hothash", "import_session_id")
+FULL_ROW = (
+    "id",
+    "relative_path",
+    "file_size",
+    "mtime_ns",
+    "checksum",
+    "status",
+    "photo__hothash",
+    "import_session_id",
+    "role",
+)
 
 
 def _fetch(queryset) -> list[tuple]:
@@ -210,10 +230,12 @@ def scan_storage(
             or report.missing_files
             or report.new_files
             or report.modified_files
+            or report.sidecars_updated
             or report.restored_files
         )
         if not dry_run:
             _apply(storage, plan)
+            _apply_sidecars(storage, plan.sidecars, report)
             if adopt_new and plan.new:
                 try:
                     report.adopted = adopt_in_place(storage=storage, files=plan.new, should_stop=should_stop).as_dict()
@@ -281,13 +303,16 @@ def _classify(storage, disk: set, present: set, reader: _Reader, report: ScanRep
     candidates = [d for d in disk_files if d.path not in in_place.live_at_path or d.path in in_place.changed_paths]
     moves = _match_moves(candidates, in_place, reader)
     modified, missing = _modified_and_missing(in_place, moves, disk_by_path)
+    new = _new_files(candidates, in_place, moves)
+    sidecars, modified, missing, new = _sidecars_followed(storage, modified, missing, new, moves, reader)
     plan = ScanPlan(
         moves=moves.pairs,
         missing=missing,
         modified=modified,
+        sidecars=sidecars,
         touched=in_place.touched,
         restored=in_place.restored,
-        new=_new_files(candidates, in_place, moves),
+        new=new,
         sessions=set(),
     )
     _report_plan(plan, report)
@@ -391,6 +416,60 @@ def _modified_and_missing(
     return modified, missing
 
 
+def _sidecars_followed(storage, modified, missing, new, moves: _Moves, reader: _Reader):
+    """Sidecars taken out of `modified` (new bytes in place) and out of `missing` (followed to a file of the same
+    name beside their item, which then is not new). Returns (sidecars, modified, missing, new)."""
+    sidecars = [(row, disk) for row, disk in modified if row.role == ImageFile.Role.SIDECAR]
+    modified = [(row, disk) for row, disk in modified if row.role != ImageFile.Role.SIDECAR]
+    lost = [row for row in missing if row.role == ImageFile.Role.SIDECAR]
+    if not lost or not new:
+        return _read_all(sidecars, reader), modified, missing, new
+    new_by_name: dict[str, list[DiskFile]] = defaultdict(list)
+    for disk in new:
+        new_by_name[disk.path.rsplit("/", 1)[-1]].append(disk)
+    folders = _item_folders(storage, {row.hothash for row in lost}, moves)
+    followed: set[int] = set()
+    taken: set[str] = set()
+    for row in lost:
+        name = row.path.rsplit("/", 1)[-1]
+        beside = [
+            d
+            for d in new_by_name.get(name, ())
+            if d.path not in taken and d.path.rsplit("/", 1)[0] in folders.get(row.hothash, ())
+        ]
+        if len(beside) == 1:
+            sidecars.append((row, beside[0]))
+            followed.add(row.id)
+            taken.add(beside[0].path)
+    missing = [row for row in missing if row.id not in followed]
+    new = [disk for disk in new if disk.path not in taken]
+    return _read_all(sidecars, reader), modified, missing, new
+
+
+def _read_all(sidecars, reader: _Reader):
+    """Each sidecar's new file checksummed (a file gone since the walk is left out, judged by the next scan)."""
+    return [(row, disk) for row, disk in sidecars if reader.checksum(disk) is not None]
+
+
+def _item_folders(storage, hothashes: set[str], moves: _Moves) -> dict[str, set[str]]:
+    """The folders where each item's other files are now: where they moved to, or where they are."""
+    folders: dict[str, set[str]] = defaultdict(set)
+    moved_ids = moves.matched_rows
+    for row, disk in moves.pairs:
+        if row.hothash in hothashes:
+            folders[row.hothash].add(disk.path.rsplit("/", 1)[0])
+    rows = (
+        ImageFile.objects.filter(file_storage=storage, photo__hothash__in=hothashes)
+        .exclude(status=ImageFile.Status.MISSING)
+        .exclude(role=ImageFile.Role.SIDECAR)
+        .values_list("id", "photo__hothash", "relative_path")
+    )
+    for row_id, hothash, path in rows:
+        if row_id not in moved_ids:
+            folders[hothash].add(path.rsplit("/", 1)[0])
+    return folders
+
+
 def _new_files(candidates: list[DiskFile], in_place: _InPlace, moves: _Moves) -> list[DiskFile]:
     """Not claimed by a move, and either at a path no row holds, or at a path whose own row's bytes moved away."""
     live = in_place.live_at_path
@@ -413,6 +492,11 @@ def _report_plan(plan: ScanPlan, report: ScanReport) -> None:
         plan.sessions.add(row.session_id)
     for row, _disk in plan.modified:
         report.modified_files.append({"hothash": row.hothash, "path": row.path, "session_id": row.session_id})
+        plan.sessions.add(row.session_id)
+    for row, disk in plan.sidecars:
+        report.sidecars_updated.append(
+            {"hothash": row.hothash, "old_path": row.path, "path": disk.path, "session_id": row.session_id}
+        )
         plan.sessions.add(row.session_id)
     for row in plan.restored:
         report.restored_files.append({"hothash": row.hothash, "path": row.path, "session_id": row.session_id})
@@ -451,8 +535,34 @@ def _apply(storage, plan: ScanPlan) -> None:
         )
         for row_id, mtime_ns in plan.touched:
             ImageFile.objects.filter(pk=row_id).update(mtime_ns=mtime_ns)
+        sidecar_ids = [row.id for row, _ in plan.sidecars]
+        ImageFile.objects.filter(pk__in=sidecar_ids).update(status=ImageFile.Status.MISSING)  # as for moves
+        for row, disk in plan.sidecars:
+            ImageFile.objects.filter(pk=row.id).update(
+                relative_path=disk.path,
+                checksum=disk.checksum,
+                file_size=disk.size,
+                mtime_ns=disk.mtime_ns,
+                status=ImageFile.Status.PRESENT,
+                last_seen_at=now,
+            )
         type(storage).objects.filter(pk=storage.pk).update(last_scan_at=now)
         storage.last_scan_at = now
+
+
+def _apply_sidecars(storage, sidecars, report: ScanReport) -> None:
+    """What each changed sidecar says, applied to its item when the sidecar is newer than the user's last change
+    in ImaLink; the report's entry says whether it was (`applied`) and what it set or why not."""
+    by_path = {entry["path"]: entry for entry in report.sidecars_updated}
+    with drive.Storage(storage.full_path) as opened:
+        for row, disk in sidecars:
+            entry = by_path[disk.path]
+            fields, why = metadata.read_stored_sidecar(opened, disk.path, disk.size)
+            if fields is None:
+                entry.update(applied=False, reason=why)
+                continue
+            applied, detail = metadata.apply_sidecar(row.hothash, fields, disk.mtime_ns)
+            entry.update(applied=applied, **({"fields": detail} if applied else {"reason": detail}))
 
 
 def _rewrite_indexes(storage, session_ids) -> None:

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from imports import metadata
 from imports.checksums import CHUNK, fd_checksum, index_checksum
 from imports.models import ImageFile
 from imports.sources import is_junk
@@ -29,7 +30,17 @@ from .writer import write_master_index, write_session_index
 logger = logging.getLogger("imalink.indexing")
 
 MODES = ("quick", "full")
-_ROW = ("id", "relative_path", "file_size", "mtime_ns", "checksum", "status", "photo__hothash", "import_session_id")
+_ROW = (
+    "id",
+    "relative_path",
+    "file_size",
+    "mtime_ns",
+    "checksum",
+    "status",
+    "photo__hothash",
+    "import_session_id",
+    "role",
+)
 REASON_CHECKSUM = "checksum mismatch"
 REASON_SIZE = "size changed"
 REASON_MTIME = "mtime changed (contents not compared: run a full validation)"
@@ -45,6 +56,9 @@ class ValidationReport:
     missing_files: list = field(default_factory=list)
     extra_files: list = field(default_factory=list)
     corrupted_files: list = field(default_factory=list)
+    # Sidecars whose bytes changed: other programs edit them, so that is not damage (docs/MEDIA.md). A full
+    # validation records the new checksum (`recorded`); a quick one leaves that to the next scan.
+    sidecars_changed: list = field(default_factory=list)
     flagged_files: int = 0  # rows this run newly set to status "modified"
     skipped: list = field(default_factory=list)  # folders or files the walk could not read
     bytes_read: int = 0
@@ -180,8 +194,9 @@ def _validate_locked(
                 raise _BudgetSpent()
 
     to_flag: list[int] = []  # what a run stopped by its budget has found so far is still flagged
+    to_record: list[tuple] = []  # (file id, checksum, size, mtime_ns) of sidecars read again in full
     try:
-        _compare(opened, rows, disk, mode, report, progress, should_stop, from_drive, to_flag)
+        _compare(opened, rows, disk, mode, report, progress, should_stop, from_drive, to_flag, to_record)
     except _BudgetSpent:
         report.complete = False
     known = {r[1] for r in rows}
@@ -193,6 +208,20 @@ def _validate_locked(
     # An unplugged drive reads as every file missing or unreadable: flag nothing unless it is still here.
     storage_require_available(storage)
     report.flagged_files = _flag_modified(to_flag)
+    _record_sidecars(opened, to_record)
+
+
+def _record_sidecars(opened: drive.Storage, found: list[tuple]) -> None:
+    """Sidecars read in full with new bytes, as a scan takes them: the new checksum recorded, and what they say
+    applied to their item when newer than the user's last change in ImaLink (imports/metadata.py)."""
+    for file_id, hothash, path, checksum, size, mtime_ns in found:
+        with transaction.atomic():
+            ImageFile.objects.filter(pk=file_id, role=ImageFile.Role.SIDECAR).update(
+                checksum=checksum, file_size=size, mtime_ns=mtime_ns, status=ImageFile.Status.PRESENT
+            )
+            fields, _why = metadata.read_stored_sidecar(opened, path, size)
+            if fields is not None:
+                metadata.apply_sidecar(hothash, fields, mtime_ns)
 
 
 class _BudgetSpent(Exception):
@@ -200,7 +229,7 @@ class _BudgetSpent(Exception):
 
 
 def _compare(
-    opened: drive.Storage, rows, disk, mode, report, progress, should_stop, from_drive, to_flag: list[int]
+    opened: drive.Storage, rows, disk, mode, report, progress, should_stop, from_drive, to_flag: list[int], to_record
 ) -> None:
     """Check each row against its file; fill the report, and `to_flag` with the ids of rows to flag `modified`.
 
@@ -210,10 +239,11 @@ def _compare(
     buffer = bytearray(CHUNK) if full else None
     total_bytes = sum(r[2] for r in rows) if full else None
     progress(stage="checking", total=len(rows), done=0, bytes_total=total_bytes, bytes_read=0, force=True)
-    for done, (file_id, path, size, mtime_ns, checksum, status, hothash, session_id) in enumerate(rows, start=1):
+    for done, (file_id, path, size, mtime_ns, checksum, status, hothash, session_id, role) in enumerate(rows, start=1):
         if should_stop and (full or done % 1000 == 0):
             should_stop()
         known = {"file_id": file_id, "hothash": hothash, "path": path, "session_id": session_id}
+        sidecar = role == ImageFile.Role.SIDECAR
         on_disk = _on_disk(opened, path, disk)
         report.files_checked += 1
         report.cursor = path  # a budget only ever stops the run at the top of the loop, after this row
@@ -238,6 +268,10 @@ def _compare(
                 report.bytes_read += read
                 if actual == checksum:
                     report.validated_files += 1
+                elif sidecar:
+                    st = opened.lstat(path)
+                    report.sidecars_changed.append({**known, "recorded": True})
+                    to_record.append((file_id, hothash, path, actual, st.st_size, st.st_mtime_ns))
                 else:
                     report.corrupted_files.append(
                         {
@@ -250,6 +284,8 @@ def _compare(
                     if status == ImageFile.Status.PRESENT:
                         to_flag.append(file_id)
             progress(done=done, bytes_read=report.bytes_read)
+        elif sidecar and on_disk != (size, mtime_ns):
+            report.sidecars_changed.append({**known, "recorded": False})
         else:
             reason = None
             if on_disk[0] != size:

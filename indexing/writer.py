@@ -453,6 +453,7 @@ def build_session_index(session) -> dict:
                 "description": photo.description,
                 "rating": photo.rating,
                 "tags": photo.tags,
+                "metadata_edited_at": _iso(photo.metadata_edited_at),
                 "author": {"id": photo.author_id, "name": photo.author.name, "email": photo.author.email}
                 if photo.author
                 else None,
