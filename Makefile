@@ -28,12 +28,13 @@ setup-test: $(TEST_STAMP)
 
 # Browser tests drive Debian's Chromium through Playwright (no browser download). As root it is installed
 # here; elsewhere install the chromium package yourself, or the browser tests are skipped (not under CI=true).
+# The exiv2 command is installed beside it: the XMP tests check what ImaLink writes with a second reader.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@command -v chromium >/dev/null 2>&1 && command -v exiv2 >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then \
-			echo "Installing Debian's chromium for the browser tests ..."; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-		else echo "Chromium is not installed: the browser tests will be skipped (apt-get install chromium)."; fi; }
+			echo "Installing Debian's chromium and exiv2 for the browser and XMP tests ..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium exiv2 >/dev/null; \
+		else echo "Chromium or exiv2 is not installed: their tests will be skipped (apt-get install chromium exiv2)."; fi; }
 
 migrate: setup
 	$(PY) manage.py migrate --noinput

@@ -177,4 +177,4 @@ def get_photo_hotpreview(request, hothash: str):
 )
 def update_photo(request, hothash: str, payload: PhotoUpdateIn):
     photo = rewrite.photo_update(services.photo_get(hothash), **payload.dict(exclude_unset=True))
-    return ok(_photo_detail(photo))
+    return ok({**_photo_detail(photo), "sidecar_writes": photo.sidecar_writes})

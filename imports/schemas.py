@@ -229,8 +229,18 @@ class PhotoOut(Schema):
         }
 
 
+class SidecarWriteOut(Schema):
+    storage_uuid: UUID
+    status: str = Field(description="written, or not_written (reason says why: unplugged, read-only, ...)")
+    path: str | None
+    reason: str
+
+
 class PhotoDetailOut(PhotoOut):
     files: list[PhotoFileOut]
+    sidecar_writes: list[SidecarWriteOut] = Field(
+        [], description="after a change: the XMP sidecar written on each storage set to write sidecars, or why not"
+    )
 
 
 class PhotoList(Schema):

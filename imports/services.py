@@ -17,6 +17,7 @@ from storages.services import storage_require_available
 from . import media
 from .models import Author, ImageFile, ImportSession, Photo, SourceEntry
 from .totals import with_images_count
+from .writeback import write_sidecars
 
 logger = logging.getLogger("imalink.imports")
 
@@ -274,12 +275,15 @@ def photo_update(
         photo.tags = _clean_tags(tags)
     if author_id is not _UNSET:
         photo.author = author_get(author_id) if author_id is not None else None
-    if any(value is not None for value in (title, description, rating, tags)):
+    metadata_changed = any(value is not None for value in (title, description, rating, tags))
+    if metadata_changed:
         photo.metadata_edited_at = timezone.now()
     with transaction.atomic():
         photo.save()
         if on_saved is not None:
             on_saved(photo)  # the indexing app queues the rewrite of the session indexes that name this photo
+    # On storages set to write sidecars; each one says whether it was written, and why not (imports/writeback.py).
+    photo.sidecar_writes = write_sidecars(photo) if metadata_changed else []
     return photo
 
 

@@ -29,6 +29,8 @@ TMP_DIR = f"{OWN_DIR}/tmp"  # verified copies and atomic writes are made here fi
 HOTPREVIEW_DIR = f"{OWN_DIR}/hotpreviews"
 # Where indexing keeps the copies of the indexes it replaces, and the files it sets aside instead of deleting.
 BACKUP_DIR = Path(OWN_DIR) / "index-backups"
+# Where a user's file that ImaLink replaces (a sidecar it merges into) is kept first, never deleted.
+QUARANTINE_DIR = Path(OWN_DIR) / "quarantine"
 SUBFOLDERS = (PHOTOS_DIR, IMPORTS_DIR, OWN_DIR, HOTPREVIEW_DIR, str(BACKUP_DIR), TMP_DIR)
 
 
@@ -137,6 +139,7 @@ LAYOUT = (
     (TMP_DIR, "folder"),
     (HOTPREVIEW_DIR, "folder"),
     (str(BACKUP_DIR), "folder"),
+    (str(QUARANTINE_DIR), "folder"),
     (IMPORTS_DIR, "folder"),
     (MASTER_INDEX, "file"),
     (PHOTOS_DIR, "folder"),

@@ -10,12 +10,19 @@ from django.db import models
 
 
 class FileStorage(models.Model):
+    class XmpWriteback(models.TextChoices):
+        """Whether a change to a photo's rating, tags, title or description is written to its XMP sidecar."""
+
+        OFF = "off"
+        SIDECARS = "sidecars"
+
     storage_uuid = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
     directory_name = models.CharField(max_length=64, unique=True, editable=False)
     base_path = models.CharField(max_length=4096)
     display_name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
+    xmp_writeback = models.CharField(max_length=10, choices=XmpWriteback.choices, default=XmpWriteback.OFF)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_scan_at = models.DateTimeField(null=True, blank=True)

@@ -1,6 +1,7 @@
 """Request and response shapes of the file-storage routes, with the seed's field names."""
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from ninja import Schema
@@ -18,6 +19,13 @@ class StorageUpdateIn(Schema):
     model_config = ConfigDict(extra="forbid")
     display_name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=10_000)
+    xmp_writeback: Literal["off", "sidecars"] | None = Field(
+        None,
+        description=(
+            "off (the default), or sidecars: a change to a photo's rating, tags, title or description is written "
+            "to its XMP sidecar on this storage (originals never are)."
+        ),
+    )
     base_path: str | None = Field(
         None,
         max_length=4096,
@@ -39,6 +47,7 @@ class StorageOut(Schema):
     display_name: str
     description: str
     is_active: bool
+    xmp_writeback: str
     created_at: datetime
     updated_at: datetime
     last_scan_at: datetime | None
@@ -63,6 +72,7 @@ class StorageOut(Schema):
             "display_name": storage.display_name,
             "description": storage.description,
             "is_active": storage.is_active,
+            "xmp_writeback": storage.xmp_writeback,
             "created_at": storage.created_at,
             "updated_at": storage.updated_at,
             "last_scan_at": storage.last_scan_at,

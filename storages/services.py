@@ -126,7 +126,11 @@ def storage_create(
 
 
 def storage_update(
-    storage: FileStorage, *, display_name: str | None = None, description: str | None = None
+    storage: FileStorage,
+    *,
+    display_name: str | None = None,
+    description: str | None = None,
+    xmp_writeback: str | None = None,
 ) -> FileStorage:
     if display_name is not None:
         if not display_name.strip():
@@ -139,6 +143,15 @@ def storage_update(
         storage.display_name = display_name.strip()
     if description is not None:
         storage.description = description
+    if xmp_writeback is not None:
+        if xmp_writeback not in FileStorage.XmpWriteback.values:
+            raise ImalinkError(
+                "xmp_writeback must be off or sidecars.",
+                code="validation_error",
+                status=422,
+                details={"field": "xmp_writeback"},
+            )
+        storage.xmp_writeback = xmp_writeback
     storage.save()
     return storage
 
@@ -148,6 +161,7 @@ def storage_update_and_migrate(
     *,
     display_name: str | None = None,
     description: str | None = None,
+    xmp_writeback: str | None = None,
     base_path: str | None = None,
     rewrite: Callable[[FileStorage], object] | None = None,
 ) -> tuple[FileStorage, "MigrationReport | None"]:
@@ -156,7 +170,9 @@ def storage_update_and_migrate(
     with transaction.atomic():
         if base_path is not None:
             storage_check_migration(storage, base_path)  # refuse before the name or description changes
-        storage = storage_update(storage, display_name=display_name, description=description)
+        storage = storage_update(
+            storage, display_name=display_name, description=description, xmp_writeback=xmp_writeback
+        )
         report = storage_migrate(storage, new_base_path=base_path, rewrite=rewrite) if base_path is not None else None
     return storage, report
 

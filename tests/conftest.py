@@ -111,6 +111,40 @@ def allowed_root(tmp_path, settings) -> Path:
 
 
 @pytest.fixture
+def write_protectable_drive(allowed_root):
+    """A folder inside the allowed root, and a function that makes it refuse writes afterwards.
+
+    As root, chmod stops nothing, so the folder is a tmpfs that gets remounted read-only; otherwise chmod does.
+    """
+    drive = allowed_root / "drive"
+    drive.mkdir()
+    protected = []
+    if os.geteuid() == 0:
+        ok = (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(drive)], capture_output=True
+            ).returncode
+            == 0
+        )
+        require(ok, "a read-only mount")
+
+    def protect():
+        if os.geteuid() == 0:
+            ok = subprocess.run(["mount", "-o", "remount,ro", str(drive)], capture_output=True).returncode == 0
+            require(ok, "a read-only mount")
+            return
+        for folder, dirs, _files in os.walk(drive):
+            protected.append(folder)
+            os.chmod(folder, 0o555)
+
+    yield drive, protect
+    for folder in protected:
+        os.chmod(folder, 0o755)
+    if os.geteuid() == 0:
+        subprocess.run(["umount", str(drive)], check=True)
+
+
+@pytest.fixture
 def admin_user(django_user_model):
     """The `admin` superuser (the one `make run` creates; a live server in this test may have made it already)."""
     user = django_user_model.objects.filter(username="admin").first()

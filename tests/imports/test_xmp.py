@@ -345,8 +345,7 @@ def test_merge_into_the_lightroom_sidecar(lightroom, lightroom_text):
 
 def test_merge_keeps_every_other_field_as_the_exiv2_command_reads_it(rich, tmp_path):
     exiv2 = shutil.which("exiv2")
-    if exiv2 is None:
-        pytest.skip("the exiv2 command is not installed (apt-get install exiv2)")
+    require(exiv2 is not None, "the exiv2 command (make test installs Debian's exiv2)")
     # The command reads only UTF-8 sidecars, so the original is given to it transcoded.
     (tmp_path / "original.xmp").write_bytes(rich.decode("utf-16").encode("utf-8"))
     merged = merge_xmp(rich, rating=2, keywords=["Oslo", "fjord", "ny"], title="Ny", description="")

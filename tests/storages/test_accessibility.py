@@ -5,14 +5,12 @@ The check only looks: a storage, present or not, must be left exactly as it was.
 
 import json
 import os
-import subprocess
 import uuid
 from datetime import datetime, timedelta
 
 import pytest
 
 from storages.models import FileStorage
-from tests.conftest import require
 
 pytestmark = pytest.mark.django_db
 
@@ -56,40 +54,6 @@ def assert_unavailable(api, storage, reason_code, *, roots):
     listed = api.get(f"/api/v1/file-storage/{storage['storage_uuid']}").json()["data"]
     assert (listed["is_accessible"], listed["accessibility_reason"]) == (False, data["reason"])
     return data
-
-
-@pytest.fixture
-def write_protectable_drive(allowed_root):
-    """A folder inside the allowed root, and a function that makes it refuse writes afterwards.
-
-    As root, chmod stops nothing, so the folder is a tmpfs that gets remounted read-only; otherwise chmod does.
-    """
-    drive = allowed_root / "drive"
-    drive.mkdir()
-    protected = []
-    if os.geteuid() == 0:
-        ok = (
-            subprocess.run(
-                ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(drive)], capture_output=True
-            ).returncode
-            == 0
-        )
-        require(ok, "a read-only mount")
-
-    def protect():
-        if os.geteuid() == 0:
-            ok = subprocess.run(["mount", "-o", "remount,ro", str(drive)], capture_output=True).returncode == 0
-            require(ok, "a read-only mount")
-            return
-        for folder, dirs, _files in os.walk(drive):
-            protected.append(folder)
-            os.chmod(folder, 0o555)
-
-    yield drive, protect
-    for folder in protected:
-        os.chmod(folder, 0o755)
-    if os.geteuid() == 0:
-        subprocess.run(["umount", str(drive)], check=True)
 
 
 def test_it_reports_a_healthy_storage(api, allowed_root, make_storage):
