@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('imports', '0004_source_entries'),
+        ("imports", "0004_source_entries"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='photo',
-            name='metadata_edited_at',
+            model_name="photo",
+            name="metadata_edited_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
