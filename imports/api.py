@@ -1,5 +1,6 @@
 """Routes under /api/v1/import-sessions/, /api/v1/authors/ and /api/v1/photos/: thin doors into imports.services."""
 
+from typing import Literal
 from uuid import UUID
 
 from django.core.paginator import Paginator
@@ -134,10 +135,12 @@ def list_photos(
     storage_uuid: UUID | None = None,
     session_id: int | None = Query(None, ge=1),
     q: str | None = Query(None, max_length=300, description="Part of the title"),
+    media_type: Literal["photo", "video"] | None = Query(None, description="Only photos, or only videos"),
     page: int = Query(1, ge=1),
     page_size: int = Query(100, ge=1, le=500),
 ):
-    paginator = Paginator(services.photos_list(storage_uuid=storage_uuid, session_id=session_id, q=q), page_size)
+    found = services.photos_list(storage_uuid=storage_uuid, session_id=session_id, q=q, media_type=media_type)
+    paginator = Paginator(found, page_size)
     current = paginator.get_page(page)
     items = [PhotoOut.from_photo(p) for p in current.object_list]
     return ok({"photos": items, "count": paginator.count, "page": current.number, "pages": paginator.num_pages})

@@ -150,9 +150,11 @@ def photo_get(hothash: str) -> Photo:
     return photo
 
 
-def photos_list(*, storage_uuid=None, session_id: int | None = None, q: str | None = None):
+def photos_list(*, storage_uuid=None, session_id: int | None = None, q: str | None = None, media_type=None):
     """Photos newest first (undated ones last), without their hotpreview bytes."""
     photos = Photo.objects.select_related("author").defer("hotpreview")
+    if media_type is not None:
+        photos = photos.filter(media_type=media_type)
     if storage_uuid is not None:
         photos = photos.filter(files__file_storage__storage_uuid=storage_uuid)
     if session_id is not None:
@@ -288,10 +290,14 @@ def photo_update(
 
 
 def photo_preview_jpeg(photo: Photo) -> bytes | None:
-    """A ~1024 px JPEG rendered from the primary file when its storage is available, else the hotpreview."""
+    """A ~1024 px JPEG rendered from the primary file when its storage is available, else the hotpreview.
+
+    A video's is its hotpreview (its poster frame): the page plays the video itself."""
+    if photo.media_type == Photo.MediaType.VIDEO:
+        return bytes(photo.hotpreview) if photo.hotpreview else None
     image_file = (
         photo.files.select_related("file_storage")
-        .filter(status=ImageFile.Status.PRESENT)
+        .filter(status=ImageFile.Status.PRESENT, role=ImageFile.Role.ORIGINAL)
         .order_by("-is_primary", "id")
         .first()
     )

@@ -8,7 +8,7 @@ the totals change in the same transaction as the file rows they count.
 from django.db.models import BigIntegerField, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from .models import FileTotals, ImportSession, StorageTotals
+from .models import FileTotals, ImportSession, StoragePhoto, StorageTotals
 
 
 def file_totals(storage) -> tuple[dict, dict[int, tuple[int, int]]]:
@@ -42,6 +42,12 @@ def photo_count(storage) -> int:
     return StorageTotals.objects.filter(file_storage_id=storage.pk).values_list("photos", flat=True).first() or 0
 
 
+def video_count(storage) -> int:
+    """How many of those items are videos: one indexed count over the storage's StoragePhoto rows (one per item,
+    never per file), joined to their items."""
+    return StoragePhoto.objects.filter(file_storage_id=storage.pk, photo__media_type="video").count()
+
+
 def with_images_count(sessions):
     """Sessions annotated with images_count_annotated (every file row, missing ones too) from the totals."""
     files = (
@@ -70,6 +76,7 @@ def storage_statistics(storage) -> dict:
             "total_size_bytes": size,
             "total_size_mb": round(size / (1024 * 1024), 3),
             "photos": photo_count(storage),
+            "videos": video_count(storage),
             "missing_files": totals["missing_files"],
         },
         "import_sessions": [

@@ -134,7 +134,8 @@ class StatisticsFigures(Schema):
     total_files: int
     total_size_mb: float
     total_size_bytes: int
-    photos: int
+    photos: int = Field(description="media items, photos and videos alike (the seed's name)")
+    videos: int = Field(0, description="how many of those items are videos")
     missing_files: int
 
 

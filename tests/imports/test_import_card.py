@@ -256,3 +256,20 @@ def test_recovery_from_the_indexes_alone_rebuilds_items_and_companions(storage, 
     assert snapshot() == before
     assert dict(Photo.objects.values_list("hothash", "duration_s")) == durations
     assert Photo.objects.get(hothash__startswith="video:", has_hotpreview=True).hotpreview
+
+
+def test_the_api_knows_videos(api, storage, allowed_root, corpus, corpus_card):
+    run_import(storage, camera_folder(allowed_root / "camera", corpus, corpus_card), "Camera")
+    stats = api.get(f"/api/v1/file-storage/{storage.storage_uuid}/statistics").json()["data"]["statistics"]
+    assert (stats["photos"], stats["videos"], stats["total_files"]) == (3, 2, 7)
+
+    videos = api.get("/api/v1/photos/?media_type=video").json()["data"]["photos"]
+    assert sorted((v["media_type"], v["codec"]) for v in videos) == [("video", "mjpeg"), ("video", "mpeg4")]
+    assert {p["media_type"] for p in api.get("/api/v1/photos/?media_type=photo").json()["data"]["photos"]} == {"photo"}
+    assert api.get("/api/v1/photos/?media_type=film").status_code == 422
+
+    mp4 = next(v for v in videos if v["codec"] == "mpeg4")
+    detail = api.get(f"/api/v1/photos/{mp4['hothash']}").json()["data"]
+    assert detail["duration_s"] == pytest.approx(5.0, abs=0.1)
+    assert sorted(f["role"] for f in detail["files"]) == ["original", "thumbnail"]
+    assert api.get(f"/api/v1/photos/{mp4['hothash']}/hotpreview").status_code == 200
