@@ -17,4 +17,6 @@ urlpatterns = [
     path("photos/<str:hothash>/preview.jpg", views.photo_preview, name="photo-preview"),
     # The item's original file, byte ranges and all (views.photo_original), e.g. the photo page's <video> src.
     path("photos/<str:hothash>/original", views.photo_original, name="photo-original"),
+    # A motion photo's embedded video (views.photo_motion), where it lies in the original.
+    path("photos/<str:hothash>/motion", views.photo_motion, name="photo-motion"),
 ]

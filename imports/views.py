@@ -31,6 +31,7 @@ from storages.services import storage_require_available
 from . import services
 from .forms import ImportForm, PhotoForm
 from .models import ImageFile, ImportSession, Photo, SourceEntry
+from .motion import embedded_video
 from .pipeline import import_validate
 from .verify import verify_validate
 
@@ -495,14 +496,42 @@ def photo_original(request, hothash: str):
     if error:
         return _original_error(request, image_file, hothash, error[1], status=error[0])
     fd, st = opened
+    content_type = ORIGINAL_TYPES.get(image_file.file_format, "application/octet-stream")
+    return _ranged(request, fd, st, 0, st.st_size, content_type, image_file.original_filename, image_file.relative_path)
+
+
+@staff_required
+@require_GET
+def photo_motion(request, hothash: str):
+    """GET /photos/<hothash>/motion: a motion photo's embedded video (imports/motion.py), streamed from the
+    original's bytes where it lies, with byte ranges as photo_original answers them. 404 when it has none."""
+    image_file = or_404(services.photo_original_file, hothash)
+    opened, error = _open_original(image_file)
+    if error:
+        return _original_error(request, image_file, hothash, error[1], status=error[0])
+    fd, st = opened
+    try:
+        found = embedded_video(lambda offset, n: os.pread(fd, n, offset), st.st_size)
+    except OSError as exc:
+        os.close(fd)
+        return _original_error(request, image_file, hothash, f"cannot be read now: {exc.strerror}.", status=503)
+    if found is None:
+        os.close(fd)
+        message = f"{image_file.original_filename} holds no embedded video."
+        return _original_error(request, image_file, hothash, message, status=404)
+    name = f"{image_file.original_filename.rsplit('.', 1)[0]}.motion.mp4"
+    return _ranged(request, fd, st, found.offset, found.length, found.mime, name, image_file.relative_path)
+
+
+def _ranged(request, fd: int, st, start: int, size: int, content_type: str, filename: str, shown: str):
+    """The bytes start..start+size of an open file as one resource, with ranges, ETag and Last-Modified (see
+    photo_original). Takes the descriptor over: it is closed with the response, or here if none streams it."""
     body = None
     try:
-        etag = f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
+        etag = f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}' + (f"-{start:x}" if start else "") + '"'
         last_modified = int(st.st_mtime)
-        content_type = ORIGINAL_TYPES.get(image_file.file_format, "application/octet-stream")
         response = get_conditional_response(request, etag=etag, last_modified=last_modified)
         if response is None:
-            size = st.st_size
             # An If-Range naming another version voids the Range before it is read (RFC 9110 §13.1.5).
             asked = request.headers.get("Range") if _if_range_holds(request, etag, last_modified) else None
             try:
@@ -514,13 +543,13 @@ def photo_original(request, hothash: str):
                 response["Content-Range"] = f"bytes */{size}"
             else:
                 first, last = wanted if wanted is not None else (0, size - 1)
-                body = FileChunks(fd, first, last - first + 1, shown=image_file.relative_path)
+                body = FileChunks(fd, start + first, last - first + 1, shown=shown)
                 response = StreamingHttpResponse(body, status=206 if wanted else 200, content_type=content_type)
                 response["Content-Length"] = str(last - first + 1)
                 if wanted:
                     response["Content-Range"] = f"bytes {first}-{last}/{size}"
                 response["Content-Disposition"] = content_disposition_header(
-                    content_type == "application/octet-stream", image_file.original_filename
+                    content_type == "application/octet-stream", filename
                 )
         response["Accept-Ranges"] = "bytes"
         response["ETag"] = etag

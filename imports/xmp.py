@@ -176,6 +176,16 @@ def read_xmp(data: bytes) -> XmpFields:
     return _fields(values)
 
 
+def read_xmp_properties(data: bytes) -> dict[str, Any]:
+    """Every property of an XMP packet as exiv2 names them (`Xmp.dc.title`, `Xmp.Container.Directory[1]/...`),
+    with the same decoding, refusals and lock as read_xmp: for readers of fields ImaLink does not keep."""
+    packet = _exiv2_packet(data)
+    if packet is None:
+        return {}
+    with _exiv2_sidecar(packet) as sidecar:
+        return sidecar.read_xmp()
+
+
 def merge_xmp(existing: bytes | None, *, rating: int, keywords: Sequence[str], title: str, description: str) -> bytes:
     """A UTF-8 sidecar: `existing` with ImaLink's four fields set, or a new one when existing is None or empty.
 
