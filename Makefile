@@ -8,6 +8,8 @@ TEST_STAMP := $(VENV)/.installed-test
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
+# Processes per pass (pytest-xdist): the suite waits on workers, servers and browsers much of the time.
+TEST_PROCESSES ?= 2
 
 .PHONY: lint run test test-sqlite test-postgres test-reliability setup setup-test migrate clean browser bench-import bench-scan bench-pages bench-validate bench-load bench-recovery
 
@@ -53,12 +55,12 @@ test: setup-test browser lint
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite: setup-test
-	env -u DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
+	env -u DATABASE_URL $(PY) -m pytest -n $(TEST_PROCESSES) $(PYTEST_ARGS)
 
 test-postgres: setup-test
 	@if [ "$$CI" = "true" ] || $(PY) -c 'import psycopg,sys; psycopg.connect("$(PG_TEST_URL)", connect_timeout=2).close()' 2>/dev/null; then \
 		echo "== PostgreSQL pass ($(PG_TEST_URL)) =="; \
-		DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -m "not database_independent and not one_database" $(PYTEST_ARGS); \
+		DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -n $(TEST_PROCESSES) -m "not database_independent and not one_database" $(PYTEST_ARGS); \
 	else \
 		echo "PostgreSQL at $(PG_TEST_URL) does not answer: the PostgreSQL pass is skipped (it is required under CI=true)."; \
 	fi
