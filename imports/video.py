@@ -10,7 +10,6 @@ import os
 import re
 import stat
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,6 +20,7 @@ import av.logging
 from PIL import Image, ImageStat
 
 from .media import (
+    MediaInfo,
     MediaRejected,
     _clean_text,
     _encode_preview,
@@ -153,29 +153,6 @@ _ROTATION_TO_ORIENTATION = {0: 1, 90: 8, 180: 3, 270: 6}
 _ISO6709 = re.compile(r"^\s*([+-])(\d{2,6}(?:\.\d+)?)([+-])(\d{3,7}(?:\.\d+)?)")
 
 
-@dataclass
-class VideoInfo:
-    """What the import needs to know about one video; the integrator maps it onto MediaInfo.
-
-    taken_at is timezone-aware: QuickTime's creationdate keeps the camera's zone, creation_time is UTC, and
-    the mtime fallback is UTC. width and height are as displayed (after a 90 or 270 degree rotation).
-    """
-
-    file_format: str
-    width: int | None
-    height: int | None
-    taken_at: datetime | None
-    taken_at_source: str
-    camera_make: str
-    camera_model: str
-    gps_latitude: float | None
-    gps_longitude: float | None
-    duration_s: float | None
-    codec: str
-    has_hotpreview: bool
-    hotpreview: bytes | None
-
-
 # --- public API ------------------------------------------------------------------------------------
 
 
@@ -204,12 +181,23 @@ def looks_like_video(head: bytes) -> str | None:
     return None
 
 
-def inspect_video(path: Path, *, checksum: str, mtime_ns: int) -> VideoInfo:
+def video_identity(checksum: str) -> str:
+    """A video's hothash: `video:` and the xxh3-128 of its bytes (the form of a preview-less RAW's `raw:`).
+
+    A poster frame says too little to tell two clips apart, and a video has no second rendering (as a RAW has
+    its JPEG) that a content hash would need to meet (docs/MEDIA.md)."""
+    return f"video:{checksum}"
+
+
+def inspect_video(path: Path, *, checksum: str, mtime_ns: int) -> MediaInfo:
     """Inspect one video, or raise MediaRejected. No other exception escapes.
 
-    A video whose container reads but whose frames do not (a truncated copy) is still a video: it comes back
-    with has_hotpreview False, as a RAW without a preview does. checksum is taken for the same call as
-    media.inspect_file; a video's identity is built from it by the caller. Safe to call from several threads.
+    The MediaInfo of a video: media_type "video", its identity from `checksum` (video_identity), duration and
+    codec. A video whose container reads but whose frames do not (a truncated copy) is still a video: it comes
+    back with has_hotpreview False, as a RAW without a preview does. Safe to call from several threads.
+
+    taken_at is timezone-aware: QuickTime's creationdate keeps the camera's zone, creation_time is UTC, and
+    the mtime fallback is UTC. width and height are as displayed (after a 90 or 270 degree rotation).
     """
     path = Path(path)
     try:
@@ -226,7 +214,7 @@ def inspect_video(path: Path, *, checksum: str, mtime_ns: int) -> VideoInfo:
         if file_format is None:
             raise MediaRejected("not_image", "not a recognised video file")
         # FFmpeg opens by name; this name is the very file already opened and checked, however it was reached.
-        return _inspect(f"/proc/self/fd/{fd}", file_format, mtime_ns)
+        return _inspect(f"/proc/self/fd/{fd}", file_format, mtime_ns, checksum)
     except MediaRejected:
         raise
     except OSError as exc:
@@ -241,7 +229,7 @@ def inspect_video(path: Path, *, checksum: str, mtime_ns: int) -> VideoInfo:
 # --- the decision ---------------------------------------------------------------------------------
 
 
-def _inspect(name: str, file_format: str, mtime_ns: int) -> VideoInfo:
+def _inspect(name: str, file_format: str, mtime_ns: int, checksum: str) -> MediaInfo:
     container = _open(name, file_format)
     with container:
         stream = next(
@@ -276,8 +264,9 @@ def _inspect(name: str, file_format: str, mtime_ns: int) -> VideoInfo:
 
         taken_at, source = _video_taken_at(tags, mtime_ns)
         latitude, longitude = _location(tags) or (None, None)
-        return VideoInfo(
+        return MediaInfo(
             file_format=file_format,
+            is_raw=False,
             width=width,
             height=height,
             taken_at=taken_at,
@@ -286,10 +275,12 @@ def _inspect(name: str, file_format: str, mtime_ns: int) -> VideoInfo:
             camera_model=_first_tag(tags, "com.apple.quicktime.model", "model", "com.android.model"),
             gps_latitude=latitude,
             gps_longitude=longitude,
-            duration_s=_duration(container, stream),
-            codec=codec.name if codec is not None else "",
+            hothash=video_identity(checksum),
             has_hotpreview=preview is not None,
             hotpreview=_encode_preview(preview) if preview is not None else None,
+            media_type="video",
+            duration_s=_duration(container, stream),
+            codec=codec.name if codec is not None else "",
         )
 
 

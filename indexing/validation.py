@@ -24,23 +24,13 @@ from storages.services import storage_require_available
 from storages.unsafe import mark_unsafe
 
 from .models import ValidationCheckpoint
-from .scanner import walk_photos
+from .scanner import FULL_ROW, walk_photos
 from .writer import write_master_index, write_session_index
 
 logger = logging.getLogger("imalink.indexing")
 
 MODES = ("quick", "full")
-_ROW = (
-    "id",
-    "relative_path",
-    "file_size",
-    "mtime_ns",
-    "checksum",
-    "status",
-    "photo__hothash",
-    "import_session_id",
-    "role",
-)
+_ROW = FULL_ROW  # the scan's row, as the scan reads it
 REASON_CHECKSUM = "checksum mismatch"
 REASON_SIZE = "size changed"
 REASON_MTIME = "mtime changed (contents not compared: run a full validation)"

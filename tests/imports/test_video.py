@@ -17,8 +17,8 @@ import av
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
-from imports.media import PREVIEW_BOX, MediaRejected
-from imports.video import SNIFF_BYTES, VideoInfo, inspect_video, looks_like_video
+from imports.media import PREVIEW_BOX, MediaInfo, MediaRejected
+from imports.video import SNIFF_BYTES, inspect_video, looks_like_video, video_identity
 from tests.conftest import CORPUS, require
 
 pytestmark = pytest.mark.database_independent  # pure media code: the PostgreSQL pass leaves it out
@@ -35,7 +35,7 @@ def card() -> Path:
     return CARD
 
 
-def inspect(path: Path) -> VideoInfo:
+def inspect(path: Path) -> MediaInfo:
     return inspect_video(path, checksum="0" * 32, mtime_ns=MTIME_NS)
 
 
@@ -44,7 +44,7 @@ def head_of(path: Path) -> bytes:
         return fh.read(SNIFF_BYTES)
 
 
-def poster(info: VideoInfo) -> Image.Image:
+def poster(info: MediaInfo) -> Image.Image:
     """The hotpreview, checked to be a JPEG within the preview box, as a loaded RGB image."""
     assert info.has_hotpreview and info.hotpreview is not None
     with Image.open(io.BytesIO(info.hotpreview)) as im:
@@ -404,3 +404,9 @@ def test_a_fifo_named_mp4_does_not_block(tmp_path):
 def test_a_still_image_handed_to_inspect_video_is_refused(corpus):
     assert rejection(corpus / "heic/IMG_2682.heic").code == "not_image"
     assert rejection(corpus / "jpeg/camera/jolla.jpg").code == "not_image"
+
+
+def test_a_video_is_a_media_item_known_by_its_checksum():
+    info = inspect_video(CARD / "video/quicktime.mp4", checksum="ab" * 16, mtime_ns=MTIME_NS)
+    assert (info.media_type, info.hothash, info.is_raw) == ("video", "video:" + "ab" * 16, False)
+    assert video_identity("cd" * 16) == "video:" + "cd" * 16
