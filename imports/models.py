@@ -79,6 +79,11 @@ class Photo(models.Model):
     class Meta:
         ordering = ["-taken_at", "-id"]
         constraints = [models.CheckConstraint(condition=models.Q(rating__lte=5), name="photo_rating_0_5")]
+        # The videos alone (a partial index, as small as they are few): statistics count a storage's videos
+        # from it without reading the storage's every item (imports/totals.py).
+        indexes = [
+            models.Index(fields=["id"], condition=models.Q(media_type="video"), name="photo_videos"),
+        ]
 
     def __str__(self):
         return self.title or self.hothash[:16]

@@ -8,7 +8,7 @@ the totals change in the same transaction as the file rows they count.
 from django.db.models import BigIntegerField, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from .models import FileTotals, ImportSession, StoragePhoto, StorageTotals
+from .models import FileTotals, ImportSession, Photo, StoragePhoto, StorageTotals
 
 
 def file_totals(storage) -> tuple[dict, dict[int, tuple[int, int]]]:
@@ -43,9 +43,11 @@ def photo_count(storage) -> int:
 
 
 def video_count(storage) -> int:
-    """How many of those items are videos: one indexed count over the storage's StoragePhoto rows (one per item,
-    never per file), joined to their items."""
-    return StoragePhoto.objects.filter(file_storage_id=storage.pk, photo__media_type="video").count()
+    """How many of those items are videos: each video (Photo's partial index photo_videos holds them alone) looked
+    up in the storage's StoragePhoto rows by their unique (storage, photo) index. The cost follows the number of
+    videos, never the storage's size in photos."""
+    videos = Photo.objects.filter(media_type=Photo.MediaType.VIDEO).values("id")
+    return StoragePhoto.objects.filter(file_storage_id=storage.pk, photo_id__in=videos).count()
 
 
 def with_images_count(sessions):

@@ -55,6 +55,7 @@ def test_it_counts_nothing_for_an_empty_storage(api, make_storage):
         "total_size_mb": 0,
         "total_size_bytes": 0,
         "photos": 0,
+        "videos": 0,
         "missing_files": 0,
     }
     assert data["import_sessions"] == []
@@ -79,6 +80,7 @@ def test_it_counts_files_sizes_photos_and_sessions(api, make_storage):
         "total_size_bytes": expected_bytes,
         "total_size_mb": round(expected_bytes / MB, 3),
         "photos": 3 + 2 + 1 + 1,
+        "videos": 0,
         "missing_files": 2,
     }
     sessions = {s["id"]: s for s in data["import_sessions"]}
