@@ -273,3 +273,26 @@ def test_the_api_knows_videos(api, storage, allowed_root, corpus, corpus_card):
     assert detail["duration_s"] == pytest.approx(5.0, abs=0.1)
     assert sorted(f["role"] for f in detail["files"]) == ["original", "thumbnail"]
     assert api.get(f"/api/v1/photos/{mp4['hothash']}/hotpreview").status_code == 200
+
+
+def test_the_whole_card_corpus_is_imported_as_its_manifest_says(storage, allowed_root, corpus_card):
+    """../shared/corpus-card as it is: every video archived (a poster only where a frame decodes), the motion photo
+    one photo, and the two sidecars, which have no photo beside them there, skipped with that reason."""
+    source = allowed_root / "corpus-card"
+    shutil.copytree(corpus_card, source, ignore=shutil.ignore_patterns("*.tsv", "*.md"))
+    with open(corpus_card / "MANIFEST.tsv") as handle:
+        paths = [line.split("\t")[0] for line in handle.read().splitlines()[1:] if line]
+    session, report = run_import(storage, source, "Card corpus")
+
+    found = fates(session)
+    assert set(found) == set(paths) and report.total == len(paths)
+    for path in paths:
+        if path.startswith("sidecar/"):
+            assert found[path] == ("skipped", "sidecar", "orphan_companion"), path
+        else:
+            assert found[path] == ("archived", "original", ""), path
+    videos = {f.original_filename: f.photo for f in ImageFile.objects.filter(photo__media_type="video")}
+    assert set(videos) == {"quicktime.mp4", "10min.mkv", "pentax_320x240.mov", "smallville.s03e02.avi"}
+    assert {name for name, item in videos.items() if item.has_hotpreview} == {"quicktime.mp4", "10min.mkv"}
+    assert videos["10min.mkv"].duration_s == pytest.approx(600, abs=1)
+    assert ImageFile.objects.get(original_filename="samsung-one-ui-6.heic").photo.media_type == "photo"

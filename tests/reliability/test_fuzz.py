@@ -1,5 +1,8 @@
 """Mutated JPEGs and HEICs from the corpus fed to inspect_file: it returns a MediaInfo or raises MediaRejected
 with a message, nothing else, and never takes more than a few seconds on one file. No database.
+
+The card corpus is folded in (issue 16): its videos through imports.inspection (content decides the reader, so a
+damaged MP4 may reach either), and its XMP sidecars through imports.xmp.read_xmp.
 """
 
 import time
@@ -10,8 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from imports import inspection
 from imports.media import MediaInfo, MediaRejected, inspect_file
-from tests.conftest import CORPUS
+from imports.xmp import XmpFields, XmpUnreadable, read_xmp
+from tests.conftest import CORPUS, CORPUS_CARD
 
 PER_FILE_SECONDS = 5  # a bound on pathological inputs, not a speed target
 EXIF_REGION = 64 * 1024
@@ -23,10 +28,14 @@ JPEGS = (
     + sorted(CORPUS.glob("jpeg/exif_edge/*.jpg"))
 )
 HEICS = sorted(CORPUS.glob("heic/*.heic"))
+VIDEOS = sorted(p for p in CORPUS_CARD.glob("video/*") if p.stat().st_size < 300_000)
+SIDECARS = sorted(CORPUS_CARD.glob("sidecar/*.xmp"))
 
 pytestmark = [
     pytest.mark.database_independent,
-    pytest.mark.skipif(not JPEGS or not HEICS, reason=f"the shared corpus at {CORPUS} is missing"),
+    pytest.mark.skipif(
+        not JPEGS or not HEICS or not VIDEOS or not SIDECARS, reason=f"the shared corpora beside {CORPUS} are missing"
+    ),
     # The filters imports.media sets at import are dropped when pytest's collection ends; restore them so the
     # fuzzing runs under the production filters (a bomb warning is an error, Pillow's EXIF quirks are noise).
     pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning"),
@@ -58,18 +67,18 @@ def apply_flips(data: bytes, changes, limit: int | None = None) -> bytes:
     return bytes(out)
 
 
-def check(tmp_path: Path, name: str, data: bytes) -> None:
+def check(tmp_path: Path, name: str, data: bytes, inspect=inspect_file) -> None:
     path = tmp_path / name
     path.write_bytes(data)
     started = time.monotonic()
     try:
-        result = inspect_file(path, checksum="0" * 32, mtime_ns=0)
+        result = inspect(path, checksum="0" * 32, mtime_ns=0)
     except MediaRejected as exc:
         assert exc.message and str(exc), "a rejection must say why"
         assert exc.code in MediaRejected.CODES
     else:
         assert isinstance(result, MediaInfo)
-        assert len(result.hothash) == 32
+        assert len(result.hothash) == 32 or result.hothash == "video:" + "0" * 32
     elapsed = time.monotonic() - started
     assert elapsed < PER_FILE_SECONDS, f"{name} ({len(data)} bytes) took {elapsed:.1f}s"
 
@@ -152,3 +161,36 @@ def test_heic_with_corrupt_box_headers_is_inspected_or_rejected(tmp_path, source
     data = apply_flips(original(source), changes, limit=4096)
     at = int(insert[0] * min(len(data), EXIF_REGION))
     check(tmp_path, source.name, data[:at] + insert[1] + data[at:])
+
+
+# --- videos and sidecars (the card corpus) ---------------------------------------------------------------
+
+video_source = st.sampled_from(VIDEOS)
+
+
+@settings(max_examples=40, **FUZZ_SETTINGS)
+@given(source=video_source, changes=flips())
+def test_video_with_flipped_bytes_is_inspected_or_rejected(tmp_path, source, changes):
+    check(tmp_path, source.name, apply_flips(original(source), changes, limit=8192), inspect=inspection.inspect_file)
+
+
+@settings(max_examples=40, **FUZZ_SETTINGS)
+@given(source=video_source, fraction=st.floats(0, 1, exclude_max=True))
+def test_truncated_video_is_inspected_or_rejected(tmp_path, source, fraction):
+    data = original(source)
+    check(tmp_path, source.name, data[: int(fraction * len(data))], inspect=inspection.inspect_file)
+
+
+@settings(max_examples=150, **FUZZ_SETTINGS)
+@given(source=st.sampled_from(SIDECARS), changes=flips(), fraction=st.floats(0.05, 1))
+def test_damaged_sidecars_are_read_or_refused_with_a_reason(source, changes, fraction):
+    data = apply_flips(original(source), changes)
+    data = data[: max(1, int(fraction * len(data)))]
+    started = time.monotonic()
+    try:
+        fields = read_xmp(data)
+    except XmpUnreadable as exc:
+        assert str(exc), "a refusal must say why"
+    else:
+        assert isinstance(fields, XmpFields)
+    assert time.monotonic() - started < PER_FILE_SECONDS
