@@ -5,6 +5,8 @@ the photo's rating, tags, title and description merged into the photo's sidecar 
 - An existing sidecar is merged into (imports/xmp.py keeps every field ImaLink does not own), and its previous
   bytes are kept first in `.imalink/quarantine/` (a user's file under photos/ is never lost). A photo without one
   gets `<name of its primary file>.xmp` beside that file, recorded as a new sidecar of the photo.
+- It holds the storage's lock (storages.locks), so no import, scan or validation of that storage runs meanwhile.
+  A new sidecar is created exclusively: a file that appears at its name in between is never replaced.
 - The write is atomic, through the storage's descriptor with nothing followed (storages.drive), and the new
   checksum, size and time are recorded, so the next scan sees nothing changed.
 - A storage that is unplugged, read-only or unsafe refuses visibly: the answer says, per storage, that the sidecar
@@ -20,6 +22,7 @@ from django.db import transaction
 from imalink.errors import ImalinkError
 from storages import drive
 from storages.layout import QUARANTINE_DIR
+from storages.locks import storage_lock
 from storages.models import FileStorage
 from storages.services import storage_require_available
 
@@ -29,6 +32,8 @@ from .models import ImageFile, Photo
 from .xmp import XmpUnreadable, merge_xmp
 
 logger = logging.getLogger("imalink.imports")
+
+LOCK_WAIT_S = 5.0  # a photo edit waits this long for a storage's running job, then says the sidecar was not written
 
 
 def write_sidecars(photo: Photo) -> list[dict]:
@@ -58,7 +63,7 @@ def _write_one(photo: Photo, original: ImageFile) -> dict:
     answer = {"storage_uuid": str(storage.storage_uuid), "status": "not_written", "path": None, "reason": ""}
     try:
         storage_require_available(storage, writable=True)
-        with drive.Storage(storage.full_path) as opened:
+        with storage_lock(storage, wait=LOCK_WAIT_S), drive.Storage(storage.full_path) as opened:
             sidecar = _sidecar_of(photo, original)
             relative = sidecar.relative_path if sidecar else _new_sidecar_path(opened, original)
             answer["path"] = relative
@@ -75,7 +80,9 @@ def _write_one(photo: Photo, original: ImageFile) -> dict:
                     answer.update(status="written", reason="the sidecar already says this")
                     return answer
                 _quarantine(opened, relative, existing)
-            opened.write_atomic(relative, data)
+                opened.write_atomic(relative, data)
+            else:
+                opened.write_new(relative, data)
             st = opened.lstat(relative)
             checksum = drive_checksum(opened, relative)
         _record(photo, original, sidecar, relative, checksum, st)

@@ -227,6 +227,12 @@ class Storage:
         with self.parent_of(relative, create=create_folders) as (dirfd, name):
             write_atomic_at(dirfd, name, data, mode=mode, shown=self.shown(relative))
 
+    def write_new(self, relative, data: bytes, *, mode: int = 0o644) -> None:
+        """Write a file that must not exist yet: written whole and fsynced under a temporary name, then linked to
+        its name, which fails rather than replace (FileExistsError) whatever appeared there in between."""
+        with self.parent_of(relative) as (dirfd, name):
+            write_new_at(dirfd, name, data, mode=mode)
+
     def listdir(self, relative="") -> list[tuple[str, str]]:
         """(name, kind) of each entry of a folder, never followed: kind is 'file', 'folder', or what else it is
         in words ('a symbolic link', 'a named pipe', ...). Only entries that are neither are stat'ed."""
@@ -316,6 +322,33 @@ def write_atomic_at(dirfd: int, name: str, data: bytes, *, mode: int = 0o644, sh
         except FileNotFoundError:
             pass
         raise
+    os.fsync(dirfd)
+
+
+def write_new_at(dirfd: int, name: str, data: bytes, *, mode: int = 0o644) -> None:
+    """Create `name` in the folder dirfd with these bytes, never over anything: FileExistsError if it is taken."""
+    tmp = f".{name[:200]}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, WRITE_NEW_FLAGS, 0o600, dir_fd=dirfd)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            # no hard links (FAT, exFAT): the caller holds the storage lock, so check-then-rename is its alone
+            if _lmode(dirfd, name) is not None:
+                raise FileExistsError(errno.EEXIST, "exists", name) from None
+            os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+    finally:
+        try:
+            os.unlink(tmp, dir_fd=dirfd)
+        except FileNotFoundError:
+            pass
     os.fsync(dirfd)
 
 

@@ -150,3 +150,42 @@ def test_a_read_only_drive_refuses_visibly(api, allowed_root, card, write_protec
     assert not ImageFile.objects.filter(role="sidecar").exists()
     json.dumps(data)  # the answer is plain JSON
     assert os.path.exists(storage.full_path / "photos/IMG_1.jpg")
+
+
+def test_a_storage_busy_with_a_job_gets_no_sidecar_and_says_so(api, allowed_root, card, monkeypatch):
+    from imports import writeback
+    from storages.locks import storage_lock
+
+    base = allowed_root / "drive"
+    base.mkdir()
+    storage = import_card(base, card)
+    monkeypatch.setattr(writeback, "LOCK_WAIT_S", 0.2)
+    with storage_lock(storage):  # what an import, scan or validation of this storage holds while it runs
+        data = update(api, Photo.objects.get(), rating=2)
+    [answer] = data["sidecar_writes"]
+    assert answer["status"] == "not_written" and "busy" in answer["reason"], answer
+    assert not (storage.full_path / "photos/IMG_1.xmp").exists()
+    assert update(api, Photo.objects.get(), rating=3)["sidecar_writes"][0]["status"] == "written"
+
+
+def test_a_file_that_appears_at_the_new_sidecars_name_is_never_replaced(api, allowed_root, card, monkeypatch):
+    from imports import writeback
+
+    base = allowed_root / "drive"
+    base.mkdir()
+    storage = import_card(base, card)
+    theirs = storage.full_path / "photos/IMG_1.xmp"
+    chosen = writeback._new_sidecar_path
+
+    def chosen_then_written_by_someone_else(opened, original):
+        name = chosen(opened, original)
+        theirs.write_bytes(b"<x:xmpmeta>written by another program meanwhile</x:xmpmeta>")
+        return name
+
+    monkeypatch.setattr(writeback, "_new_sidecar_path", chosen_then_written_by_someone_else)
+    data = update(api, Photo.objects.get(), rating=4)
+    [answer] = data["sidecar_writes"]
+    assert answer["status"] == "not_written", answer
+    assert theirs.read_bytes() == b"<x:xmpmeta>written by another program meanwhile</x:xmpmeta>"
+    assert not ImageFile.objects.filter(role="sidecar").exists()
+    assert not [p for p in (storage.full_path / "photos").iterdir() if p.name.endswith(".tmp")]
