@@ -149,6 +149,7 @@ INSTALLED_APPS = [
     "storages",
     "imports",
     "indexing",
+    "copies",
 ]
 
 MIDDLEWARE = [
@@ -313,9 +314,10 @@ IMALINK_MAX_REQUEST_BYTES = env_number("IMALINK_MAX_REQUEST_BYTES", 2_621_440, m
 DATA_UPLOAD_MAX_MEMORY_SIZE = IMALINK_MAX_REQUEST_BYTES
 IMALINK_IMPORT_THREADS = env_number("IMALINK_IMPORT_THREADS", max(2, os.cpu_count() or 2), minimum=1, integer=True)
 # Health check: a storage with less free space than this is "low on space" (the seed's threshold is 1 GB);
-# photos kept in fewer storages than IMALINK_MIN_COPIES are reported (1: never).
+# photos kept in fewer storages than IMALINK_MIN_COPIES are reported (1: never). Unset, it is 2 once a second
+# storage exists, and 1 before (issue 17; copies/counting.py min_copies()).
 IMALINK_LOW_SPACE_GB = env_number("IMALINK_LOW_SPACE_GB", 1.0)
-IMALINK_MIN_COPIES = env_number("IMALINK_MIN_COPIES", 1, minimum=1, integer=True)
+IMALINK_MIN_COPIES = env_number("IMALINK_MIN_COPIES", None, minimum=1, integer=True)
 # The monthly full validation runs in nightly slices of at most this many seconds per storage.
 IMALINK_VALIDATION_BUDGET_S = env_number("IMALINK_VALIDATION_BUDGET_S", 3 * 3600.0, minimum=1)
 # How long a job waits for another job's lock on the same storage before it gives up with 409.

@@ -30,6 +30,8 @@ class ImportSession(models.Model):
     default_author = models.ForeignKey(Author, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     source_path = models.CharField(max_length=4096, blank=True)
     target_subdirectory = models.CharField(max_length=1024, blank=True)
+    # A session made by replication mirrors the session it copied (issue 17): same title, description, author.
+    mirror_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="mirrors")
 
     class Meta:
         ordering = ["-imported_at", "-id"]
@@ -118,6 +120,8 @@ class ImageFile(models.Model):
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.ORIGINAL)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PRESENT)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # When its bytes were last read back and found equal to the checksum: a verified copy or a full validation.
+    verified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -133,6 +137,7 @@ class ImageFile(models.Model):
             models.Index(fields=["file_storage", "checksum"], name="imagefile_storage_checksum"),
             models.Index(fields=["file_storage", "file_size"], name="imagefile_storage_size"),
             models.Index(fields=["file_storage", "status"], name="imagefile_storage_status"),
+            models.Index(fields=["checksum", "file_storage"], name="imagefile_checksum_storage"),
         ]
 
     def __str__(self):

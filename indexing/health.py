@@ -4,13 +4,12 @@ the issues found, and growth since the last report, stored as a HealthReport.
 
 import logging
 
-from django.conf import settings
 from django.db.models import Count, Q, Sum
 
 from imports.models import ImageFile, Photo
 from imports.totals import storage_statistics
 from storages.models import FileStorage
-from storages.services import low_on_space, storage_check_accessibility
+from storages.services import low_on_space, min_copies, storage_check_accessibility
 
 from .alerts import send_health_alerts
 from .models import HealthReport
@@ -128,12 +127,13 @@ def run_health_check(*, progress=None) -> HealthReport:
                 )
             )
         progress(done=done)
-    if settings.IMALINK_MIN_COPIES > 1:
+    wanted = min_copies()
+    if wanted > 1:
         few = (
             Photo.objects.annotate(
                 copies=Count("files__file_storage", filter=~Q(files__status=ImageFile.Status.MISSING), distinct=True)
             )
-            .filter(copies__lt=settings.IMALINK_MIN_COPIES)
+            .filter(copies__lt=wanted)
             .count()
         )
         if few:
@@ -141,7 +141,7 @@ def run_health_check(*, progress=None) -> HealthReport:
                 _issue(
                     "few_copies",
                     "warning",
-                    f"{few} photos are kept in fewer than {settings.IMALINK_MIN_COPIES} storages",
+                    f"{few} photos are kept in fewer than {wanted} storages",
                 )
             )
     previous = HealthReport.objects.order_by("-created_at", "-id").first()

@@ -16,6 +16,14 @@ class FileStorage(models.Model):
         OFF = "off"
         SIDECARS = "sidecars"
 
+    class Role(models.TextChoices):
+        """What a storage is in the copy policy (issue 17, docs/COPIES.md): scheduled replication copies each
+        primary to the backups that are connected; an archive is counted as a copy and never written to by it."""
+
+        PRIMARY = "primary"
+        BACKUP = "backup"
+        ARCHIVE = "archive"
+
     storage_uuid = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
     directory_name = models.CharField(max_length=64, unique=True, editable=False)
     base_path = models.CharField(max_length=4096)
@@ -23,6 +31,7 @@ class FileStorage(models.Model):
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
     xmp_writeback = models.CharField(max_length=10, choices=XmpWriteback.choices, default=XmpWriteback.OFF)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.PRIMARY)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_scan_at = models.DateTimeField(null=True, blank=True)

@@ -36,6 +36,13 @@ def low_on_space(free_bytes: int | None) -> bool:
     return free_bytes is not None and free_bytes < settings.IMALINK_LOW_SPACE_GB * GB
 
 
+def min_copies() -> int:
+    """The copy policy's number: IMALINK_MIN_COPIES when it is set, else 2 once a second storage exists, else 1."""
+    if settings.IMALINK_MIN_COPIES is not None:
+        return settings.IMALINK_MIN_COPIES
+    return 2 if FileStorage.objects.filter(is_active=True).count() > 1 else 1
+
+
 def storage_get(storage_uuid) -> FileStorage:
     try:
         key = uuid_lib.UUID(str(storage_uuid))

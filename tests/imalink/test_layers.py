@@ -12,7 +12,7 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.database_independent
 
-APPS = ("imalink", "jobs", "storages", "imports", "indexing")
+APPS = ("imalink", "jobs", "storages", "imports", "indexing", "copies")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
@@ -54,6 +54,7 @@ def test_the_tree_keeps_the_layers(copy):
         ("storages/services.py", "from indexing.writer import write_master_index  # noqa", "storages is not allowed"),
         ("storages/layout.py", "import indexing.recovery  # noqa", "storages is not allowed"),
         ("imports/pipeline.py", "from indexing import writer  # noqa", "imports is not allowed"),
+        ("indexing/scanner.py", "from copies import replication  # noqa", "indexing is not allowed"),
         ("jobs/services.py", "from storages.models import FileStorage  # noqa", "jobs is not allowed"),
         ("imalink/errors.py", "from jobs.models import Job  # noqa", "imalink is not allowed"),
     ],

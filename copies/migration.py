@@ -1,0 +1,3 @@
+"""Migration across storages (issue 17)."""
+
+JOB_RUNNERS: dict = {}

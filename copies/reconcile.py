@@ -1,0 +1,3 @@
+"""Reconcile across storages (issue 17)."""
+
+JOB_RUNNERS: dict = {}

@@ -1,0 +1,3 @@
+"""Repair across storages (issue 17)."""
+
+JOB_RUNNERS: dict = {}

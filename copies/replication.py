@@ -1,0 +1,3 @@
+"""Replication across storages (issue 17)."""
+
+JOB_RUNNERS: dict = {}
