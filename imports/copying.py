@@ -43,21 +43,26 @@ def clean_tmp(root: Path) -> int:
     return removed
 
 
-def _copy_to_tmp(source: Path, tmp_fd: int) -> str:
-    """A new file in the tmp folder holding source's bytes, fsync'ed, with source's times. Its name."""
+def _copy_to_tmp(source: Path | int, tmp_fd: int) -> str:
+    """A new file in the tmp folder holding source's bytes, fsync'ed, with source's times. Its name.
+
+    `source` is a path, or a descriptor open for reading (which is read from its start and closed)."""
     name = f"import-{uuid.uuid4().hex}.part"
-    fd = os.open(name, drive.WRITE_NEW_FLAGS, 0o644, dir_fd=tmp_fd)
-    try:
-        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-            st = os.fstat(src.fileno())
-            while chunk := src.read(CHUNK):
-                dst.write(chunk)
-            dst.flush()
-            os.utime(dst.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))  # keep the camera's file time, as cp -p does
-            os.fsync(dst.fileno())
-    except BaseException:
-        _unlink_quietly(name, tmp_fd)
-        raise
+    if isinstance(source, int):
+        os.lseek(source, 0, os.SEEK_SET)
+    with open(source, "rb") as src:
+        fd = os.open(name, drive.WRITE_NEW_FLAGS, 0o644, dir_fd=tmp_fd)
+        try:
+            with os.fdopen(fd, "wb") as dst:
+                st = os.fstat(src.fileno())
+                while chunk := src.read(CHUNK):
+                    dst.write(chunk)
+                dst.flush()
+                os.utime(dst.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))  # keep the file time, as cp -p does
+                os.fsync(dst.fileno())
+        except BaseException:
+            _unlink_quietly(name, tmp_fd)
+            raise
     return name
 
 
@@ -119,9 +124,12 @@ def _unlink_quietly(name: str, dirfd: int) -> None:
 
 
 def copy_verified(
-    source: Path, *, checksum: str, size: int, root: Path, relative: PurePosixPath, taken_paths: set[str]
+    source: Path | int, *, checksum: str, size: int, root: Path, relative: PurePosixPath, taken_paths: set[str]
 ) -> tuple[str, bool]:
     """Put `source` at root/relative (or a ` (n)` variant). Returns (storage-relative path, copied).
+
+    `source` is a path, or a descriptor open for reading that the copy owns and closes: a file of another storage
+    opened through storages.drive (Storage.open_read), so nothing on that drive is followed either.
 
     A file already at a candidate name with the same bytes that no row claims is reused, not copied again:
     that is how a re-run finishes an import that was killed between the rename and the database write.
@@ -135,6 +143,7 @@ def copy_verified(
         with storage.folder(PHOTOS) as photos_fd:
             dest_fd = drive.open_dir(photos_fd, below, create=True, shown=storage.shown(PHOTOS))
         tmp_fd, tmp_name = -1, None
+        source_unread = isinstance(source, int)  # a descriptor is closed by the copy that reads it, or here
         try:
             for candidate in candidate_names(relative):
                 key = candidate.as_posix()
@@ -151,6 +160,7 @@ def copy_verified(
                     continue
                 if tmp_name is None:
                     tmp_fd = drive.open_dir(storage.fd, TMP_DIR, shown=storage.root)
+                    source_unread = False
                     tmp_name = _copy_to_tmp(source, tmp_fd)
                     _verify(tmp_fd, tmp_name, checksum, storage.shown(TMP_DIR / tmp_name))
                 if _place(tmp_fd, tmp_name, dest_fd, name):
@@ -158,6 +168,8 @@ def copy_verified(
                     os.fsync(dest_fd)
                     return key, True
         finally:
+            if source_unread:
+                os.close(source)
             if tmp_name is not None:
                 _unlink_quietly(tmp_name, tmp_fd)
             if tmp_fd >= 0:

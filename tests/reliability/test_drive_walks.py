@@ -20,7 +20,7 @@ from imports.pipeline import _Worker
 from indexing.rewrite import import_folder
 from indexing.scanner import scan_storage
 from indexing.validation import validate_storage
-from storages.drive import UnsafeLayout
+from storages.drive import Storage, UnsafeLayout
 from storages.layout import hotpreview_relative_path
 from tests.conftest import imported_storage
 
@@ -237,3 +237,42 @@ def test_a_hotpreview_that_is_a_link_is_refused_not_taken_for_one_already_there(
     with pytest.raises(UnsafeLayout):
         worker._store_hotpreview(SimpleNamespace(hothash=hothash, hotpreview=b"\xff\xd8 a preview"))
     assert (outside / "holiday.jpg").read_bytes() == b"not the user's drive"
+
+
+def test_a_verified_copy_reads_a_descriptor_opened_through_another_storage(tmp_path):
+    """Replication and repair copy from a file of another storage opened with nothing followed (issue 17)."""
+    from imports.checksums import file_checksum
+
+    source_root, target_root = tmp_path / "a", tmp_path / "b"
+    (source_root / "photos").mkdir(parents=True)
+    (target_root / "photos").mkdir(parents=True)
+    (target_root / ".imalink/tmp").mkdir(parents=True)
+    original = source_root / "photos/x.jpg"
+    original.write_bytes(b"\xff\xd8" + os.urandom(200_000))
+    checksum, size = file_checksum(original), original.stat().st_size
+    with Storage(source_root) as source:
+        fd, _ = source.open_read("photos/x.jpg")
+        placed = copy_verified(
+            fd,
+            checksum=checksum,
+            size=size,
+            root=target_root,
+            relative=PurePosixPath("photos/x.jpg"),
+            taken_paths=set(),
+        )
+        assert placed == ("photos/x.jpg", True)
+        with pytest.raises(OSError):
+            os.fstat(fd)  # the copy closed it
+        fd, _ = source.open_read("photos/x.jpg")
+        placed = copy_verified(
+            fd,
+            checksum=checksum,
+            size=size,
+            root=target_root,
+            relative=PurePosixPath("photos/x.jpg"),
+            taken_paths=set(),
+        )
+        assert placed == ("photos/x.jpg", False)  # already there: nothing copied, and the descriptor closed
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    assert file_checksum(target_root / "photos/x.jpg") == checksum
