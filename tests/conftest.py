@@ -101,6 +101,18 @@ def corpus_card() -> Path:
     return CORPUS_CARD
 
 
+# A synchronous route waits up to IMALINK_SYNC_WAIT (30 s by default) for its job, then answers 202. Under
+# `make test`'s parallel passes a slow job may take longer than that; a test that means to wait for the
+# synchronous answer must not get a 202 because the machine is busy. Tests that want 202 say ?wait=0, or set
+# the setting themselves.
+TEST_SYNC_WAIT_S = 180
+
+
+@pytest.fixture(autouse=True)
+def _synchronous_answers_wait_long(settings):
+    settings.IMALINK_SYNC_WAIT = TEST_SYNC_WAIT_S
+
+
 @pytest.fixture
 def allowed_root(tmp_path, settings) -> Path:
     """A folder inside IMALINK_ALLOWED_ROOTS for this test (and nothing else is allowed)."""
@@ -281,6 +293,7 @@ def subprocess_env(tmp_path: Path, **extra) -> dict:
         # This test process's instance and queue: the subprocess's own database path would name another instance.
         IMALINK_INSTANCE=settings.IMALINK_INSTANCE,
         IMALINK_CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
+        IMALINK_SYNC_WAIT=str(settings.IMALINK_SYNC_WAIT),
         PYTHONUNBUFFERED="1",
     )
     env.update({k: str(v) for k, v in extra.items()})

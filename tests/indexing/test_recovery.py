@@ -194,8 +194,8 @@ def test_recover_and_drill_through_the_api(celery_worker, api, allowed_root, cor
     from django.contrib.auth import get_user_model
 
     # The answers asserted are the synchronous ones: the drill's scratch rebuild is a process of its own, which on
-    # two cores shared by make test's four test processes has taken longer than the default 30 s to answer.
-    settings.IMALINK_SYNC_WAIT = 180
+    # two cores shared by make test's four test processes has taken longer than the default 30 s to answer; the
+    # suite's autouse fixture (tests/conftest.py) lets every synchronous answer wait 180 s.
     from imalink.models import ApiToken
     from tests.conftest import assert_error
 
