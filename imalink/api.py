@@ -198,6 +198,7 @@ from storages.api import router as storages_router  # noqa: E402
 
 api.add_router("/file-storage/", adopt_router)
 api.add_router("/file-storage/", storages_router)
+api.add_router("/file-storage/", "copies.api.router")  # issue 17: replicate, migrate
 api.add_router("/import-sessions/", sessions_router)
 api.add_router("/authors/", authors_router)
 api.add_router("/photos/", photos_router)

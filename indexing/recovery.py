@@ -158,6 +158,9 @@ class StorageRecovery:
     missing_count: int = 0
     conflicts: list = field(default_factory=list)
     problems: list = field(default_factory=list)
+    # Sessions whose index says they mirror a session of another storage (issue 17): {"session_id", "mirror_of":
+    # {"storage_uuid", "session_id"}, "linked"}; linked once that session is in the database too.
+    mirrors: list = field(default_factory=list)
 
     def problem(self, where: str, what: str) -> None:
         if len(self.problems) < MAX_LISTED:
@@ -963,12 +966,60 @@ def _restore_session(
                     name, f"session id {index_id} belongs to another storage here; restored as session {session.pk}"
                 )
             report.sessions_restored.append(session.pk)
+        _restore_mirror_link(name, meta, session=session, report=report)
         try:
             _restore_files(name, data, session=session, storage=storage, store=store, report=report)
         except ValueError as exc:  # the file changed (or became unreadable) since it was checked: the rest is skipped
             report.problem(name, f"corrupt: {str(exc)[:200]}; the entries after it are skipped")
     if renamed_from is not None and not dry_run:
         _rename_session_index(store, name, session)
+
+
+def _mirror_of(meta: dict) -> tuple[str, int] | None:
+    """(storage uuid, session id) of the session a mirror copies (format 2 with issue 17's optional key), or None;
+    Bad when the key is there but malformed."""
+    value = meta.get("mirror_of")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise Bad("import_session.mirror_of is not an object")
+    try:
+        storage_uuid = str(uuid_lib.UUID(_str(value.get("storage_uuid"), "mirror_of.storage_uuid", max_length=64)))
+    except ValueError:
+        raise Bad("import_session.mirror_of.storage_uuid is not a uuid") from None
+    return storage_uuid, _int(value.get("session_id"), "mirror_of.session_id", minimum=1, maximum=2**62)
+
+
+def _link_mirror(session_id: int, storage_uuid: str, origin_id: int) -> bool:
+    """Point the session at the one it mirrors, if that session is in the database on that storage."""
+    origin = ImportSession.objects.filter(pk=origin_id, file_storage__storage_uuid=storage_uuid).first()
+    if origin is None or origin.pk == session_id:
+        return False
+    ImportSession.objects.filter(pk=session_id, mirror_of__isnull=True).update(mirror_of=origin)
+    return ImportSession.objects.filter(pk=session_id, mirror_of=origin).exists()
+
+
+def _restore_mirror_link(name: str, meta: dict, *, session: ImportSession, report: StorageRecovery) -> None:
+    try:
+        link = _mirror_of(meta)
+    except Bad as exc:
+        report.problem(name, str(exc))
+        return
+    if link is None:
+        return
+    storage_uuid, origin_id = link
+    linked = _link_mirror(session.pk, storage_uuid, origin_id)
+    origin = {"storage_uuid": storage_uuid, "session_id": origin_id}
+    report.mirrors.append({"session_id": session.pk, "mirror_of": origin, "linked": linked})
+
+
+def _link_pending_mirrors(storages: list[dict]) -> None:
+    """After every storage of a run is restored: link the mirrors whose original was restored after them."""
+    for storage_report in storages:
+        for mirror in storage_report.get("mirrors") or []:
+            if not mirror["linked"]:
+                origin = mirror["mirror_of"]
+                mirror["linked"] = _link_mirror(mirror["session_id"], origin["storage_uuid"], origin["session_id"])
 
 
 def _restore_files(
@@ -1220,6 +1271,8 @@ def recover_from_indexes(
                 storage_report.problem(str(folder), "the storage folder is not there (an unplugged drive?)")
             report.storages.append(asdict(storage_report))
             progress(done=done)
+        if not dry_run:
+            _link_pending_mirrors(report.storages)
     except JobCancelled as cancelled:
         report.duration_s = round(time.monotonic() - started, 3)
         if cancelled.result is None:

@@ -212,6 +212,8 @@ SESSION_BASIS_FIELDS = (
     "file_storage_id",
     "file_storage__storage_uuid",
     "file_storage__directory_name",
+    "mirror_of_id",
+    "mirror_of__file_storage__storage_uuid",
 )
 
 
@@ -231,6 +233,8 @@ def _session_basis(session) -> str:
             storage.pk,
             storage.storage_uuid,
             storage.directory_name,
+            session.mirror_of_id,
+            session.mirror_of.file_storage.storage_uuid if session.mirror_of_id else None,
         )
     )
 
@@ -251,7 +255,11 @@ def _session_basis_of(values: tuple) -> str:
         storage_pk,
         storage_uuid,
         directory,
+        mirror_id,
+        mirror_storage_uuid,
     ) = values
+    # Only a mirror's basis names its mirror, so the basis (and the record) of every other session stays as it was.
+    mirror = (mirror_id, str(mirror_storage_uuid)) if mirror_id is not None else ()
     return _basis(
         HOTHASH_VERSION,
         pk,
@@ -265,6 +273,7 @@ def _session_basis_of(values: tuple) -> str:
         storage_pk,
         str(storage_uuid),
         directory,
+        *mirror,
     )
 
 
@@ -412,6 +421,16 @@ def _file_entry(image_file) -> dict:
     }
 
 
+def _mirror_entry(session) -> dict:
+    """A session made by replication names the session it mirrors (issue 17): {"mirror_of": {"storage_uuid",
+    "session_id"}}. The key is left out for every other session, so their indexes read as they always did; an
+    optional key, so a reader of format 2 that does not know it loses nothing else (recovery reads both)."""
+    if not session.mirror_of_id:
+        return {}
+    origin = session.mirror_of
+    return {"mirror_of": {"storage_uuid": str(origin.file_storage.storage_uuid), "session_id": origin.pk}}
+
+
 def build_session_index(session) -> dict:
     """The session's files keyed by hothash: each photo's primary file, with its other files as companions."""
 
@@ -474,6 +493,7 @@ def build_session_index(session) -> dict:
             "storage_directory": storage.directory_name,
             "source_path": session.source_path,
             "target_subdirectory": session.target_subdirectory,
+            **_mirror_entry(session),
         },
         "files": entries,
         "statistics": {
@@ -597,10 +617,11 @@ def _index_states_in(opened: drive.Storage, storage, indexes) -> dict[str, dict]
     revisions = _revisions(scope for _, scope, _, _ in indexes)  # before any build (see _write_recorded)
     records = {r.relative_path: r for r in IndexRecord.objects.filter(storage_id=storage.pk)} if storage.pk else {}
     states = {}
+    stats = opened.plain_file_stats(relative for relative, _, _, _ in indexes)  # each folder opened once
     for relative, scope, basis, build in indexes:
         revision = revisions.get(scope, 0)
         record = records.get(relative)
-        st = _plain_file_stat(opened, relative)  # before the read: a later change to the file then fails the match
+        st = stats[relative]  # before the read: a later change to the file then fails the match
         if record is not None and _stat_matches(record, st):
             # The file ImaLink wrote or compared: only a record that is current at today's revision and basis says
             # current. A revision that has moved says stale even if the rows were put back; the next write finds the

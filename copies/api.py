@@ -1,0 +1,28 @@
+"""Routes under /api/v1/file-storage/ for copies across storages (issue 17): thin doors into copies' jobs."""
+
+from uuid import UUID
+
+from ninja import Query, Router
+
+from imalink.schemas import JobAccepted, responses
+from jobs.answers import job_answer
+from storages.services import storage_get
+
+from . import replication
+from .schemas import ReplicateIn, ReplicationOut
+
+router = Router(tags=["copies"])
+
+
+@router.post(
+    "/{uuid}/replicate",
+    response=responses(ReplicationOut, _202=JobAccepted),
+    summary="Copy this storage's sessions (all, or session_ids) into another storage, verified (409 if either is "
+    "unavailable)",
+)
+def replicate(request, uuid: UUID, payload: ReplicateIn, wait: float | None = Query(None, ge=0)):
+    source = storage_get(uuid)
+    target = storage_get(payload.target_storage_uuid)
+    replication.replication_check(source, target, payload.session_ids)  # refused here, before a job exists
+    params = {"target_storage_uuid": str(target.storage_uuid), "session_ids": payload.session_ids}
+    return job_answer(request, kind=replication.JOB_KIND, storage=source, params=params, wait=wait)
