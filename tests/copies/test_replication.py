@@ -7,8 +7,10 @@ import shutil
 
 import pytest
 from django.core.management import call_command
+from django_celery_beat.models import PeriodicTask
 
 from copies.replication import replicate_storage
+from copies.tasks import SCHEDULE_NAME, start_scheduled_replications
 from imports.checksums import file_checksum
 from imports.models import Author, ImageFile, ImportSession, Photo
 from indexing.recovery import recover_from_indexes
@@ -291,3 +293,27 @@ def test_the_route_runs_the_job_in_a_worker_and_answers_with_the_result(celery_w
     job = jobs.job_wait(Job.objects.get(pk=accepted.json()["data"]["job_id"]), 120)
     assert job.status == "succeeded" and job.result["copied_files"] == 2 and job.result["already_present"] == 3
     assert os.path.exists(backup.full_path / "photos/2024/other/jolla.jpg")
+
+
+# --- the schedule ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_schedule_is_installed_off_and_replicates_each_primary_to_its_connected_backups(allowed_root, corpus):
+    schedule = PeriodicTask.objects.get(name=SCHEDULE_NAME)
+    assert schedule.task == "copies.replicate_primaries" and schedule.enabled is False and schedule.expire_seconds
+    main, backup, archive, _pair, _other = three_storages(allowed_root, corpus)
+    unplugged = storage_create(base_path=str(allowed_root / "nas"), display_name="Unplugged backup")
+    FileStorage.objects.filter(pk__in=[backup.pk, unplugged.pk]).update(role=FileStorage.Role.BACKUP)
+    FileStorage.objects.filter(pk=archive.pk).update(role=FileStorage.Role.ARCHIVE)
+    shutil.rmtree(unplugged.full_path)
+
+    started = start_scheduled_replications()
+
+    (job,) = Job.objects.filter(pk__in=started)
+    assert (job.kind, job.storage_id) == ("replicate", main.pk)
+    assert job.params["target_storage_uuid"] == str(backup.storage_uuid)
+    assert start_scheduled_replications() == []  # one is already queued for that pair
+    finished = jobs.job_run(job.pk)
+    assert finished.status == "succeeded" and finished.result["copied_files"] == 5
+    assert not ImageFile.objects.filter(file_storage=archive).exists()
