@@ -12,7 +12,7 @@ from imalink.schemas import JobAccepted, ok, responses
 from indexing import rewrite
 from jobs.answers import job_answer
 
-from . import services
+from . import counting, services
 from .models import Author
 from .pipeline import import_validate
 from .schemas import (
@@ -126,7 +126,11 @@ def delete_author(request, author_id: int):
 
 
 def _photo_detail(photo) -> dict:
-    return {**PhotoOut.from_photo(photo), "files": [PhotoFileOut.from_file(f) for f in services.photo_files(photo)]}
+    return {
+        **PhotoOut.from_photo(photo),
+        "files": [PhotoFileOut.from_file(f) for f in services.photo_files(photo)],
+        "copies": counting.photo_copies(photo),
+    }
 
 
 @photos_router.get("/", response=responses(PhotoList), summary="List photos, newest first")
@@ -136,10 +140,15 @@ def list_photos(
     session_id: int | None = Query(None, ge=1),
     q: str | None = Query(None, max_length=300, description="Part of the title"),
     media_type: Literal["photo", "video"] | None = Query(None, description="Only photos, or only videos"),
+    copies_lt: int | None = Query(
+        None, ge=1, le=1000, description="Only photos kept in fewer than this many storages (under-protected)"
+    ),
     page: int = Query(1, ge=1),
     page_size: int = Query(100, ge=1, le=500),
 ):
     found = services.photos_list(storage_uuid=storage_uuid, session_id=session_id, q=q, media_type=media_type)
+    if copies_lt is not None:
+        found = counting.with_fewer_copies(found, copies_lt)
     paginator = Paginator(found, page_size)
     current = paginator.get_page(page)
     items = [PhotoOut.from_photo(p) for p in current.object_list]

@@ -435,6 +435,9 @@ def _record_unit(results: list[Prepared], *, session: ImportSession, report: Imp
                 role=p.role,
                 status=ImageFile.Status.PRESENT,
                 last_seen_at=now,
+                # Its bytes were just read and found equal to the checksum: the verified copy re-read them (or
+                # re-hashed a copy already in place), and an adopted file was hashed where it lies (issue 17).
+                verified_at=now,
             )
             report.imported += 1
             report.companions += p.role != ImageFile.Role.ORIGINAL

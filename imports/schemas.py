@@ -236,8 +236,25 @@ class SidecarWriteOut(Schema):
     reason: str
 
 
+class CopyHolderOut(Schema):
+    storage_uuid: UUID
+    display_name: str
+    role: str = Field(description="the storage's role in the copy policy: primary, backup or archive")
+    available: bool = Field(description="the storage's last accessibility check found it (no disk is read here)")
+    verified_at: datetime | None = Field(
+        description="the last time a file of this storage with these bytes was read back equal to the checksum"
+    )
+
+
+class CopiesOut(Schema):
+    count: int = Field(description="storages holding a present file with the primary file's checksum")
+    available: int = Field(description="how many of those storages are available now")
+    storages: list[CopyHolderOut]
+
+
 class PhotoDetailOut(PhotoOut):
     files: list[PhotoFileOut]
+    copies: CopiesOut
     sidecar_writes: list[SidecarWriteOut] = Field(
         [], description="after a change: the XMP sidecar written on each storage set to write sidecars, or why not"
     )

@@ -8,6 +8,7 @@ the totals change in the same transaction as the file rows they count.
 from django.db.models import BigIntegerField, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
+from .counting import photos_only_here
 from .models import FileTotals, ImportSession, Photo, StoragePhoto, StorageTotals
 
 
@@ -80,6 +81,7 @@ def storage_statistics(storage) -> dict:
             "photos": photo_count(storage),
             "videos": video_count(storage),
             "missing_files": totals["missing_files"],
+            "photos_only_here": photos_only_here(storage),
         },
         "import_sessions": [
             {

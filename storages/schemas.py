@@ -137,6 +137,9 @@ class StatisticsFigures(Schema):
     photos: int = Field(description="media items, photos and videos alike (the seed's name)")
     videos: int = Field(0, description="how many of those items are videos")
     missing_files: int
+    photos_only_here: int = Field(
+        0, description="photos whose only copy (a present file with the primary file's checksum) is in this storage"
+    )
 
 
 class SessionSummary(Schema):

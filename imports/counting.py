@@ -1,0 +1,120 @@
+"""A photo's copies across storages (issue 17): how many storages hold its bytes, which, and when each was verified.
+
+A photo's copies are the distinct storages that hold a `present` file with its reference checksum: the checksum of
+its primary original (else of its first original on record). A missing file is no copy, and neither is a modified
+one: its bytes are no longer the checksum's. A storage holds a copy whether or not it is plugged in now; whether it
+is available is its kept accessibility state (FileStorage.is_accessible, the last check), so no request touches a
+disk. A storage's `verified_at` is the latest verified_at of its files with those bytes: the last time any of them
+was read back equal to the checksum.
+
+The count, and the storage of an only copy, are kept by database triggers on the photo row (migration 0008), so
+filters and totals over 100,000 photos read an index instead of every file. This module sits in imports, below
+indexing, so that the health check can use it too.
+"""
+
+from django.db.models import BooleanField, Count, Exists, F, IntegerField, Max, OuterRef, Subquery
+from django.db.models.expressions import RawSQL
+
+from storages.models import FileStorage
+
+from .models import ImageFile, Photo, StoragePhoto
+
+# Unqualified: no other table has these names, and a subquery aliases imports_photo (U0, ...).
+COUNT_COLUMN = "copies_count"
+SOLE_COLUMN = "copies_sole_storage_id"
+
+
+def reference_checksum(photo) -> str | None:
+    """The checksum that a copy of this photo holds: its primary original's, else its first original's."""
+    return (
+        ImageFile.objects.filter(photo=photo, role=ImageFile.Role.ORIGINAL)
+        .order_by("-is_primary", "id")
+        .values_list("checksum", flat=True)
+        .first()
+    )
+
+
+def _reference_of(outer: str):
+    """The reference checksum of the photo `outer` names, as a subquery."""
+    return Subquery(
+        ImageFile.objects.filter(photo=OuterRef(outer), role=ImageFile.Role.ORIGINAL)
+        .order_by("-is_primary", "id")
+        .values("checksum")[:1]
+    )
+
+
+def photo_copies(photo) -> dict:
+    """{"count", "available", "storages": [{"storage_uuid", "display_name", "available", "verified_at"}]}:
+    every storage holding a copy, by name; `available` counts those whose last accessibility check found them."""
+    checksum = reference_checksum(photo)
+    holders = []
+    if checksum is not None:
+        rows = (
+            ImageFile.objects.filter(photo=photo, checksum=checksum, status=ImageFile.Status.PRESENT)
+            .order_by()
+            .values("file_storage_id")
+            .annotate(verified_at=Max("verified_at"))
+        )
+        verified = {r["file_storage_id"]: r["verified_at"] for r in rows}
+        for storage in FileStorage.objects.filter(pk__in=verified).order_by("id"):
+            holders.append(
+                {
+                    "storage_uuid": storage.storage_uuid,
+                    "display_name": storage.display_name,
+                    "role": storage.role,
+                    "available": storage.is_accessible is True,
+                    "verified_at": verified[storage.pk],
+                }
+            )
+    return {"count": len(holders), "available": sum(h["available"] for h in holders), "storages": holders}
+
+
+def with_fewer_copies(photos, n: int):
+    """The photos of this queryset kept in fewer than n storages (the trigger-kept count, by its index)."""
+    return photos.filter(RawSQL(f"{COUNT_COLUMN} < %s", (n,), output_field=BooleanField()))
+
+
+def with_copies_count(photos):
+    """The photos annotated with `copies_count`."""
+    return photos.annotate(copies_count=RawSQL(COUNT_COLUMN, (), output_field=IntegerField()))
+
+
+def only_here(storage):
+    """The photos whose only copy is on this storage."""
+    return Photo.objects.filter(RawSQL(f"{SOLE_COLUMN} = %s", (storage.pk,), output_field=BooleanField()))
+
+
+def photos_only_here(storage) -> int:
+    """How many photos have their only copy on this storage: one index range, whatever the storage's size."""
+    return only_here(storage).count()
+
+
+def only_verified_here(storage):
+    """The photos with more than one copy whose only verified copy is on this storage: a verified present file of
+    the reference checksum here, and none on any other storage."""
+    verified_elsewhere = ImageFile.objects.filter(
+        photo=OuterRef("photo"),
+        checksum=OuterRef("checksum"),
+        status=ImageFile.Status.PRESENT,
+        verified_at__isnull=False,
+    ).exclude(file_storage=storage)
+    files = (
+        ImageFile.objects.filter(file_storage=storage, status=ImageFile.Status.PRESENT, verified_at__isnull=False)
+        .alias(reference=_reference_of("photo"))
+        .filter(reference=F("checksum"))
+        .filter(~Exists(verified_elsewhere))
+    )
+    return with_copies_count(Photo.objects.filter(pk__in=files.values("photo_id"))).filter(copies_count__gt=1)
+
+
+def under_protected_by_storage(n: int) -> dict[int, int]:
+    """{storage id: how many photos with a file row on it are kept in fewer than n storages} (the health check)."""
+    few = with_fewer_copies(Photo.objects.all(), n).values("id")
+    rows = (
+        StoragePhoto.objects.filter(photo_id__in=few)
+        .order_by()
+        .values("file_storage_id")
+        .annotate(n=Count("id"))
+        .values_list("file_storage_id", "n")
+    )
+    return dict(rows)
