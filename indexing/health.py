@@ -4,9 +4,10 @@ the issues found, and growth since the last report, stored as a HealthReport.
 
 import logging
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 
-from imports.models import ImageFile, Photo
+from imports.counting import under_protected_by_storage
+from imports.models import ImageFile
 from imports.totals import storage_statistics
 from storages.models import FileStorage
 from storages.services import low_on_space, min_copies, storage_check_accessibility
@@ -34,6 +35,9 @@ def run_health_check(*, progress=None) -> HealthReport:
     progress(total=len(storages), done=0, force=True)
     rows, issues = [], []
     totals = {"files": 0, "size_mb": 0.0}
+    # The copy policy (issue 17): photos with a file on a storage that are kept in fewer storages than it asks.
+    wanted = min_copies()
+    below = under_protected_by_storage(wanted) if wanted > 1 else {}
     for done, storage in enumerate(storages, start=1):
         progress(current=storage.display_name)
         access = storage_check_accessibility(storage)
@@ -54,6 +58,8 @@ def run_health_check(*, progress=None) -> HealthReport:
             "indexes_healthy": indexes_healthy,
             "missing_files": figures["missing_files"],
             "modified_files": modified,
+            "photos_only_here": figures["photos_only_here"],
+            "photos_below_min_copies": below.get(storage.pk, 0),
         }
         rows.append(row)
         name = storage.display_name
@@ -126,24 +132,21 @@ def run_health_check(*, progress=None) -> HealthReport:
                     storage,
                 )
             )
-        progress(done=done)
-    wanted = min_copies()
-    if wanted > 1:
-        few = (
-            Photo.objects.annotate(
-                copies=Count("files__file_storage", filter=~Q(files__status=ImageFile.Status.MISSING), distinct=True)
-            )
-            .filter(copies__lt=wanted)
-            .count()
-        )
+        few = below.get(storage.pk, 0)
         if few:
+            link = f"/api/v1/photos/?copies_lt={wanted}&storage_uuid={storage.storage_uuid}"
             issues.append(
-                _issue(
-                    "few_copies",
-                    "warning",
-                    f"{few} photos are kept in fewer than {wanted} storages",
-                )
+                {
+                    **_issue(
+                        f"few_copies:{storage.storage_uuid}",
+                        "warning",
+                        f"Storage '{name}' holds {few} photos kept in fewer than {wanted} storages: {link}",
+                        storage,
+                    ),
+                    "link": link,
+                }
             )
+        progress(done=done)
     previous = HealthReport.objects.order_by("-created_at", "-id").first()
     all_files = ImageFile.objects.exclude(status=ImageFile.Status.MISSING).aggregate(
         n=Count("id"), size=Sum("file_size")

@@ -185,8 +185,9 @@ def _validate_locked(
 
     to_flag: list[int] = []  # what a run stopped by its budget has found so far is still flagged
     to_record: list[tuple] = []  # (file id, checksum, size, mtime_ns) of sidecars read again in full
+    to_verify: list[int] = []  # rows a full validation re-hashed and found equal (issue 17: verified_at)
     try:
-        _compare(opened, rows, disk, mode, report, progress, should_stop, from_drive, to_flag, to_record)
+        _compare(opened, rows, disk, mode, report, progress, should_stop, from_drive, to_flag, to_record, to_verify)
     except _BudgetSpent:
         report.complete = False
     known = {r[1] for r in rows}
@@ -198,6 +199,7 @@ def _validate_locked(
     # An unplugged drive reads as every file missing or unreadable: flag nothing unless it is still here.
     storage_require_available(storage)
     report.flagged_files = _flag_modified(to_flag)
+    _record_verified(to_verify)
     _record_sidecars(opened, to_record)
 
 
@@ -219,7 +221,17 @@ class _BudgetSpent(Exception):
 
 
 def _compare(
-    opened: drive.Storage, rows, disk, mode, report, progress, should_stop, from_drive, to_flag: list[int], to_record
+    opened: drive.Storage,
+    rows,
+    disk,
+    mode,
+    report,
+    progress,
+    should_stop,
+    from_drive,
+    to_flag: list[int],
+    to_record,
+    to_verify: list[int],
 ) -> None:
     """Check each row against its file; fill the report, and `to_flag` with the ids of rows to flag `modified`.
 
@@ -258,6 +270,7 @@ def _compare(
                 report.bytes_read += read
                 if actual == checksum:
                     report.validated_files += 1
+                    to_verify.append(file_id)
                 elif sidecar:
                     st = opened.lstat(path)
                     report.sidecars_changed.append({**known, "recorded": True})
@@ -294,6 +307,14 @@ def _compare(
                 report.validated_files += 1
             if done % 500 == 0:
                 progress(done=done)
+
+
+def _record_verified(file_ids: list[int]) -> None:
+    """The rows whose bytes a full validation read back equal to their checksum: verified now (issue 17)."""
+    now = timezone.now()
+    with transaction.atomic():
+        for start in range(0, len(file_ids), 500):
+            ImageFile.objects.filter(pk__in=file_ids[start : start + 500]).update(verified_at=now)
 
 
 def _flag_modified(file_ids: list[int]) -> int:

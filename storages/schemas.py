@@ -26,6 +26,13 @@ class StorageUpdateIn(Schema):
             "to its XMP sidecar on this storage (originals never are)."
         ),
     )
+    role: Literal["primary", "backup", "archive"] | None = Field(
+        None,
+        description=(
+            "The storage's role in the copy policy (issue 17): primary, backup or archive. Scheduled replication "
+            "copies each primary to the backups that are connected; every role's files count as copies."
+        ),
+    )
     base_path: str | None = Field(
         None,
         max_length=4096,
@@ -48,6 +55,7 @@ class StorageOut(Schema):
     description: str
     is_active: bool
     xmp_writeback: str
+    role: str = Field(description="primary, backup or archive (the copy policy)")
     created_at: datetime
     updated_at: datetime
     last_scan_at: datetime | None
@@ -73,6 +81,7 @@ class StorageOut(Schema):
             "description": storage.description,
             "is_active": storage.is_active,
             "xmp_writeback": storage.xmp_writeback,
+            "role": storage.role,
             "created_at": storage.created_at,
             "updated_at": storage.updated_at,
             "last_scan_at": storage.last_scan_at,

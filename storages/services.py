@@ -138,6 +138,7 @@ def storage_update(
     display_name: str | None = None,
     description: str | None = None,
     xmp_writeback: str | None = None,
+    role: str | None = None,
 ) -> FileStorage:
     if display_name is not None:
         if not display_name.strip():
@@ -159,6 +160,15 @@ def storage_update(
                 details={"field": "xmp_writeback"},
             )
         storage.xmp_writeback = xmp_writeback
+    if role is not None:
+        if role not in FileStorage.Role.values:
+            raise ImalinkError(
+                "role must be primary, backup or archive.",
+                code="validation_error",
+                status=422,
+                details={"field": "role"},
+            )
+        storage.role = role
     storage.save()
     return storage
 
@@ -169,6 +179,7 @@ def storage_update_and_migrate(
     display_name: str | None = None,
     description: str | None = None,
     xmp_writeback: str | None = None,
+    role: str | None = None,
     base_path: str | None = None,
     rewrite: Callable[[FileStorage], object] | None = None,
 ) -> tuple[FileStorage, "MigrationReport | None"]:
@@ -178,7 +189,7 @@ def storage_update_and_migrate(
         if base_path is not None:
             storage_check_migration(storage, base_path)  # refuse before the name or description changes
         storage = storage_update(
-            storage, display_name=display_name, description=description, xmp_writeback=xmp_writeback
+            storage, display_name=display_name, description=description, xmp_writeback=xmp_writeback, role=role
         )
         report = storage_migrate(storage, new_base_path=base_path, rewrite=rewrite) if base_path is not None else None
     return storage, report

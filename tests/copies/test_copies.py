@@ -235,3 +235,87 @@ def test_verified_at_per_storage_is_the_latest_of_its_files(api, allowed_root, c
     ImageFile.objects.filter(photo=photo).update(verified_at=None)
     assert copies_of(api, photo.hothash)["storages"][0]["verified_at"] is None
     assert not ImageFile.objects.filter(~Q(status=ImageFile.Status.PRESENT)).exists()
+
+
+# --- the copy policy (issue 17 point 3) -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_storage_shows_its_role_and_put_changes_it(api, make_storage):
+    storage = make_storage("Backup Drive")
+    assert storage["role"] == "primary"
+
+    response = api.put(f"/api/v1/file-storage/{storage['uuid']}", {"role": "backup"})
+    assert response.status_code == 200, response.content
+    assert response.json()["data"]["role"] == "backup"
+    assert api.get(f"/api/v1/file-storage/{storage['uuid']}").json()["data"]["role"] == "backup"
+    assert FileStorage.objects.get(storage_uuid=storage["uuid"]).role == FileStorage.Role.BACKUP
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_role_is_422_and_changes_nothing(api, make_storage):
+    storage = make_storage("Main")
+    response = api.put(f"/api/v1/file-storage/{storage['uuid']}", {"role": "mirror", "display_name": "Renamed"})
+    assert response.status_code == 422, response.content
+    row = FileStorage.objects.get(storage_uuid=storage["uuid"])
+    assert (row.role, row.display_name) == ("primary", "Main")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_migration_leaves_the_role_as_it_was(api, make_storage, allowed_root):
+    storage = make_storage("Main")
+    elsewhere = allowed_root / "elsewhere"
+    elsewhere.mkdir()
+    response = api.put(f"/api/v1/file-storage/{storage['uuid']}", {"role": "archive", "base_path": str(elsewhere)})
+    assert response.status_code == 400, response.content
+    assert FileStorage.objects.get(storage_uuid=storage["uuid"]).role == "primary"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_health_check_reports_photos_below_the_policy_per_storage_with_a_link(api, allowed_root, corpus, settings):
+    from indexing.health import run_health_check
+
+    settings.IMALINK_MIN_COPIES = None  # the default: 2 once a second storage exists
+    main, backup = new_storage(allowed_root, "Main SSD"), new_storage(allowed_root, "Backup Drive")
+    card = make_card(allowed_root, corpus)
+    import_card(main, card)
+    import_card(backup, make_card(allowed_root, corpus, names=CARD[:1], folder="half"), title="Half")
+
+    report = run_health_check()
+    issues = {i["key"]: i for i in report.issues}
+    few = issues[f"few_copies:{main.storage_uuid}"]
+    assert few["storage_uuid"] == str(main.storage_uuid) and "1 photos" in few["message"]
+    assert few["link"] == f"/api/v1/photos/?copies_lt=2&storage_uuid={main.storage_uuid}"
+    assert f"few_copies:{backup.storage_uuid}" not in issues  # its one photo is on Main too
+    rows = {r["uuid"]: r for r in report.storages}
+    assert rows[str(main.storage_uuid)]["photos_below_min_copies"] == 1
+    assert rows[str(main.storage_uuid)]["photos_only_here"] == 1
+    assert rows[str(backup.storage_uuid)]["photos_below_min_copies"] == 0
+    # The link lists exactly the photo the issue counts.
+    only_on_main = Photo.objects.exclude(files__file_storage=backup).get()
+    assert listed(api, few["link"].split("?", 1)[1]) == {only_on_main.hothash}
+
+    settings.IMALINK_MIN_COPIES = 1
+    assert not [i for i in run_health_check().issues if i["key"].startswith("few_copies")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_full_validation_sets_verified_at_and_a_quick_one_does_not(allowed_root, corpus):
+    from indexing.validation import validate_storage
+
+    main = new_storage(allowed_root, "Main")
+    import_card(main, make_card(allowed_root, corpus))
+    ImageFile.objects.update(verified_at=None)
+
+    validate_storage(main, mode="quick")
+    assert not ImageFile.objects.filter(verified_at__isnull=False).exists()
+
+    corrupted = ImageFile.objects.order_by("id").first()
+    path = main.full_path / corrupted.relative_path
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    report = validate_storage(main, mode="full")
+    assert len(report.corrupted_files) == 1
+    verified = set(ImageFile.objects.filter(verified_at__isnull=False).values_list("id", flat=True))
+    assert verified == set(ImageFile.objects.exclude(pk=corrupted.pk).values_list("id", flat=True)) != set()
