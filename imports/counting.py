@@ -118,3 +118,43 @@ def under_protected_by_storage(n: int) -> dict[int, int]:
         .values_list("file_storage_id", "n")
     )
     return dict(rows)
+
+
+def _listed(photos, storage, limit: int) -> list[dict]:
+    """Up to `limit` of these photos, oldest row first, each with its file on this storage and its copies."""
+    chosen = list(with_copies_count(photos.defer("hotpreview")).order_by("id")[:limit])
+    paths: dict[int, str] = {}
+    for photo_id, path in (
+        ImageFile.objects.filter(file_storage=storage, photo_id__in=[p.pk for p in chosen])
+        .exclude(status=ImageFile.Status.MISSING)
+        .order_by("-is_primary", "-id")
+        .values_list("photo_id", "relative_path")
+    ):
+        paths[photo_id] = path  # the last one written wins: the primary, else the oldest
+    return [
+        {
+            "hothash": p.hothash,
+            "title": p.title,
+            "taken_at": p.taken_at,
+            "path": paths.get(p.pk),
+            "copies": p.copies_count,
+        }
+        for p in chosen
+    ]
+
+
+def retire_check(storage, *, limit: int = 100) -> dict:
+    """Whether this storage can be retired without losing a photo's only copy, or its only verified copy; the
+    photos that keep it from being so, up to `limit` of each kind, with their full counts."""
+    only = only_here(storage)
+    only_verified = only_verified_here(storage)
+    only_count, verified_count = only.count(), only_verified.count()
+    return {
+        "storage_uuid": storage.storage_uuid,
+        "safe_to_retire": only_count == 0 and verified_count == 0,
+        "only_copy_count": only_count,
+        "only_copy": _listed(only, storage, limit),
+        "only_verified_copy_count": verified_count,
+        "only_verified_copy": _listed(only_verified, storage, limit),
+        "limit": limit,
+    }

@@ -2,16 +2,17 @@
 
 from uuid import UUID
 
-from ninja import Router
+from ninja import Query, Router
 
 from imalink.schemas import ok, responses
-from imports import totals
+from imports import counting, totals
 from indexing import rewrite
 
 from . import services
 from .models import FileStorage
 from .schemas import (
     AccessibilityOut,
+    RetireCheckOut,
     StatisticsOut,
     StorageCreateIn,
     StorageList,
@@ -89,3 +90,13 @@ def check_accessibility(request, uuid: UUID):
 @router.get("/{uuid}/statistics", response=responses(StatisticsOut), summary="File, size and session figures")
 def storage_statistics(request, uuid: UUID):
     return ok(totals.storage_statistics(services.storage_get(uuid)))
+
+
+@router.get(
+    "/{uuid}/retire-check",
+    response=responses(RetireCheckOut),
+    summary="Safe to retire? The photos whose only copy, or only verified copy, is on this storage",
+)
+def retire_check(request, uuid: UUID, limit: int = Query(100, ge=0, le=1000)):
+    """Reads the database only (copies are counted by triggers), so it answers for an unplugged storage too."""
+    return ok(counting.retire_check(services.storage_get(uuid), limit=limit))

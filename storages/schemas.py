@@ -164,5 +164,27 @@ class StatisticsOut(Schema):
     import_sessions: list[SessionSummary]
 
 
+class RetirePhotoOut(Schema):
+    hothash: str
+    title: str
+    taken_at: datetime | None
+    path: str | None = Field(description="its file on this storage, relative to the storage folder")
+    copies: int = Field(description="how many storages hold a copy of it")
+
+
+class RetireCheckOut(Schema):
+    storage_uuid: UUID
+    safe_to_retire: bool = Field(
+        description="true when no photo has its only copy, or its only verified copy, on this storage"
+    )
+    only_copy_count: int
+    only_copy: list[RetirePhotoOut] = Field(description="photos whose only copy is here (the first `limit`)")
+    only_verified_copy_count: int
+    only_verified_copy: list[RetirePhotoOut] = Field(
+        description="photos with other copies, none of them verified, whose verified copy is here (the first `limit`)"
+    )
+    limit: int
+
+
 MigrationOut.model_rebuild()
 StorageUpdateOut.model_rebuild()
