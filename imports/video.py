@@ -59,6 +59,15 @@ POSTER_SCALE_SIDE = 800
 # FFmpeg's defaults, stated so the probe stays bounded whatever defaults a later FFmpeg picks; the timeouts
 # (seconds) interrupt any single open or read that stalls, e.g. on a hanging network mount.
 PROBE_OPTIONS = {"probesize": "5000000", "analyzeduration": "5000000"}
+# The demuxers whose header alone states each video stream's codec and frame size (QuickTime's sample
+# descriptions, Matroska's track entries) and every packet's time. Probing them, FFmpeg would still open a
+# decoder and decode the first frame to learn the pixel format, which nothing here reads, and the poster's
+# decode does that very work again; a decoder whitelist that names no decoder keeps the probe from opening one
+# (FFmpeg then keeps the header's parameters, as it does for a codec it has no decoder for), so a video's first
+# frame is decoded once. The poster's decoder is PyAV's own and not bound by it. Elsewhere (MPEG-TS and -PS,
+# whose streams and sizes only packets reveal, AVI, FLV, ASF) the probe decodes as FFmpeg always does.
+_HEADER_DESCRIBES = frozenset({"mov", "matroska"})
+_NO_PROBE_DECODER = {"codec_whitelist": "none"}
 OPEN_TIMEOUT_S = 20.0
 READ_TIMEOUT_S = 20.0
 OLDEST_PLAUSIBLE_YEAR = 1888  # the oldest surviving film, the Roundhay Garden Scene
@@ -251,8 +260,8 @@ def _inspect(name: str, file_format: str, mtime_ns: int, checksum: str) -> Media
         rotation = frame.rotation if frame is not None and frame.rotation else _rotate_tag(stream.metadata)
         orientation = _ROTATION_TO_ORIENTATION.get(rotation % 360, 1)
         preview = _poster_image(frame, orientation) if frame is not None else None
-        if not (width and height) and frame is not None:
-            width, height = frame.width, frame.height
+        if frame is not None:
+            width, height = frame.width, frame.height  # the decoder's word over the header's
         if width and height:
             width, height = _oriented_size((width, height), orientation)
         elif codec is not None:
@@ -286,10 +295,11 @@ def _inspect(name: str, file_format: str, mtime_ns: int, checksum: str) -> Media
 
 def _open(name: str, file_format: str) -> av.container.InputContainer:
     try:
+        demuxer = _DEMUXERS[file_format]
         return av.open(
             name,
-            format=_DEMUXERS[file_format],
-            container_options=PROBE_OPTIONS,
+            format=demuxer,
+            container_options={**PROBE_OPTIONS, **(_NO_PROBE_DECODER if demuxer in _HEADER_DESCRIBES else {})},
             # Given to the decoders FFmpeg opens while probing too, so none of them allocates a bomb's frame.
             options={"max_pixels": str(MAX_FRAME_PIXELS)},
             timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S),

@@ -17,6 +17,7 @@ import av
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
+from imports import video
 from imports.media import PREVIEW_BOX, MediaInfo, MediaRejected
 from imports.video import SNIFF_BYTES, inspect_video, looks_like_video, video_identity
 from tests.conftest import CORPUS, require
@@ -130,6 +131,32 @@ def test_threads_at_once_get_what_one_thread_gets(card):
     with ThreadPoolExecutor(max_workers=4) as pool:
         together = list(pool.map(lambda name: inspect(card / name), names))
     assert together == alone
+
+
+@pytest.mark.parametrize(
+    "container, codec, name, probe_decodes",
+    [
+        ("mp4", "libx264", "a.mp4", False),
+        ("mov", "mjpeg", "a.mov", False),
+        ("matroska", "libx264", "a.mkv", False),
+        ("avi", "mpeg4", "a.avi", True),
+        ("mpegts", "mpeg2video", "a.ts", True),
+    ],
+)
+def test_the_first_frame_is_decoded_once_where_the_header_describes_the_stream(
+    tmp_path, container, codec, name, probe_decodes
+):
+    # FFmpeg's probe learns the pixel format only by decoding a frame. Where the header states codec, size and
+    # times (QuickTime, Matroska), the probe opens no decoder, so the poster's decode is the only one.
+    path = write_video(tmp_path / name, container=container, codec=codec, frames=lambda i: moving_pattern(i + 1))
+    file_format = looks_like_video(head_of(path))
+    with video._open(str(path), file_format) as container_read:
+        probed = container_read.streams.video[0].codec_context
+        assert (probed.width, probed.height) == (WIDTH, HEIGHT)
+        assert (probed.pix_fmt is not None) == probe_decodes
+    info = inspect(path)
+    assert (info.width, info.height, info.has_hotpreview) == (WIDTH, HEIGHT, True)
+    assert difference(poster(info), shown(moving_pattern(1), 0)) < 10
 
 
 # --- sniffing -------------------------------------------------------------------------------------
@@ -368,11 +395,10 @@ def test_an_mp4_cut_inside_its_moov_is_corrupt(tmp_path, card):
     assert rejection(path).code == "corrupt"
 
 
-def test_a_video_claiming_a_gigantic_frame_is_refused(tmp_path):
-    # A real raw-video QuickTime whose sample description is rewritten to claim 12000x12000 (144 MP) frames;
-    # rawvideo takes its size from the container alone, so nothing but our own check stands in the way.
-    path = tmp_path / "bomb.mov"
-    out = av.open(str(path), "w", format="mov")
+def raw_video_claiming(path: Path, container: str, width: int, height: int) -> Path:
+    """A real raw-video file whose header is rewritten to claim width x height frames; rawvideo takes its size
+    from the container alone, so nothing but a size check stands in the way of a frame that large."""
+    out = av.open(str(path), "w", format=container)
     with out:
         stream = out.add_stream("rawvideo", rate=RATE)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
@@ -381,13 +407,31 @@ def test_a_video_claiming_a_gigantic_frame_is_refused(tmp_path):
         for packet in stream.encode():
             out.mux(packet)
     data = bytearray(path.read_bytes())
-    entry = data.index(b"raw ", data.index(b"stsd"))
-    size_at = entry + 4 + 6 + 2 + 2 + 2 + 4 + 4 + 4  # past the visual sample entry's fixed fields
-    assert data[size_at : size_at + 4] == struct.pack(">HH", 64, 48)
-    data[size_at : size_at + 4] = struct.pack(">HH", 12000, 12000)
+    if container == "mov":
+        entry = data.index(b"raw ", data.index(b"stsd"))
+        at = entry + 4 + 6 + 2 + 2 + 2 + 4 + 4 + 4  # past the visual sample entry's fixed fields
+        assert data[at : at + 4] == struct.pack(">HH", 64, 48)
+        data[at : at + 4] = struct.pack(">HH", width, height)
+    else:  # AVI: the stream format's BITMAPINFOHEADER (bottom-up, so a negative height) and the main header
+        at = data.index(b"strf") + 8 + 4
+        assert data[at : at + 8] == struct.pack("<ii", 64, -48)
+        data[at : at + 8] = struct.pack("<ii", width, -height)
+        at = data.index(b"avih") + 8 + 32
+        assert data[at : at + 8] == struct.pack("<ii", 64, 48)
+        data[at : at + 8] = struct.pack("<ii", width, height)
     path.write_bytes(data)
+    return path
 
-    found = rejection(path)  # FFmpeg's probe, held to our pixel limit, drops the size rather than take it
+
+def test_a_video_claiming_a_gigantic_frame_is_refused(tmp_path):
+    # QuickTime's header is taken as it stands (the probe decodes nothing), so our own check refuses the claim.
+    found = rejection(raw_video_claiming(tmp_path / "bomb.mov", "mov", 12000, 12000))
+    assert (found.code, found.message) == (
+        "bomb",
+        "bomb: the video claims 12000x12000 = 144,000,000 pixels a frame, over 100,000,000",
+    )
+    # AVI is probed by decoding: FFmpeg's probe, held to our pixel limit, drops the size rather than take it.
+    found = rejection(raw_video_claiming(tmp_path / "bomb.avi", "avi", 12000, 12000))
     assert (found.code, found.message) == (
         "corrupt",
         "corrupt: the video stream has no frame size FFmpeg accepts (none, or over 100,000,000 pixels)",
