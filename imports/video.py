@@ -9,6 +9,7 @@ import math
 import os
 import re
 import stat
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,9 +18,11 @@ from typing import Any, Iterator
 import av
 import av.error
 import av.logging
+from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageStat
 
 from .media import (
+    PREVIEW_BOX,
     MediaInfo,
     MediaRejected,
     _clean_text,
@@ -49,13 +52,11 @@ POSTER_WINDOW_S = 3.0
 POSTER_MAX_FRAMES = 60
 POSTER_MAX_PACKETS = 2000
 POSTER_DEADLINE_S = 10.0
-# A frame whose grey levels (sampled at BLANK_PROBE_SIDE x BLANK_PROBE_SIDE) have a standard deviation under
-# BLANK_STDDEV is blank: black or white lead-in, a fade, a flat title card. Real dark scenes measure well above.
+# A frame whose grey levels (its poster-sized image sampled at BLANK_PROBE_SIDE x BLANK_PROBE_SIDE) have a
+# standard deviation under BLANK_STDDEV is blank: black or white lead-in, a fade, a flat title card. Real dark
+# scenes measure well above.
 BLANK_PROBE_SIDE = 32
 BLANK_STDDEV = 4.0
-# The poster is scaled by swscale to fit this box before Pillow takes it to PREVIEW_BOX, so memory stays
-# bounded whatever the frame size, and Pillow's thumbnail() still does the last step as it does for a photo.
-POSTER_SCALE_SIDE = 800
 # FFmpeg's defaults, stated so the probe stays bounded whatever defaults a later FFmpeg picks; the timeouts
 # (seconds) interrupt any single open or read that stalls, e.g. on a hanging network mount.
 PROBE_OPTIONS = {"probesize": "5000000", "analyzeduration": "5000000"}
@@ -256,12 +257,12 @@ def _inspect(name: str, file_format: str, mtime_ns: int, checksum: str) -> Media
         tags = [dict(container.metadata), dict(stream.metadata)]
         tags += [dict(s.metadata) for s in container.streams if s is not stream]
 
-        frame = _poster_frame(container, stream) if codec is not None else None
-        rotation = frame.rotation if frame is not None and frame.rotation else _rotate_tag(stream.metadata)
+        poster = _poster(container, stream) if codec is not None else None
+        rotation = poster.rotation if poster is not None and poster.rotation else _rotate_tag(stream.metadata)
         orientation = _ROTATION_TO_ORIENTATION.get(rotation % 360, 1)
-        preview = _poster_image(frame, orientation) if frame is not None else None
-        if frame is not None:
-            width, height = frame.width, frame.height  # the decoder's word over the header's
+        preview = _fit_preview(poster.image, orientation) if poster is not None else None
+        if poster is not None:
+            width, height = poster.width, poster.height  # the decoder's word over the header's
         if width and height:
             width, height = _oriented_size((width, height), orientation)
         elif codec is not None:
@@ -348,11 +349,21 @@ def _is_mpeg_ts(head: bytes) -> bool:
 # --- poster frame ---------------------------------------------------------------------------------
 
 
-def _poster_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Any:
+class _Poster:
+    """A decoded frame's poster-sized image, its display rotation and its decoded size."""
+
+    __slots__ = ("image", "rotation", "width", "height")
+
+    def __init__(self, image: Image.Image, frame: Any):
+        self.image, self.rotation, self.width, self.height = image, frame.rotation, frame.width, frame.height
+
+
+def _poster(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> _Poster | None:
     """The first frame near the start that is not blank, else the first decoded one, else None.
 
     Keyframes alone come first, as they are cheap and usually enough; only when all of them are blank are the
-    frames between them decoded from the start.
+    frames between them decoded from the start. Each frame is scaled once, by swscale, straight to the size
+    the hotpreview has, and the blank check looks at that small image, so no full-size RGB copy is ever made.
     """
     codec = stream.codec_context
     codec.options = {"max_pixels": str(MAX_FRAME_PIXELS)}  # FFmpeg refuses to allocate a larger frame
@@ -368,10 +379,11 @@ def _poster_frame(container: av.container.InputContainer, stream: av.video.strea
                 break
         codec.skip_frame = skip
         for frame in _frames(container, stream, deadline):
+            poster = _Poster(_poster_sized(frame), frame)
             if first is None:
-                first = frame
-            if not _is_blank(frame):
-                return frame
+                first = poster
+            if not _is_blank(poster.image):
+                return poster
     return first
 
 
@@ -401,17 +413,41 @@ def _frames(container: av.container.InputContainer, stream: av.video.stream.Vide
         logger.debug("demuxing stopped: %s", exc)
 
 
-def _is_blank(frame: Any) -> bool:
-    sample = frame.reformat(width=BLANK_PROBE_SIDE, height=BLANK_PROBE_SIDE, format="gray").to_image()
+def _is_blank(image: Image.Image) -> bool:
+    sample = image.convert("L").resize((BLANK_PROBE_SIDE, BLANK_PROBE_SIDE), Image.Resampling.BOX)
     return ImageStat.Stat(sample).stddev[0] < BLANK_STDDEV
 
 
-def _poster_image(frame: Any, orientation: int) -> Image.Image:
-    """DESIGN §2's canonical hotpreview of a frame: upright, RGB, within 200x200, as media.py makes a photo's."""
-    scale = min(1.0, POSTER_SCALE_SIDE / max(frame.width, frame.height))
-    width, height = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
-    image = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_image()
-    return _fit_preview(image, orientation)
+# One swscale context per thread, kept from video to video: a camera's clips share a size, and setting up the
+# scaler's filters for a frame size costs about as much as scaling one frame.
+_scalers = threading.local()
+
+
+def _poster_sized(frame: Any) -> Image.Image:
+    """The frame in RGB at the size Pillow's thumbnail() gives it within PREVIEW_BOX, scaled by swscale in one
+    area-averaging step from the decoded planes, so the preview path's thumbnail() finds nothing left to do."""
+    scaler = getattr(_scalers, "scaler", None)
+    if scaler is None:
+        scaler = _scalers.scaler = VideoReformatter()
+    width, height = _thumbnail_size(frame.width, frame.height, PREVIEW_BOX)
+    return scaler.reformat(frame, width=width, height=height, format="rgb24", interpolation="AREA").to_image()
+
+
+def _thumbnail_size(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]:
+    """The size Pillow's Image.thumbnail(box) gives a width x height image: the side that binds is the box's,
+    the other the whole number that keeps the aspect best (its rounding, which a test holds to Pillow's)."""
+    x, y = box
+    if x >= width and y >= height:
+        return width, height
+    aspect = width / height
+    if x / y >= aspect:
+        x = max(min(math.floor(y * aspect), math.ceil(y * aspect), key=lambda n: abs(aspect - n / y)), 1)
+    else:
+        y = max(
+            min(math.floor(x / aspect), math.ceil(x / aspect), key=lambda n: 0 if n == 0 else abs(aspect - x / n)),
+            1,
+        )
+    return x, y
 
 
 def _rotate_tag(metadata: dict) -> int:

@@ -159,6 +159,36 @@ def test_the_first_frame_is_decoded_once_where_the_header_describes_the_stream(
     assert difference(poster(info), shown(moving_pattern(1), 0)) < 10
 
 
+@pytest.mark.parametrize(
+    "size",
+    [
+        (1920, 1080),
+        (1080, 1920),
+        (3840, 2160),
+        (1440, 1080),
+        (190, 240),
+        (201, 100),
+        (720, 576),
+        (4000, 3),
+        (3, 4000),
+        (200, 200),
+        (250, 200),
+        (199, 500),
+        (64, 48),
+    ],
+)
+def test_the_poster_is_scaled_once_to_the_size_thumbnail_gives(size):
+    # swscale scales each frame straight to the preview's size, so Pillow's thumbnail() has nothing left to do.
+    image = Image.new("RGB", size)
+    image.thumbnail(PREVIEW_BOX)
+    assert video._thumbnail_size(*size, PREVIEW_BOX) == image.size
+    frame = av.VideoFrame.from_image(Image.new("RGB", size, (40, 90, 200)))
+    assert (
+        video._poster_sized(frame.reformat(format="yuv420p" if size[0] % 2 == size[1] % 2 == 0 else "rgb24")).size
+        == image.size
+    )
+
+
 # --- sniffing -------------------------------------------------------------------------------------
 
 
