@@ -367,6 +367,9 @@ def _poster(container: av.container.InputContainer, stream: av.video.stream.Vide
     """
     codec = stream.codec_context
     codec.options = {"max_pixels": str(MAX_FRAME_PIXELS)}  # FFmpeg refuses to allocate a larger frame
+    # The import already inspects one file per core (IMALINK_IMPORT_THREADS), so decoder threads would only
+    # add their start-up and hand-offs to each video: one thread decodes it with the least work.
+    codec.thread_count = 1
     deadline = time.monotonic() + POSTER_DEADLINE_S
     first = None
     for skip in ("NONKEY", "DEFAULT"):
