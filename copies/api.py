@@ -8,8 +8,8 @@ from imalink.schemas import JobAccepted, responses
 from jobs.answers import job_answer
 from storages.services import storage_get
 
-from . import replication
-from .schemas import ReplicateIn, ReplicationOut
+from . import migration, replication
+from .schemas import MigrateIn, MigrationOut, ReplicateIn, ReplicationOut
 
 router = Router(tags=["copies"])
 
@@ -26,3 +26,16 @@ def replicate(request, uuid: UUID, payload: ReplicateIn, wait: float | None = Qu
     replication.replication_check(source, target, payload.session_ids)  # refused here, before a job exists
     params = {"target_storage_uuid": str(target.storage_uuid), "session_ids": payload.session_ids}
     return job_answer(request, kind=replication.JOB_KIND, storage=source, params=params, wait=wait)
+
+
+@router.post(
+    "/{uuid}/migrate",
+    response=responses(MigrationOut, _202=JobAccepted),
+    summary="Move the storage to another drive: copy it whole to new_base_path, verified, check it against the "
+    "database, then switch base_path (the old copy is left untouched)",
+)
+def migrate(request, uuid: UUID, payload: MigrateIn, wait: float | None = Query(None, ge=0)):
+    storage = storage_get(uuid)
+    migration.migration_check(storage, payload.new_base_path)  # refused here, before a job exists
+    params = {"new_base_path": payload.new_base_path}
+    return job_answer(request, kind=migration.JOB_KIND, storage=storage, params=params, wait=wait)

@@ -63,10 +63,12 @@ class MigrationOut(Schema):
     files_total: int
     files_copied: int
     files_already_there: int
+    files_set_aside: int
     bytes_total: int
     bytes_copied: int
     files_verified: int
     database_files_checked: int
+    not_copied: list[dict[str, str]]
     switched: bool
     migration: dict[str, Any] | None
     duration_s: float
