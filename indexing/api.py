@@ -20,6 +20,7 @@ from .schemas import (
     AcceptChecksumOut,
     IndexStatusOut,
     IndexWritten,
+    RepairOut,
     ScanOut,
     ValidationOut,
 )
@@ -193,3 +194,17 @@ def batch_generate(request, payload: BatchIn, wait: float | None = Query(None, g
     for storage in {s.file_storage_id: s.file_storage for s in sessions.values()}.values():
         storage_require_available(storage, writable=True)
     return job_answer(request, kind="index_batch", storage=None, params={"session_ids": wanted}, wait=wait)
+
+
+@index_router.post(
+    "/repair/{storage_uuid}",
+    response=responses(RepairOut, _202=JobAccepted),
+    summary=(
+        "Repair corrupt and missing files from good copies on other available storages; the damaged ones go to "
+        ".imalink/quarantine/ (409 if the storage is unavailable)"
+    ),
+)
+def repair(request, storage_uuid: str, wait: float | None = Query(None, ge=0)):
+    storage = storage_get(storage_uuid)
+    storage_require_available(storage, writable=True)
+    return job_answer(request, kind="repair", storage=storage, wait=wait)

@@ -145,3 +145,37 @@ class RefusedChecksum(Schema):
 class AcceptChecksumOut(Schema):
     accepted: list[AcceptedChecksum]
     refused: list[RefusedChecksum]
+
+
+class RepairedFile(Schema):
+    file_id: int
+    hothash: str
+    path: str = Field(description="where the good copy now is (its old path, unless a file of record held it)")
+    old_path: str | None = None
+    status: str = Field(description="the file's status before: modified (corrupt) or missing")
+    session_id: int
+    quarantined: str | None = Field(description="where the damaged file was moved (.imalink/quarantine/<UTC>/...)")
+    source_storage_uuid: UUID | None = Field(description="the storage the good copy came from (none: it was good)")
+    source_path: str | None
+
+
+class UnrepairedFile(Schema):
+    file_id: int
+    hothash: str
+    path: str
+    status: str
+    session_id: int
+    reason: str
+
+
+class RepairOut(Schema):
+    job_id: int | None = None
+    status: str | None = None
+    storage_uuid: UUID
+    checked: int = Field(description="files of the storage that were corrupt (modified) or missing")
+    repaired: list[RepairedFile]
+    no_good_copy: list[UnrepairedFile] = Field(description="files whose good bytes no available storage holds")
+    failed: list[UnrepairedFile] = Field(description="files a good copy was found for, that could not be put back")
+    bytes_copied: int
+    affected_sessions: list[int]
+    duration_s: float
