@@ -191,6 +191,31 @@ class Storage:
         with self.parent_of(relative) as (fd, name):
             return os.stat(name, dir_fd=fd, follow_symlinks=False)
 
+    def plain_file_stats(self, relatives) -> dict[str, os.stat_result | None]:
+        """lstat of many entries, each folder on their way opened once: by relative path, the stat of a plain file,
+        or None for anything else (absent, not a plain file, or below something that is not a real folder)."""
+        by_folder: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        for relative in relatives:
+            folder, name = self._split(relative)
+            by_folder.setdefault(folder, []).append((relative, name))
+        stats: dict[str, os.stat_result | None] = {}
+        for folder, entries in by_folder.items():
+            try:
+                fd = open_dir(self.fd, PurePosixPath(*folder) if folder else "", shown=self.root)
+            except (OSError, UnsafeLayout):
+                stats.update((relative, None) for relative, _ in entries)
+                continue
+            try:
+                for relative, name in entries:
+                    try:
+                        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    except OSError:
+                        st = None
+                    stats[relative] = st if st is not None and stat.S_ISREG(st.st_mode) else None
+            finally:
+                os.close(fd)
+        return stats
+
     def kind(self, relative) -> str | None:
         """'file', 'folder' or None (absent); anything else raises UnsafeLayout."""
         try:

@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -470,14 +469,12 @@ def test_merge_refuses_an_unreadable_sidecar_rather_than_replace_it():
         )
 
 
-# Hostile input: each is refused with a sentence, quickly
+# Hostile input: each is refused with a sentence (a hang would fail at pytest-timeout's limit, pyproject.toml)
 
 
 def refused(data: bytes, match: str) -> str:
-    started = time.monotonic()
     with pytest.raises(XmpUnreadable, match=match) as caught:
         read_xmp(data)
-    assert time.monotonic() - started < 2
     message = str(caught.value)
     assert message.endswith(".") and " " in message
     return message

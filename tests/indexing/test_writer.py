@@ -322,7 +322,6 @@ def test_a_writer_killed_at_random_moments_never_leaves_a_torn_file(tmp_path):
     assert len(target.read_bytes()) > 2_000_000
     rng = random.Random(20251018)
     kills_mid_write = 0
-    started = time.monotonic()
     for _ in range(20):
         proc = subprocess.Popen([sys.executable, "-c", KILL_WRITER, str(target)], cwd=REPO, stdout=subprocess.PIPE)
         assert proc.stdout.readline() == b"ready\n"
@@ -336,7 +335,6 @@ def test_a_writer_killed_at_random_moments_never_leaves_a_torn_file(tmp_path):
             stray.unlink()
     # The kills did land inside writes (a torn temporary file was left behind), so the check above means something.
     assert kills_mid_write > 0
-    assert time.monotonic() - started < 20
 
 
 # --- backups and skip-if-unchanged ------------------------------------------------------------------
