@@ -20,6 +20,7 @@ from .schemas import (
     AcceptChecksumOut,
     IndexStatusOut,
     IndexWritten,
+    ReconcileOut,
     RepairOut,
     ScanOut,
     ValidationOut,
@@ -208,3 +209,15 @@ def repair(request, storage_uuid: str, wait: float | None = Query(None, ge=0)):
     storage = storage_get(storage_uuid)
     storage_require_available(storage, writable=True)
     return job_answer(request, kind="repair", storage=storage, wait=wait)
+
+
+@index_router.post(
+    "/reconcile",
+    response=responses(ReconcileOut, _202=JobAccepted),
+    summary=(
+        "Record files moved by hand from one storage's photos/ into another's as moves, over every available "
+        "storage (a file that left an unavailable storage waits)"
+    ),
+)
+def reconcile(request, wait: float | None = Query(None, ge=0)):
+    return job_answer(request, kind="reconcile", storage=None, wait=wait)

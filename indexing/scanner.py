@@ -79,6 +79,10 @@ class ScanReport:
     duration_s: float = 0.0
     affected_sessions: list = field(default_factory=list)
     adopted: dict | None = None
+    # adopt_new: files that were moved here from another storage, recorded as moves (issue 17, copies/reconcile.py),
+    # and new files left untracked until the storage they left is back.
+    moved_in: list = field(default_factory=list)
+    held_back: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -236,9 +240,10 @@ def scan_storage(
         if not dry_run:
             _apply(storage, plan)
             _apply_sidecars(storage, plan.sidecars, report)
-            if adopt_new and plan.new:
+            new = _moved_in(storage, plan, report, should_stop) if adopt_new and plan.new else plan.new
+            if adopt_new and new:
                 try:
-                    report.adopted = adopt_in_place(storage=storage, files=plan.new, should_stop=should_stop).as_dict()
+                    report.adopted = adopt_in_place(storage=storage, files=new, should_stop=should_stop).as_dict()
                 except drive.UnsafeLayout as exc:  # a new file swapped for a link or a pipe since the walk
                     mark_unsafe(storage, exc)
                     raise
@@ -267,6 +272,34 @@ def scan_storage(
         " (dry run)" if dry_run else "",
     )
     return report
+
+
+# Finders of files moved in from other storages (issue 17): copies/reconcile.py, above indexing, registers one.
+# Each is `finder(storage, new_files, should_stop=) -> found`, run under the scan's lock before adopt_new adopts
+# what is left; `found` has .moves (reported), .held_back, .claimed (paths not to adopt) and .sessions (of this
+# storage, whose indexes the scan rewrites).
+CROSS_MOVE_FINDERS: list = []
+
+
+def register_cross_move_finder(finder) -> None:
+    if finder not in CROSS_MOVE_FINDERS:
+        CROSS_MOVE_FINDERS.append(finder)
+
+
+def _moved_in(storage, plan: ScanPlan, report: ScanReport, should_stop) -> list[DiskFile]:
+    """The new files left for adoption once each finder has recorded the ones moved in from another storage."""
+    new = plan.new
+    for finder in CROSS_MOVE_FINDERS:
+        found = finder(storage, new, should_stop=should_stop)
+        report.moved_in.extend(found.moves)
+        report.held_back.extend(found.held_back)
+        plan.sessions.update(found.sessions)
+        moved = {move["new_path"]: move["from_storage_uuid"] for move in found.moves}
+        for entry in report.new_files:
+            if entry["path"] in moved:
+                entry.update(adopted=True, moved_from_storage_uuid=moved[entry["path"]])
+        new = [d for d in new if d.path not in found.claimed]
+    return new
 
 
 def _lock_wait() -> float:

@@ -33,6 +33,27 @@ class NewFile(Schema):
     path: str
     file_size: int
     adopted: bool
+    moved_from_storage_uuid: UUID | None = Field(
+        None, description="adopt_new: the storage this file was moved from by hand, recorded as one move"
+    )
+
+
+class CrossMove(Schema):
+    file_id: int
+    hothash: str
+    from_storage_uuid: UUID
+    old_path: str
+    old_session_id: int
+    new_path: str
+    session_id: int = Field(description="the session of this storage the file is now in: its Adopted files session")
+
+
+class HeldBack(Schema):
+    hothash: str
+    path: str
+    from_storage_uuid: UUID
+    old_path: str
+    reason: str
 
 
 class ScanOut(Schema):
@@ -54,6 +75,10 @@ class ScanOut(Schema):
     duration_s: float
     affected_sessions: list[int]
     adopted: dict[str, Any] | None
+    moved_in: list[CrossMove] = Field([], description="adopt_new: files moved here from another storage by hand")
+    held_back: list[HeldBack] = Field(
+        [], description="adopt_new: new files left untracked until the storage they were moved from is back"
+    )
 
 
 class IndexState(Schema):
@@ -178,4 +203,14 @@ class RepairOut(Schema):
     failed: list[UnrepairedFile] = Field(description="files a good copy was found for, that could not be put back")
     bytes_copied: int
     affected_sessions: list[int]
+    duration_s: float
+
+
+class ReconcileOut(Schema):
+    job_id: int | None = None
+    status: str | None = None
+    storages_checked: list[UUID]
+    unavailable_storages: list[dict[str, Any]]
+    moves: list[CrossMove]
+    held_back: list[HeldBack]
     duration_s: float
