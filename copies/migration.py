@@ -47,7 +47,7 @@ MARKER = str(layout.MARKER)
 NOT_COPIED = (layout.TMP_DIR + "/", layout.LOCK_FILE, JOURNAL)
 TMP_PREFIX = "migrate-"
 MAX_LISTED = 500
-COPY_THREADS = 4  # enough to overlap one file's fsync with the next one's reads and writes
+COPY_THREADS = 16  # the drives' work (fsync, read back), not the CPU's: as copies.replication.COPY_THREADS
 
 
 class MigrationCopyRefused(ImalinkError):

@@ -1,6 +1,7 @@
 """Replication (issue 17 point 1): three real storages on tmp_path, a session with a RAW+JPEG pair copied from the
 main drive to the backup and on to the archive, verified, mirrored, resumable, and rebuilt from the backup alone."""
 
+import errno
 import json
 import os
 import shutil
@@ -317,3 +318,17 @@ def test_the_schedule_is_installed_off_and_replicates_each_primary_to_its_connec
     finished = jobs.job_run(job.pk)
     assert finished.status == "succeeded" and finished.result["copied_files"] == 5
     assert not ImageFile.objects.filter(file_storage=archive).exists()
+
+
+@pytest.mark.django_db
+def test_between_filesystems_without_copy_file_range_the_copy_goes_through_a_buffer(allowed_root, corpus, monkeypatch):
+    main, backup, _archive, pair, _other = three_storages(allowed_root, corpus)
+
+    def cross_device(*args):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")  # an old kernel, or two kinds of filesystem
+
+    monkeypatch.setattr(os, "copy_file_range", cross_device)
+    report = replicate_storage(source=main, target=backup, session_ids=[pair.pk])
+
+    assert report.copied_files == 3 and report.failed == []
+    assert all(file_checksum(backup.full_path / f.relative_path) == f.checksum for f in _files(backup))
