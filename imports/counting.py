@@ -12,7 +12,7 @@ filters and totals over 100,000 photos read an index instead of every file. This
 indexing, so that the health check can use it too.
 """
 
-from django.db.models import BooleanField, Count, Exists, F, IntegerField, Max, OuterRef, Subquery
+from django.db.models import BooleanField, Count, IntegerField, Max
 from django.db.models.expressions import RawSQL
 
 from storages.models import FileStorage
@@ -22,6 +22,7 @@ from .models import ImageFile, Photo, StoragePhoto
 # Unqualified: no other table has these names, and a subquery aliases imports_photo (U0, ...).
 COUNT_COLUMN = "copies_count"
 SOLE_COLUMN = "copies_sole_storage_id"
+VERIFIED_SOLE_COLUMN = "copies_verified_sole_storage_id"
 
 
 def reference_checksum(photo) -> str | None:
@@ -31,15 +32,6 @@ def reference_checksum(photo) -> str | None:
         .order_by("-is_primary", "id")
         .values_list("checksum", flat=True)
         .first()
-    )
-
-
-def _reference_of(outer: str):
-    """The reference checksum of the photo `outer` names, as a subquery."""
-    return Subquery(
-        ImageFile.objects.filter(photo=OuterRef(outer), role=ImageFile.Role.ORIGINAL)
-        .order_by("-is_primary", "id")
-        .values("checksum")[:1]
     )
 
 
@@ -90,21 +82,11 @@ def photos_only_here(storage) -> int:
 
 
 def only_verified_here(storage):
-    """The photos with more than one copy whose only verified copy is on this storage: a verified present file of
-    the reference checksum here, and none on any other storage."""
-    verified_elsewhere = ImageFile.objects.filter(
-        photo=OuterRef("photo"),
-        checksum=OuterRef("checksum"),
-        status=ImageFile.Status.PRESENT,
-        verified_at__isnull=False,
-    ).exclude(file_storage=storage)
-    files = (
-        ImageFile.objects.filter(file_storage=storage, status=ImageFile.Status.PRESENT, verified_at__isnull=False)
-        .alias(reference=_reference_of("photo"))
-        .filter(reference=F("checksum"))
-        .filter(~Exists(verified_elsewhere))
-    )
-    return with_copies_count(Photo.objects.filter(pk__in=files.values("photo_id"))).filter(copies_count__gt=1)
+    """The photos with more than one copy whose only verified copy is on this storage: of the storages holding a
+    copy, it alone holds one whose verified_at is set (a copy never read back is not known to be good)."""
+    return with_copies_count(
+        Photo.objects.filter(RawSQL(f"{VERIFIED_SOLE_COLUMN} = %s", (storage.pk,), output_field=BooleanField()))
+    ).filter(copies_count__gt=1)
 
 
 def under_protected_by_storage(n: int) -> dict[int, int]:

@@ -3,11 +3,13 @@ to an ImageFile row, as migration 0002 keeps the file totals.
 
 A photo's copies are the distinct storages holding a `present` file with its reference checksum: the checksum of
 its primary original (else its first original on record), imports/counting.py. Two columns of imports_photo hold
-the count and, while it is exactly one, the storage that holds that only copy:
+the count and, while it is exactly one, the storage that holds that only copy (and likewise for verified copies):
 
 - copies_count: how many storages hold a copy (0 when every copy is missing or modified);
 - copies_sole_storage_id: the storage of the only copy when copies_count = 1, else NULL (indexed: a storage's
-  `photos_only_here` and the retire-check read it by index, never a storage's every file).
+  `photos_only_here` and the retire-check read it by index, never a storage's every file);
+- copies_verified_sole_storage_id: the storage of the only verified copy (verified_at set) when exactly one storage
+  holds one, else NULL (the retire-check's "only verified copy").
 
 The columns are added with plain ALTER TABLE (a default, so the ORM's inserts that leave them out get 0 and NULL)
 and are not in Django's model state: imports/models.py does not name them, and imports/counting.py reads them with
@@ -28,12 +30,25 @@ REFERENCE = (
     " ORDER BY r.is_primary DESC, r.id LIMIT 1)"
 )
 HOLDERS = f"FROM imports_imagefile c WHERE c.photo_id = imports_photo.id AND c.status = 'present' AND c.checksum = {REFERENCE}"
+SOLE = "SELECT CASE WHEN COUNT(DISTINCT c.file_storage_id) = 1 THEN MIN(c.file_storage_id) END"
 RECOUNT = (
     f"UPDATE {PHOTO} SET copies_count = (SELECT COUNT(DISTINCT c.file_storage_id) {HOLDERS}),"
-    f" copies_sole_storage_id = (SELECT CASE WHEN COUNT(DISTINCT c.file_storage_id) = 1"
-    f" THEN MIN(c.file_storage_id) END {HOLDERS})"
+    f" copies_sole_storage_id = ({SOLE} {HOLDERS}),"
+    f" copies_verified_sole_storage_id = ({SOLE} {HOLDERS} AND c.verified_at IS NOT NULL)"
 )
 WATCHED = ["photo_id", "file_storage_id", "status", "checksum", "is_primary", "role"]
+# A new verification time changes nothing; a file becoming verified, or no longer, does.
+VERIFIED_CHANGED = "((OLD.verified_at IS NULL) <> (NEW.verified_at IS NULL))"
+COLUMNS = [
+    ("copies_count", "integer NOT NULL DEFAULT 0"),
+    ("copies_sole_storage_id", "integer NULL"),
+    ("copies_verified_sole_storage_id", "integer NULL"),
+]
+INDEXES = [
+    ("photo_copies_count", "copies_count"),
+    ("photo_copies_sole_storage", "copies_sole_storage_id"),
+    ("photo_copies_verified_sole", "copies_verified_sole_storage_id"),
+]
 
 
 def _triggers(vendor):
@@ -57,28 +72,27 @@ def _triggers(vendor):
             "imalink_copies_imagefile_update",
             "imports_imagefile",
             "UPDATE",
-            changed(WATCHED, vendor),
+            f"({changed(WATCHED, vendor)} OR {VERIFIED_CHANGED})",
             [f"{RECOUNT} WHERE id IN (OLD.photo_id, NEW.photo_id)"],
         ),
     ]
 
 
 def install(apps, schema_editor):
-    execute = schema_editor.execute
-    execute(f"ALTER TABLE {PHOTO} ADD COLUMN copies_count integer NOT NULL DEFAULT 0", params=None)
-    execute(f"ALTER TABLE {PHOTO} ADD COLUMN copies_sole_storage_id integer NULL", params=None)
-    execute(f"CREATE INDEX photo_copies_count ON {PHOTO} (copies_count)", params=None)
-    execute(f"CREATE INDEX photo_copies_sole_storage ON {PHOTO} (copies_sole_storage_id)", params=None)
+    for column, definition in COLUMNS:
+        schema_editor.execute(f"ALTER TABLE {PHOTO} ADD COLUMN {column} {definition}", params=None)
+    for name, column in INDEXES:
+        schema_editor.execute(f"CREATE INDEX {name} ON {PHOTO} ({column})", params=None)
     create_triggers(schema_editor, _triggers(schema_editor.connection.vendor))
-    execute(RECOUNT, params=None)  # the photos already there
+    schema_editor.execute(RECOUNT, params=None)  # the photos already there
 
 
 def uninstall(apps, schema_editor):
     drop_triggers(schema_editor, _triggers(schema_editor.connection.vendor))
-    schema_editor.execute("DROP INDEX photo_copies_count", params=None)
-    schema_editor.execute("DROP INDEX photo_copies_sole_storage", params=None)
-    schema_editor.execute(f"ALTER TABLE {PHOTO} DROP COLUMN copies_sole_storage_id", params=None)
-    schema_editor.execute(f"ALTER TABLE {PHOTO} DROP COLUMN copies_count", params=None)
+    for name, _column in INDEXES:
+        schema_editor.execute(f"DROP INDEX {name}", params=None)
+    for column, _definition in reversed(COLUMNS):
+        schema_editor.execute(f"ALTER TABLE {PHOTO} DROP COLUMN {column}", params=None)
 
 
 class Migration(migrations.Migration):

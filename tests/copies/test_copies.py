@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.db.models import Max, Q
+from django.utils import timezone
 
 from imalink.triggers import installed_triggers
 from imports import counting
@@ -141,24 +142,29 @@ def test_the_copy_triggers_are_installed(db):
     }
 
 
-def copies_from_the_rows() -> dict[int, tuple[int, int | None]]:
-    """The oracle: each photo's (copies, storage of the only copy), aggregated from the file rows."""
+def copies_from_the_rows() -> dict[int, tuple]:
+    """The oracle: each photo's (copies, storage of the only copy, storage of the only verified copy), aggregated
+    from the file rows."""
     answer = {}
     for photo in Photo.objects.all():
         checksum = counting.reference_checksum(photo)
-        holders = set(
-            ImageFile.objects.filter(photo=photo, checksum=checksum, status=ImageFile.Status.PRESENT).values_list(
-                "file_storage_id", flat=True
-            )
+        copies = ImageFile.objects.filter(photo=photo, checksum=checksum, status=ImageFile.Status.PRESENT)
+        holders = set(copies.values_list("file_storage_id", flat=True))
+        verified = set(copies.filter(verified_at__isnull=False).values_list("file_storage_id", flat=True))
+        answer[photo.pk] = (
+            len(holders),
+            next(iter(holders)) if len(holders) == 1 else None,
+            next(iter(verified)) if len(verified) == 1 else None,
         )
-        answer[photo.pk] = (len(holders), next(iter(holders)) if len(holders) == 1 else None)
     return answer
 
 
-def copies_from_the_triggers() -> dict[int, tuple[int, int | None]]:
+def copies_from_the_triggers() -> dict[int, tuple]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT id, copies_count, copies_sole_storage_id FROM imports_photo")
-        return {pk: (count, sole) for pk, count, sole in cursor.fetchall()}
+        cursor.execute(
+            "SELECT id, copies_count, copies_sole_storage_id, copies_verified_sole_storage_id FROM imports_photo"
+        )
+        return {pk: tuple(rest) for pk, *rest in cursor.fetchall()}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -188,6 +194,7 @@ def test_the_kept_count_matches_the_rows_after_every_kind_of_change(allowed_root
                     is_primary=rng.random() < 0.4,
                     role=ImageFile.Role.ORIGINAL if rng.random() < 0.9 else ImageFile.Role.SIDECAR,
                     status=rng.choice(statuses),
+                    verified_at=timezone.now() if rng.random() < 0.5 else None,
                 )
             )
         ImageFile.objects.bulk_create(rows)
@@ -213,7 +220,9 @@ def test_the_kept_count_matches_the_rows_after_every_kind_of_change(allowed_root
         lambda: some_files().update(checksum=f"{rng.randrange(3):032x}"),
         lambda: move_to_session(some_files()),
         lambda: one_by_save(some_files()),
-        lambda: some_files().update(verified_at=None),  # counts nothing
+        lambda: some_files().update(verified_at=None),
+        lambda: some_files().update(verified_at=timezone.now()),
+        lambda: some_files().update(last_seen_at=timezone.now()),  # counts nothing
         lambda: some_files().delete(),
     ]
     place(25)
@@ -221,7 +230,7 @@ def test_the_kept_count_matches_the_rows_after_every_kind_of_change(allowed_root
         rng.choice(changes)()
         assert copies_from_the_triggers() == copies_from_the_rows(), f"step {step}"
     ImageFile.objects.all().delete()
-    assert set(copies_from_the_triggers().values()) == {(0, None)}
+    assert set(copies_from_the_triggers().values()) == {(0, None, None)}
 
 
 @pytest.mark.django_db(transaction=True)
