@@ -12,6 +12,7 @@ urlpatterns = [
         "sessions/<int:session_id>/regenerate-index/", views.session_regenerate_index, name="session-regenerate-index"
     ),
     path("sessions/<int:session_id>/verify-source/", views.session_verify_source, name="session-verify-source"),
+    path("photos/", views.photo_list, name="photo-list"),
     path("photos/<str:hothash>/", views.photo_detail, name="photo-detail"),
     path("photos/<str:hothash>/hotpreview.jpg", views.photo_hotpreview, name="photo-hotpreview"),
     path("photos/<str:hothash>/preview.jpg", views.photo_preview, name="photo-preview"),

@@ -24,11 +24,14 @@ from jobs import services as jobs
 from jobs.models import Job
 from jobs.services import job_start
 from storages import drive
+from storages.forms import CopyForm
 from storages.layout import session_index_file
 from storages.models import FileStorage
-from storages.services import storage_require_available
+from storages.services import min_copies, storage_require_available
+from storages.services import storage_get as storages_get
+from storages.views import protection_bar
 
-from . import services
+from . import counting, services
 from .forms import ImportForm, PhotoForm
 from .models import ImageFile, ImportSession, Photo, SourceEntry
 from .motion import embedded_video
@@ -206,6 +209,22 @@ def _verification(session: ImportSession) -> dict:
     return {"active": active, "last": last, "result": result, "error": error}
 
 
+def _session_protection(session: ImportSession) -> dict:
+    """The session's copies bar: its photos kept in min_copies() storages or more, against those only on its
+    storage (imports.counting counts; this picks the session's photos)."""
+    wanted = min_copies()
+    photos = Photo.objects.filter(files__import_session=session).values("id")
+    bar = protection_bar(
+        photos=Photo.objects.filter(pk__in=photos).count(),
+        below=counting.with_fewer_copies(Photo.objects.filter(pk__in=photos), wanted).count(),
+        only_here=counting.only_here(session.file_storage).filter(pk__in=photos).count(),
+        wanted=wanted,
+    )
+    bar["below_url"] = f"/photos/?copies_lt={wanted}&session={session.pk}"
+    bar["only_here_url"] = f"/photos/?only_on={session.file_storage.storage_uuid}&session={session.pk}"
+    return bar
+
+
 @staff_required
 @require_GET
 def session_detail(request, session_id: int):
@@ -251,6 +270,8 @@ def session_detail(request, session_id: int):
             "statuses": statuses,
             "source": _source_files(request, session),
             "verification": _verification(session),
+            "protection": _session_protection(session),
+            "copy_form": CopyForm(storage),
         },
     )
 
@@ -334,7 +355,63 @@ def photo_detail(request, hothash: str):
             "original": original,
             "original_problem": original_problem,
             "original_available": original is not None and original_problem is None,
+            "copies": counting.photo_copies(photo),
         },
+    )
+
+
+class PhotoFilterError(ValueError):
+    """A photos-list filter that cannot be read; its message is shown on the page."""
+
+
+def _photo_filters(request) -> tuple[dict, list[str]]:
+    """The photos list's filters from the query string: copies_lt (a number of storages), storage, only_on (a
+    storage's uuid) and session (an id), each checked, with a sentence per filter for the page's heading."""
+    found, said = {}, []
+    raw = request.GET.get("copies_lt")
+    if raw:
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            raise PhotoFilterError(f"copies_lt must be a whole number of storages from 1 to 1000, not {raw!r}.")
+        found["copies_lt"] = int(raw)
+        said.append(f"kept in fewer than {raw} storage{'s' if raw != '1' else ''}")
+    for name in ("storage", "only_on"):
+        raw = request.GET.get(name)
+        if raw:
+            try:
+                found[name] = storages_get(raw)
+            except NotFound:
+                raise PhotoFilterError(f"There is no storage {raw!r} ({name}).") from None
+            said.append(("with a file on " if name == "storage" else "only on ") + found[name].display_name)
+    raw = request.GET.get("session")
+    if raw:
+        if not raw.isdigit() or not ImportSession.objects.filter(pk=int(raw)).exists():
+            raise PhotoFilterError(f"There is no import session {raw!r}.")
+        found["session"] = int(raw)
+        said.append(f"in session #{raw}")
+    return found, said
+
+
+@staff_required
+@require_GET
+def photo_list(request):
+    """Photos, newest first, filtered as the overview's and storage pages' copies links ask (the API's list)."""
+    try:
+        filters, said = _photo_filters(request)
+    except PhotoFilterError as exc:
+        return render(request, "imports/photo_list.html", {"error": str(exc)}, status=400)
+    storage = filters.get("storage")
+    photos = services.photos_list(
+        storage_uuid=storage.storage_uuid if storage else None, session_id=filters.get("session")
+    )
+    if "copies_lt" in filters:
+        photos = counting.with_fewer_copies(photos, filters["copies_lt"])
+    if "only_on" in filters:
+        photos = photos.filter(pk__in=counting.only_here(filters["only_on"]).values("id"))
+    page = Paginator(counting.with_copies_count(photos), THUMBS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "imports/photo_list.html",
+        {"page": page, "said": said, "thumbs_query": _query_without(request, "page")},
     )
 
 

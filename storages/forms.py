@@ -29,3 +29,40 @@ class FileStorageForm(forms.ModelForm):
             return str(storage_check_migration(self.instance, value))
         except ImalinkError as exc:
             raise forms.ValidationError(exc.message, code=exc.code) from None
+
+
+class CopyForm(forms.Form):
+    """ "Copy to…": the storage that receives the copies, among the others; `session` narrows it to one session."""
+
+    target = forms.ModelChoiceField(
+        queryset=FileStorage.objects.none(),
+        to_field_name="storage_uuid",
+        empty_label=None,
+        label="Copy to",
+        error_messages={"invalid_choice": "Choose another storage to copy into.", "required": "Choose a storage."},
+    )
+    session = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def __init__(self, source: FileStorage, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.fields["target"].queryset = copy_targets(source)
+        self.fields["target"].label_from_instance = lambda storage: storage.display_name
+
+
+def copy_targets(source: FileStorage):
+    """The storages a copy of `source` may go to: every other active one (replication refuses the rest)."""
+    return FileStorage.objects.filter(is_active=True).exclude(pk=source.pk).order_by("display_name", "id")
+
+
+class MigrateForm(forms.Form):
+    new_base_path = forms.CharField(
+        label="New base path",
+        max_length=4096,
+        help_text="An existing folder on the new drive, as an absolute path. The storage folder is copied into it.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)

@@ -16,12 +16,14 @@ from django.forms.utils import ErrorList
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
+from copies import migration, replication
 from imalink.auth import staff_required
 from imalink.errors import ImalinkError
 from imalink.not_found import or_404
-from imports.models import FileTotals, ImportSession
+from imports import counting
+from imports.models import FileTotals, ImportSession, Photo
 from imports.totals import storage_statistics, with_images_count
 from indexing import rewrite
 from indexing.models import HealthReport
@@ -30,6 +32,7 @@ from jobs.models import Job
 from jobs.services import job_start
 
 from . import services
+from .forms import CopyForm, MigrateForm
 from .models import FileStorage
 from .paths import allowed_roots
 
@@ -108,6 +111,66 @@ def _usage_chart(storages) -> dict:
         "height": max(len(rows), 1) * CHART_ROW,
         "aria_label": "Storage usage. " + "; ".join(labels) + "." if labels else "Storage usage: no storages.",
     }
+
+
+def protection_bar(*, photos: int, below: int, only_here: int, wanted: int) -> dict:
+    """Figures for a copies bar: of `photos`, how many are kept in at least `wanted` storages (protected), how many
+    fewer, and how many only here. Counting is copies' (imports.counting); this only lays the figures out."""
+    protected = max(photos - below, 0)
+    percent = round(100 * protected / photos, 1) if photos else 100.0
+    return {
+        "photos": photos,
+        "protected": protected,
+        "below": below,
+        "only_here": only_here,
+        "wanted": wanted,
+        "percent": percent,
+        "low": below > 0,
+        "below_url": None,
+        "only_here_url": None,
+    }
+
+
+def storage_protection(storage: FileStorage, *, photos: int, only_here: int) -> dict:
+    """The storage page's copies bar: its photos kept in min_copies() storages or more, against those only here."""
+    wanted = services.min_copies()
+    below = counting.under_protected_by_storage(wanted).get(storage.pk, 0)
+    bar = protection_bar(photos=photos, below=below, only_here=only_here, wanted=wanted)
+    bar["below_url"] = f"/photos/?copies_lt={wanted}&storage={storage.storage_uuid}"
+    bar["only_here_url"] = f"/photos/?only_on={storage.storage_uuid}"
+    return bar
+
+
+def overview_protection(storages) -> dict | None:
+    """The overview's protection summary: all photos, those kept in min_copies() storages or more, and per storage
+    those whose only copy it holds (each with a link to their list)."""
+    total = Photo.objects.count()
+    if not total:
+        return None
+    wanted = services.min_copies()
+    below = counting.with_fewer_copies(Photo.objects.all(), wanted).count()
+    only = []
+    for storage in storages:
+        count = counting.photos_only_here(storage)
+        if count:
+            only.append({"storage": storage, "count": count, "url": f"/photos/?only_on={storage.storage_uuid}"})
+    bar = protection_bar(photos=total, below=below, only_here=sum(o["count"] for o in only), wanted=wanted)
+    bar.update(only=only, below_url=f"/photos/?copies_lt={wanted}")
+    return bar
+
+
+def _last_validation(storage: FileStorage) -> dict | None:
+    """The storage's latest finished validation, with the corrupt and missing files it found."""
+    job = (
+        Job.objects.filter(kind="validate", storage=storage, status=Job.Status.SUCCEEDED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    if job is None:
+        return None
+    result = job.result or {}
+    corrupted, missing = len(result.get("corrupted_files") or []), len(result.get("missing_files") or [])
+    return {"job": job, "corrupted": corrupted, "missing": missing, "problems": corrupted + missing}
 
 
 def _per_storage(queryset, aggregate):
@@ -194,6 +257,7 @@ def overview(request):
             "recent_jobs": recent,
             "chart": _usage_chart(storages),
             "latest_health": latest_health,
+            "protection": overview_protection(storages),
         },
     )
 
@@ -235,10 +299,9 @@ def storage_new(request):
     return render(request, "storages/storage_new.html", {"form": form, "allowed_roots": allowed_roots()})
 
 
-@staff_required
-def storage_detail(request, storage_uuid):
-    storage = or_404(services.storage_get, storage_uuid)
+def _detail(request, storage: FileStorage, *, copy_form=None, migrate_form=None, status=200):
     sessions = with_images_count(ImportSession.objects.filter(file_storage=storage)).order_by("-imported_at", "-id")
+    statistics = storage_statistics(storage)["statistics"]
     return render(
         request,
         "storages/storage_detail.html",
@@ -246,11 +309,94 @@ def storage_detail(request, storage_uuid):
             "storage": storage,
             "space": _free_space(storage),
             "index_present": _index_present(storage),
-            "statistics": storage_statistics(storage)["statistics"],
+            "statistics": statistics,
             "sessions": Paginator(sessions, SESSIONS_PER_PAGE).get_page(request.GET.get("page")),
             "last_scan": _last_scan(storage),
+            "protection": storage_protection(
+                storage, photos=statistics["photos"], only_here=statistics["photos_only_here"]
+            ),
+            "copy_form": copy_form or CopyForm(storage),
+            "migrate_form": migrate_form or MigrateForm(),
+            "last_validation": _last_validation(storage),
         },
+        status=status,
     )
+
+
+@staff_required
+def storage_detail(request, storage_uuid):
+    return _detail(request, or_404(services.storage_get, storage_uuid))
+
+
+def _form_errors(form) -> str:
+    return " ".join(str(error) for errors in form.errors.values() for error in errors)
+
+
+def copy_start(request, source: FileStorage, form: CopyForm):
+    """Start the replication that a valid "Copy to…" form asks for; (job, None), or (None, why it is refused)."""
+    target, session_id = form.cleaned_data["target"], form.cleaned_data.get("session")
+    session_ids = [session_id] if session_id else None
+    try:
+        replication.replication_check(source, target, session_ids)
+    except ImalinkError as exc:
+        return None, exc.message
+    params = {"target_storage_uuid": str(target.storage_uuid), "session_ids": session_ids}
+    session = ImportSession.objects.get(pk=session_id) if session_id else None
+    job = job_start(kind=replication.JOB_KIND, storage=source, session=session, params=params, user=request.user)
+    return job, None
+
+
+@staff_required
+@require_POST
+def storage_copy(request, storage_uuid):
+    """ "Copy to…" on the storage page (every session) and on a session page (that session, in `session`)."""
+    storage = or_404(services.storage_get, storage_uuid)
+    form = CopyForm(storage, request.POST)
+    session_id = request.POST.get("session")
+    back = f"/sessions/{session_id}/#copies" if session_id and session_id.isdigit() else None
+    if not form.is_valid():
+        problem = _form_errors(form)
+    else:
+        job, problem = copy_start(request, storage, form)
+        if job is not None:
+            target = form.cleaned_data["target"]
+            messages.success(request, f"Started job #{job.pk}: copying to {target.display_name}.")
+            return redirect(f"/jobs/{job.pk}/")
+    messages.error(request, f"Nothing was copied. {problem}")
+    return redirect(back or f"/storages/{storage.storage_uuid}/#copies")
+
+
+@staff_required
+@require_POST
+def storage_migrate(request, storage_uuid):
+    """Start the migration job (copies.migration) to the new base path; a refusal is shown on the form."""
+    storage = or_404(services.storage_get, storage_uuid)
+    form = MigrateForm(request.POST)
+    if form.is_valid():
+        new_base_path = form.cleaned_data["new_base_path"]
+        try:
+            migration.migration_check(storage, new_base_path)
+        except ImalinkError as exc:
+            form.add_error("new_base_path", exc.message)
+        else:
+            job = job_start(
+                kind=migration.JOB_KIND, storage=storage, params={"new_base_path": new_base_path}, user=request.user
+            )
+            messages.success(request, f"Started job #{job.pk}: moving {storage.display_name} to {new_base_path}.")
+            return redirect(f"/jobs/{job.pk}/")
+    return _detail(request, storage, migrate_form=form, status=400)
+
+
+RETIRE_LISTED = 100
+
+
+@staff_required
+@require_GET
+def storage_retire_check(request, storage_uuid):
+    """Whether the storage can be retired (imports.counting.retire_check, from the database alone)."""
+    storage = or_404(services.storage_get, storage_uuid)
+    answer = counting.retire_check(storage, limit=RETIRE_LISTED)
+    return render(request, "storages/retire_check.html", {"storage": storage, "answer": answer})
 
 
 # action -> (job kind, job params, the drive must be writable); None for the actions that are not jobs.
@@ -261,6 +407,7 @@ JOB_ACTIONS = {
     "regenerate-indexes": ("index_storage", {}, True),
     "validate-quick": ("validate", {"mode": "quick"}, False),
     "validate-full": ("validate", {"mode": "full"}, False),
+    "repair": ("repair", {}, True),  # copies.repair: from good copies on other available storages
 }
 
 

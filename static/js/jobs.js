@@ -10,6 +10,7 @@
     if (bar) bar.value = pct;  // a <progress>: its value sets the bar and what a screen reader hears
     var set = function (name, value) { var t = el.querySelector("[data-field=" + name + "]"); if (t) t.textContent = fmt(value); };
     set("status", job.status); set("percent", pct + "%"); set("done", done); set("total", total || "–");
+    set("files_done", p.files_done); set("files_total", p.files_total); set("phase", p.phase);
     set("imported", p.imported); set("duplicates", p.duplicates); set("failed", p.failed);
     set("current", p.current || ""); set("eta", job.eta_seconds === null ? "–" : Math.round(job.eta_seconds) + " s");
     var list = el.querySelector("[data-failures]");
