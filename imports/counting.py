@@ -61,9 +61,15 @@ def photo_copies(photo) -> dict:
     return {"count": len(holders), "available": sum(h["available"] for h in holders), "storages": holders}
 
 
-def with_fewer_copies(photos, n: int):
-    """The photos of this queryset kept in fewer than n storages (the trigger-kept count, by its index)."""
-    return photos.filter(RawSQL(f"{COUNT_COLUMN} < %s", (n,), output_field=BooleanField()))
+def with_fewer_copies(photos, n: int, *, storage_uuid=None):
+    """The photos of this queryset kept in fewer than n storages (the trigger-kept count, by its index); only those
+    with a file on record in that storage when storage_uuid is given (its StoragePhoto rows: no join, no DISTINCT)."""
+    photos = photos.filter(RawSQL(f"{COUNT_COLUMN} < %s", (n,), output_field=BooleanField()))
+    if storage_uuid is not None:
+        photos = photos.filter(
+            pk__in=StoragePhoto.objects.filter(file_storage__storage_uuid=storage_uuid).values("photo_id")
+        )
+    return photos
 
 
 def with_copies_count(photos):
@@ -106,13 +112,14 @@ def _listed(photos, storage, limit: int) -> list[dict]:
     """Up to `limit` of these photos, oldest row first, each with its file on this storage and its copies."""
     chosen = list(with_copies_count(photos.defer("hotpreview")).order_by("id")[:limit])
     paths: dict[int, str] = {}
-    for photo_id, path in (
-        ImageFile.objects.filter(file_storage=storage, photo_id__in=[p.pk for p in chosen])
+    for photo_id, storage_id, path in (
+        ImageFile.objects.filter(photo_id__in=[p.pk for p in chosen])  # by the photo index: a few rows each
         .exclude(status=ImageFile.Status.MISSING)
         .order_by("-is_primary", "-id")
-        .values_list("photo_id", "relative_path")
+        .values_list("photo_id", "file_storage_id", "relative_path")
     ):
-        paths[photo_id] = path  # the last one written wins: the primary, else the oldest
+        if storage_id == storage.pk:
+            paths[photo_id] = path  # the last one written wins: the primary, else the oldest
     return [
         {
             "hothash": p.hothash,

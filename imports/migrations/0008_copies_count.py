@@ -47,7 +47,8 @@ COLUMNS = [
 INDEXES = [
     ("photo_copies_count", "copies_count"),
     ("photo_copies_sole_storage", "copies_sole_storage_id"),
-    ("photo_copies_verified_sole", "copies_verified_sole_storage_id"),
+    # With the count, so "only verified copy here, and more than one copy" is read from the index alone.
+    ("photo_copies_verified_sole", "copies_verified_sole_storage_id, copies_count"),
 ]
 
 
