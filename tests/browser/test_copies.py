@@ -11,6 +11,7 @@ from indexing.rewrite import import_folder, storage_create
 from jobs.models import Job
 from storages.layout import QUARANTINE_DIR
 from storages.models import FileStorage
+from tests.browser.test_csp import Watch
 from tests.browser.test_flows import assert_page_fits_and_reads_aloud, log_in, wait_for_job_page
 
 CARD = ("jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "png/hopper.png")
@@ -36,6 +37,12 @@ def test_retire_check_copy_repair_and_migrate_clicked_through(
     imalink_server, browser_page, allowed_root, corpus, tmp_path
 ):
     page, url = browser_page, imalink_server.url
+    watch = Watch(page)  # every page under the Content-Security-Policy: no refusal, no script error, no 4xx/5xx
+
+    def shot(name):
+        page.shot(name)
+        watch.problems += [f"{page.url}: {v}" for v in page.evaluate("() => window.__violations || []")]
+
     main, backup, archive, session = storages_with_a_card(allowed_root, corpus)
     log_in(page, url, (tmp_path / "var" / "admin_password").read_text().strip())
     main_page = f"{url}/storages/{main.storage_uuid}/"
@@ -45,7 +52,7 @@ def test_retire_check_copy_repair_and_migrate_clicked_through(
     page.goto(url + "/")
     summary = page.locator("[data-protection-summary]")
     assert summary.inner_text() == "3 photos: 0 with 2+ copies, 3 only on Main SSD."
-    page.shot("1-overview-unprotected")
+    shot("1-overview-unprotected")
     summary.get_by_role("link", name="3 only on Main SSD").click()
     page.wait_for_selector("[data-photo-count]")
     assert page.locator("[data-photo-count]").inner_text().startswith("3 photos only on Main SSD.")
@@ -56,7 +63,7 @@ def test_retire_check_copy_repair_and_migrate_clicked_through(
     page.wait_for_selector("h1:has-text('Retire Main SSD?')")
     assert page.get_by_text("Not safe to retire").is_visible()
     assert page.locator("#only-copy a[href^='/photos/']").count() == 3
-    page.shot("2-retire-not-safe")
+    shot("2-retire-not-safe")
     page.locator(f"#only-copy a[href='/photos/{photo.hothash}/']").click()
     page.wait_for_selector("[data-copies]")
     assert page.locator("[data-copies]").inner_text().startswith("1 of 1 copy available now")
@@ -68,7 +75,7 @@ def test_retire_check_copy_repair_and_migrate_clicked_through(
     job = Job.objects.get(pk=wait_for_job_page(page))
     assert job.kind == "replicate" and job.result["copied_files"] == 3, job.result
     assert page.locator("[data-result]").inner_text().startswith("3 files copied")
-    page.shot("3-copied")
+    shot("3-copied")
     assert ImageFile.objects.filter(file_storage=backup).count() == ImageFile.objects.filter(file_storage=main).count()
     page.goto(f"{url}/photos/{photo.hothash}/")
     assert page.locator("[data-copies]").inner_text().startswith("2 of 2 copies available now")
@@ -78,7 +85,7 @@ def test_retire_check_copy_repair_and_migrate_clicked_through(
     page.get_by_role("button", name="Check before retiring").click()
     page.wait_for_selector("h1:has-text('Retire Main SSD?')")
     assert page.get_by_text("Safe to retire").is_visible()
-    page.shot("4-retire-safe")
+    shot("4-retire-safe")
 
     # The session page copies that one session, to NAS Archive.
     page.goto(f"{url}/sessions/{session.pk}/")
@@ -100,13 +107,13 @@ def test_retire_check_copy_repair_and_migrate_clicked_through(
     assert len(job.result["corrupted_files"]) == 1, job.result
     page.goto(main_page)
     assert page.locator("#repair").get_by_text("1 corrupt").is_visible()
-    page.shot("5-validation-found-a-problem")
+    shot("5-validation-found-a-problem")
     page.locator("#repair").get_by_role("button", name="Repair from copies").click()
     job = Job.objects.get(pk=wait_for_job_page(page))
     assert job.kind == "repair" and len(job.result["repaired"]) == 1, job.result
     assert page.locator("[data-result]").inner_text().startswith("1 file repaired, 0 with no good copy")
     assert page.get_by_role("link", name=row.relative_path).is_visible()
-    page.shot("6-repaired")
+    shot("6-repaired")
     assert damaged_path.read_bytes() == good
     assert [p.read_bytes() for p in (main.full_path / QUARANTINE_DIR).rglob("*") if p.is_file()] == [bytes(data)]
 
@@ -130,9 +137,12 @@ def test_retire_check_copy_repair_and_migrate_clicked_through(
     assert page.locator("[data-old-copy]").inner_text().startswith("The old copy was left untouched")
     bytes_total = job.result["bytes_total"]
     assert page.get_by_text(f"{bytes_total} of {bytes_total} bytes").is_visible()
-    page.shot("7-migrated")
+    shot("7-migrated")
     main = FileStorage.objects.get(pk=main.pk)
     assert main.full_path == new_drive / main.directory_name and old_copy.is_dir()
     page.set_viewport_size({"width": 375, "height": 800})
     for path in (f"/jobs/{job.pk}/", f"/photos/{photo.hothash}/", "/"):
         assert_page_fits_and_reads_aloud(page, url, path, 375)
+        shot(f"375-{path.strip('/').replace('/', '-') or 'overview'}")
+    # The one answer above 399 is the refused path, a 400 by design.
+    assert [p for p in watch.problems if not p.endswith(f"400 for {url}/storages/{main.storage_uuid}/migrate/")] == []
