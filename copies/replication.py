@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from imalink.errors import Conflict, ImalinkError, NotFound, StorageUnavailable
 from imports.copying import CopyVerificationFailed, clean_tmp, copy_verified
-from imports.models import ImageFile, ImportSession
+from imports.models import ImageFile, ImportSession, Photo
 from indexing.writer import write_master_index, write_session_index
 from jobs.services import JobCancelled
 from storages import drive
@@ -37,6 +37,7 @@ MAX_FAILURES_LISTED = 1000
 # project's machine 2, 4, 8 and 16 threads gave 120-140, 160-190, 205-250 and 270-320 MB/s for camera JPEGs
 # (benchmarks/replication_benchmark.py). A spinning drive may want fewer; none is slower than one thread.
 COPY_THREADS = 16
+RECORD_BATCH = 64  # rows written in one transaction: one per file cost the calling thread 5 ms a file
 
 
 class ReplicationAborted(Conflict):
@@ -166,34 +167,29 @@ def _aborted(source: FileStorage, target: FileStorage, exc: OSError) -> Replicat
     return None
 
 
-def _write_hotpreview(image_file: ImageFile, source: FileStorage, target: FileStorage) -> None:
+def _write_hotpreview(image_file: ImageFile, source_drive: drive.Storage, target: FileStorage, data=None) -> bool:
     """The photo's hotpreview in the target's .imalink/hotpreviews, so its indexes alone restore the preview:
-    from the database, else from the source's own file; one already there is left alone."""
+    `data`, else the source's own file; one already there is left alone. False when there was nothing to write
+    from (the caller then takes it from the database)."""
     photo = image_file.photo
     if not photo.has_hotpreview:
-        return
+        return True
     relative = hotpreview_relative_path(photo.hothash)
-    data = bytes(photo.hotpreview) if photo.hotpreview else None
-    if data is None:
-        try:
-            with drive.Storage(source.full_path) as opened:
-                data = opened.read_bytes(relative, limit=2 * 1024 * 1024)
-        except (OSError, drive.FileTooLarge):
-            return
     with drive.Storage(target.full_path) as opened:
         if opened.kind(relative) == "file":
-            return
+            return True
+        if data is None:
+            try:
+                data = source_drive.read_bytes(relative, limit=2 * 1024 * 1024)
+            except (OSError, drive.FileTooLarge):
+                return False
         opened.write_atomic(relative, data, create_folders=True)
+    return True
 
 
-def _record(
-    image_file: ImageFile, *, stored: str, mirror: ImportSession, source: FileStorage, target: FileStorage
-) -> None:
-    """The target's row for a copy that lies at `stored`, verified just now."""
-    with drive.Storage(target.full_path) as opened:
-        st = opened.lstat(stored)  # the folders on the way walked without following
-    now = timezone.now()
-    ImageFile.objects.create(
+def _row(image_file: ImageFile, *, stored: str, st: os.stat_result, mirror: ImportSession, target, now) -> ImageFile:
+    """The target's row for a copy that lies at `stored` (lstat `st`), verified just now."""
+    return ImageFile(
         photo_id=image_file.photo_id,
         import_session=mirror,
         file_storage=target,
@@ -300,6 +296,7 @@ def _replicate_locked(sessions, *, source, target, report, touched, progress, sh
         ImageFile.objects.filter(import_session__in=sessions, file_storage=source)
         .exclude(status=ImageFile.Status.MISSING)
         .select_related("photo")
+        .defer("photo__hotpreview")  # a preview is read only for the rare photo whose source lacks its file
         .order_by("import_session_id", "photo_id", "-is_primary", "id")
     )
     report.total_files = len(files)
@@ -308,22 +305,23 @@ def _replicate_locked(sessions, *, source, target, report, touched, progress, sh
         mirror = mirror_session_for(session, target, create=False)
         if mirror is not None:
             report.mirror_sessions[str(session.pk)] = mirror.pk
-    counts = {"files_done": 0, "done": 0}
+    counts = {"files_done": 0, "done": 0, "placed": 0}
 
     def advance(image_file) -> None:
         counts["files_done"] += 1
         counts["done"] += image_file.file_size
         progress(
-            **counts,
-            copied=report.copied_files + report.found_in_place,
+            files_done=counts["files_done"],
+            done=counts["done"],
+            copied=counts["placed"],
             already_present=report.already_present,
             failed=report.failed_count,
             current=image_file.relative_path,
         )
 
     progress(
-        total=report.total_bytes, files_total=report.total_files, copied=0, already_present=0, failed=0, force=True,
-        **counts,
+        total=report.total_bytes, files_total=report.total_files, files_done=0, done=0, copied=0, already_present=0,
+        failed=0, force=True,
     )  # fmt: skip
     threads = COPY_THREADS
     with drive.Storage(source.full_path) as source_drive, ThreadPoolExecutor(threads, "replicate") as pool:
@@ -344,24 +342,33 @@ def _replicate_locked(sessions, *, source, target, report, touched, progress, sh
         for _ in range(threads * 2):
             if not submit_next():
                 break
+        placed = []  # copies in place whose rows are written together, RECORD_BATCH at a time
         while in_flight:
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in finished:
                 image_file = in_flight.pop(future)
                 try:
-                    _settle(future, image_file, by_session, source=source, target=target, taken=taken,
-                            report=report, touched=touched)  # fmt: skip
+                    outcome = _settle(future, image_file, source=source, target=target, report=report)
                 except ReplicationAborted as exc:
                     held.discard(image_file.checksum)
                     aborted = aborted or exc  # the copies in hand are still recorded, then the run stops
+                else:
+                    if outcome is not None:
+                        placed.append(outcome)
+                        counts["placed"] += 1
                 advance(image_file)
                 if aborted is None and not report.cancelled:
                     submit_next()
+            if len(placed) >= RECORD_BATCH or (placed and not in_flight):
+                _record(placed, by_session, target=target, taken=taken, report=report, touched=touched)
+                placed = []
             if should_stop is not None and not report.cancelled:
                 try:
                     should_stop()
                 except JobCancelled:
                     report.cancelled = True  # no new file; the ones in hand are finished and recorded
+        if placed:
+            _record(placed, by_session, target=target, taken=taken, report=report, touched=touched)
         if aborted is not None:
             raise aborted
 
@@ -385,16 +392,21 @@ def _copy_file(image_file, source_drive, target, taken) -> tuple:
             f"the source file is {st.st_size:,} bytes, not the {image_file.file_size:,} recorded: not copied",
         )
     try:
-        return copy_verified(
+        stored, copied = copy_verified(
             fd, checksum=image_file.checksum, size=image_file.file_size, root=target.full_path, relative=relative,
             taken_paths=taken,
         )  # fmt: skip
     except CopyVerificationFailed as exc:
         return ("failed", "copy_failed", f"the copy failed verification ({exc}); the source may have changed")
+    with drive.Storage(target.full_path) as opened:
+        st = opened.lstat(stored)  # it is there, the folders on the way walked without following
+    preview = image_file.role != ImageFile.Role.ORIGINAL or _write_hotpreview(image_file, source_drive, target)
+    return stored, copied, st, preview
 
 
-def _settle(future, image_file, by_session, *, source, target, taken, report, touched) -> None:
-    """In the calling thread: record what a copying thread did with one file (the row, in its mirror session)."""
+def _settle(future, image_file, *, source, target, report) -> tuple | None:
+    """In the calling thread: what a copying thread did with one file. (image_file, stored, copied, lstat) for a
+    copy in place, None for a failure (reported); ReplicationAborted when a drive has gone."""
     path = image_file.relative_path
     try:
         outcome = future.result()
@@ -403,38 +415,40 @@ def _settle(future, image_file, by_session, *, source, target, taken, report, to
         if abort is not None:
             raise abort from exc
         report.fail(path, "copy_failed", f"could not be copied: {exc.strerror}")
-        return
-    if outcome[0] == "failed" and len(outcome) == 3:
+        return None
+    if outcome[0] == "failed":
         gone = _unavailable(source) if outcome[1] == "not_on_source" else None
         if gone is not None:  # not one file gone: the whole source drive
             raise _aborted(source, target, FileNotFoundError(2, gone.message))
         report.fail(path, outcome[1], outcome[2])
-        return
-    stored, copied = outcome
-    session = by_session[image_file.import_session_id]
-    try:
-        with transaction.atomic():
+        return None
+    return (image_file, *outcome)
+
+
+def _record(placed, by_session, *, target, taken, report, touched) -> None:
+    """The rows of copies in place, each in its session's mirror, in one transaction (a crash before it commits
+    loses nothing: the next run finds those copies where they lie)."""
+    now = timezone.now()
+    rows = []
+    with transaction.atomic():
+        for image_file, stored, _copied, st, _preview in placed:
+            session = by_session[image_file.import_session_id]
             mirror = touched.get(session.pk) or mirror_session_for(session, target, create=True)
-            _record(image_file, stored=stored, mirror=mirror, source=source, target=target)
-    except OSError as exc:
-        # The drive went after the copy was placed: a re-run finds the copy where it lies and records it.
-        raise (_aborted(source, target, exc) or exc) from exc
-    touched[session.pk] = mirror
-    report.mirror_sessions[str(session.pk)] = mirror.pk
-    taken.add(stored)
-    if copied:
-        report.copied_files += 1
-        report.bytes_copied += image_file.file_size
-    else:
-        report.found_in_place += 1
-    if image_file.role == ImageFile.Role.ORIGINAL:
-        try:
-            _write_hotpreview(image_file, source, target)
-        except OSError as exc:
-            abort = _aborted(source, target, exc)
-            if abort is not None:
-                raise abort from exc
-            logger.warning("hotpreview of %s not written to %s: %s", path, target.storage_uuid, exc)
+            touched[session.pk] = mirror
+            report.mirror_sessions[str(session.pk)] = mirror.pk
+            rows.append(_row(image_file, stored=stored, st=st, mirror=mirror, target=target, now=now))
+        ImageFile.objects.bulk_create(rows)
+    for image_file, stored, copied, _st, preview in placed:
+        if not preview:
+            data = Photo.objects.filter(pk=image_file.photo_id).values_list("hotpreview", flat=True).first()
+            if data:
+                _write_hotpreview(image_file, None, target, data=bytes(data))
+        taken.add(stored)
+        if copied:
+            report.copied_files += 1
+            report.bytes_copied += image_file.file_size
+        else:
+            report.found_in_place += 1
 
 
 def run_replicate_job(job, ctx) -> dict:
