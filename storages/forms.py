@@ -47,7 +47,13 @@ class CopyForm(forms.Form):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.fields["target"].queryset = copy_targets(source)
-        self.fields["target"].label_from_instance = lambda storage: storage.display_name
+        self.fields["target"].label_from_instance = copy_target_label
+
+
+def copy_target_label(storage: FileStorage) -> str:
+    """A target's name, and its role; "unplugged" when the last check did not find it (replication refuses it)."""
+    label = f"{storage.display_name} ({storage.get_role_display().lower()}"
+    return label + (", unplugged)" if storage.is_accessible is False else ")")
 
 
 def copy_targets(source: FileStorage):

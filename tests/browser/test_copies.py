@@ -19,10 +19,12 @@ CARD = ("jpeg/camera/DSCN0010.jpg", "jpeg/camera/jolla.jpg", "png/hopper.png")
 
 def storages_with_a_card(allowed_root, corpus):
     made = []
-    for name in ("Main SSD", "Backup Drive", "NAS Archive"):
+    for name, role in (("Main SSD", "primary"), ("Backup Drive", "backup"), ("NAS Archive", "archive")):
         base = allowed_root / name.lower().replace(" ", "-")
         base.mkdir()
-        made.append(storage_create(base_path=str(base), display_name=name))
+        storage = storage_create(base_path=str(base), display_name=name)
+        FileStorage.objects.filter(pk=storage.pk).update(role=role)
+        made.append(storage)
     card = allowed_root / "card"
     card.mkdir()
     for name in CARD:
@@ -70,7 +72,7 @@ def test_retire_check_copy_repair_and_migrate_clicked_through(
 
     # 2. Copy to…: Main SSD's sessions into Backup Drive, through the replication job.
     page.goto(main_page)
-    page.get_by_label("Copy to").select_option(label="Backup Drive")
+    page.get_by_label("Copy to").select_option(label="Backup Drive (backup)")
     page.get_by_role("button", name="Copy every session").click()
     job = Job.objects.get(pk=wait_for_job_page(page))
     assert job.kind == "replicate" and job.result["copied_files"] == 3, job.result
@@ -89,7 +91,7 @@ def test_retire_check_copy_repair_and_migrate_clicked_through(
 
     # The session page copies that one session, to NAS Archive.
     page.goto(f"{url}/sessions/{session.pk}/")
-    page.get_by_label("Copy to").select_option(label="NAS Archive")
+    page.get_by_label("Copy to").select_option(label="NAS Archive (archive)")
     page.get_by_role("button", name="Copy this session").click()
     job = Job.objects.get(pk=wait_for_job_page(page))
     assert job.params["session_ids"] == [session.pk] and job.result["copied_files"] == 3, job.result

@@ -10,6 +10,7 @@ import html as html_lib
 import re
 
 import pytest
+from django.template.defaultfilters import filesizeformat
 from django.test import Client
 
 from copies.migration import migrate_storage
@@ -18,6 +19,7 @@ from copies.replication import replicate_storage
 from imports.models import ImageFile, Photo
 from indexing.validation import validate_storage
 from jobs.models import Job
+from storages.models import FileStorage
 from tests.copies.test_copies import import_card, make_card, new_storage, plug_back, unplug
 from tests.copies.test_repair import flip_a_byte
 
@@ -104,7 +106,7 @@ def test_the_storage_page_shows_its_copies_bar_and_a_copy_to_form_listing_the_ot
     form = form[: form.index("</form>")]
     options = re.findall(r'<option value="([^"]+)"[^>]*>([^<]+)</option>', form)
     assert sorted(options) == sorted(
-        [(str(backup.storage_uuid), "Backup Drive"), (str(archive.storage_uuid), "NAS Archive")]
+        [(str(backup.storage_uuid), "Backup Drive (primary)"), (str(archive.storage_uuid), "NAS Archive (primary)")]
     )
     assert 'name="session"' not in form and "Copy every session" in form
 
@@ -178,7 +180,11 @@ def test_copy_to_refuses_a_target_that_is_not_another_storage(staff, three, targ
 
 def test_copy_to_an_unplugged_storage_is_refused_with_the_reason(staff, three):
     main, backup, archive, session = three
+    FileStorage.objects.filter(pk=archive.pk).update(role=FileStorage.Role.ARCHIVE)
     unplug(backup)
+    page = html(staff.get(f"/storages/{main.storage_uuid}/"))
+    assert f'<option value="{backup.storage_uuid}">Backup Drive (primary, unplugged)</option>' in page
+    assert f'<option value="{archive.storage_uuid}">NAS Archive (archive)</option>' in page
     response = staff.post(
         f"/storages/{main.storage_uuid}/copy/", {"target": backup.storage_uuid, "session": session.pk}
     )
@@ -199,6 +205,24 @@ def test_copy_to_a_session_of_another_storage_is_refused(staff, three, allowed_r
     (message,) = messages_of(response)
     assert "has no import session with id" in message
     assert not Job.objects.exists()
+
+
+def test_the_replication_job_page_shows_what_was_copied_and_links_the_target(staff, three):
+    main, backup, archive, session = three
+    result = replicate_storage(source=main, target=backup).as_dict()
+    params = {"target_storage_uuid": str(backup.storage_uuid), "session_ids": None}
+    job = Job.objects.create(kind="replicate", storage=main, status="succeeded", params=params, result=result)
+    job.progress = {"total": result["total_bytes"], "done": result["total_bytes"], "files_total": 3, "files_done": 3}
+    job.save()
+
+    page = html(staff.get(f"/jobs/{job.pk}/"))
+
+    words = text(page)
+    size = filesizeformat(result["bytes_copied"]).replace("\xa0", " ")  # text() folds the no-break space
+    assert f"3 files copied ({size}), 0 already there, 0 failed, of 3" in words
+    assert "Nothing was deleted." in words
+    assert f"{result['total_bytes']} of {result['total_bytes']} bytes" in words and "Files3 of 3" in words
+    assert f'<a href="/storages/{backup.storage_uuid}/">See the storage copied into</a>' in page
 
 
 # --- migrate ---------------------------------------------------------------------------------------
