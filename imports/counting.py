@@ -12,7 +12,7 @@ filters and totals over 100,000 photos read an index instead of every file. This
 indexing, so that the health check can use it too.
 """
 
-from django.db.models import BooleanField, Count, IntegerField, Max
+from django.db.models import BooleanField, Count, Exists, IntegerField, Max, OuterRef
 from django.db.models.expressions import RawSQL
 
 from storages.models import FileStorage
@@ -66,9 +66,9 @@ def with_fewer_copies(photos, n: int, *, storage_uuid=None):
     with a file on record in that storage when storage_uuid is given (its StoragePhoto rows: no join, no DISTINCT)."""
     photos = photos.filter(RawSQL(f"{COUNT_COLUMN} < %s", (n,), output_field=BooleanField()))
     if storage_uuid is not None:
-        photos = photos.filter(
-            pk__in=StoragePhoto.objects.filter(file_storage__storage_uuid=storage_uuid).values("photo_id")
-        )
+        storage_id = FileStorage.objects.filter(storage_uuid=storage_uuid).values_list("pk", flat=True).first()
+        # One probe of the unique (storage, photo) index per photo: an IN list would be built anew per query.
+        photos = photos.filter(Exists(StoragePhoto.objects.filter(file_storage_id=storage_id, photo=OuterRef("pk"))))
     return photos
 
 
