@@ -438,6 +438,15 @@ def test_the_overview_summarises_protection_and_links_to_the_under_protected(sta
     assert "1 photo only on Main SSD." in text(only_main)
 
 
+def test_the_photos_list_is_in_the_menu_and_lists_every_photo_with_its_copies(staff, three):
+    main, backup, archive, session = three
+    replicate_storage(source=main, target=backup)
+    page = html(staff.get("/photos/"))
+    assert '<li><a href="/photos/">Photos</a></li>' in page
+    assert "3 photos." in text(page) and text(page).count("2 copies") == 3
+    assert set(re.findall(r'href="/photos/([^/"]+)/"', page)) == set(Photo.objects.values_list("hothash", flat=True))
+
+
 def test_the_overview_has_no_protection_summary_before_any_photo(staff, allowed_root):
     new_storage(allowed_root, "Main SSD")
     assert 'id="protection"' not in html(staff.get("/"))
