@@ -60,6 +60,8 @@ BLANK_STDDEV = 4.0
 # FFmpeg's defaults, stated so the probe stays bounded whatever defaults a later FFmpeg picks; the timeouts
 # (seconds) interrupt any single open or read that stalls, e.g. on a hanging network mount.
 PROBE_OPTIONS = {"probesize": "5000000", "analyzeduration": "5000000"}
+OPEN_TIMEOUT_S = 20.0
+READ_TIMEOUT_S = 20.0
 # The demuxers whose header alone states each video stream's codec and frame size (QuickTime's sample
 # descriptions, Matroska's track entries) and every packet's time. Probing them, FFmpeg would still open a
 # decoder and decode the first frame to learn the pixel format, which nothing here reads, and the poster's
@@ -69,8 +71,6 @@ PROBE_OPTIONS = {"probesize": "5000000", "analyzeduration": "5000000"}
 # whose streams and sizes only packets reveal, AVI, FLV, ASF) the probe decodes as FFmpeg always does.
 _HEADER_DESCRIBES = frozenset({"mov", "matroska"})
 _NO_PROBE_DECODER = {"codec_whitelist": "none"}
-OPEN_TIMEOUT_S = 20.0
-READ_TIMEOUT_S = 20.0
 OLDEST_PLAUSIBLE_YEAR = 1888  # the oldest surviving film, the Roundhay Garden Scene
 # A creation time of zero in the QuickTime (1904) or Unix (1970) epoch means the camera never set its clock.
 _UNSET_EPOCHS = (datetime(1904, 1, 1, tzinfo=timezone.utc), datetime(1970, 1, 1, tzinfo=timezone.utc))
@@ -421,8 +421,8 @@ def _is_blank(image: Image.Image) -> bool:
     return ImageStat.Stat(sample).stddev[0] < BLANK_STDDEV
 
 
-# One swscale context per thread, kept from video to video: a camera's clips share a size, and setting up the
-# scaler's filters for a frame size costs about as much as scaling one frame.
+# One swscale context per thread, kept from video to video (swscale makes a new one only when a size or format
+# changes): a camera's clips share a size, so the scaler's filters are set up once, not once a video.
 _scalers = threading.local()
 
 
