@@ -220,8 +220,8 @@ def _session_protection(session: ImportSession) -> dict:
         only_here=counting.only_here(session.file_storage).filter(pk__in=photos).count(),
         wanted=wanted,
     )
-    bar["below_url"] = f"/photos/?copies_lt={wanted}&session={session.pk}"
-    bar["only_here_url"] = f"/photos/?only_on={session.file_storage.storage_uuid}&session={session.pk}"
+    bar["below_url"] = f"/photos/?copies_lt={wanted}&session_id={session.pk}"
+    bar["only_here_url"] = f"/photos/?only_on={session.file_storage.storage_uuid}&session_id={session.pk}"
     return bar
 
 
@@ -365,8 +365,10 @@ class PhotoFilterError(ValueError):
 
 
 def _photo_filters(request) -> tuple[dict, list[str]]:
-    """The photos list's filters from the query string: copies_lt (a number of storages), storage, only_on (a
-    storage's uuid) and session (an id), each checked, with a sentence per filter for the page's heading."""
+    """The photos list's filters from the query string, named as the API's list names them (so a link of the API,
+    such as the health check's, is a link of this page without /api/v1): copies_lt (a number of storages),
+    storage_uuid, session_id, and only_on (a storage's uuid: the photos whose only copy it holds), each checked,
+    with a phrase per filter for the page's heading."""
     found, said = {}, []
     raw = request.GET.get("copies_lt")
     if raw:
@@ -374,19 +376,19 @@ def _photo_filters(request) -> tuple[dict, list[str]]:
             raise PhotoFilterError(f"copies_lt must be a whole number of storages from 1 to 1000, not {raw!r}.")
         found["copies_lt"] = int(raw)
         said.append(f"kept in fewer than {raw} storage{'s' if raw != '1' else ''}")
-    for name in ("storage", "only_on"):
+    for name in ("storage_uuid", "only_on"):
         raw = request.GET.get(name)
         if raw:
             try:
                 found[name] = storages_get(raw)
             except NotFound:
                 raise PhotoFilterError(f"There is no storage {raw!r} ({name}).") from None
-            said.append(("with a file on " if name == "storage" else "only on ") + found[name].display_name)
-    raw = request.GET.get("session")
+            said.append(("with a file on " if name == "storage_uuid" else "only on ") + found[name].display_name)
+    raw = request.GET.get("session_id")
     if raw:
         if not raw.isdigit() or not ImportSession.objects.filter(pk=int(raw)).exists():
             raise PhotoFilterError(f"There is no import session {raw!r}.")
-        found["session"] = int(raw)
+        found["session_id"] = int(raw)
         said.append(f"in session #{raw}")
     return found, said
 
@@ -399,9 +401,9 @@ def photo_list(request):
         filters, said = _photo_filters(request)
     except PhotoFilterError as exc:
         return render(request, "imports/photo_list.html", {"error": str(exc)}, status=400)
-    storage = filters.get("storage")
+    storage = filters.get("storage_uuid")
     photos = services.photos_list(
-        storage_uuid=storage.storage_uuid if storage else None, session_id=filters.get("session")
+        storage_uuid=storage.storage_uuid if storage else None, session_id=filters.get("session_id")
     )
     if "copies_lt" in filters:
         photos = counting.with_fewer_copies(photos, filters["copies_lt"])

@@ -136,7 +136,7 @@ def storage_protection(storage: FileStorage, *, photos: int, only_here: int) -> 
     wanted = services.min_copies()
     below = counting.under_protected_by_storage(wanted).get(storage.pk, 0)
     bar = protection_bar(photos=photos, below=below, only_here=only_here, wanted=wanted)
-    bar["below_url"] = f"/photos/?copies_lt={wanted}&storage={storage.storage_uuid}"
+    bar["below_url"] = f"/photos/?copies_lt={wanted}&storage_uuid={storage.storage_uuid}"
     bar["only_here_url"] = f"/photos/?only_on={storage.storage_uuid}"
     return bar
 

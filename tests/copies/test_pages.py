@@ -17,6 +17,7 @@ from copies.migration import migrate_storage
 from copies.repair import repair_storage
 from copies.replication import replicate_storage
 from imports.models import ImageFile, Photo
+from indexing.health import run_health_check
 from indexing.validation import validate_storage
 from jobs.models import Job
 from storages.models import FileStorage
@@ -99,7 +100,7 @@ def test_the_storage_page_shows_its_copies_bar_and_a_copy_to_form_listing_the_ot
     words = text(page)
     # Three active storages: the policy is 2 copies, and the card's 3 photos are only on Main SSD.
     assert "0 of 3 photos kept in 2+ storages (0.0%)" in words
-    assert f'href="/photos/?copies_lt=2&amp;storage={main.storage_uuid}">3 with fewer</a>' in page
+    assert f'href="/photos/?copies_lt=2&amp;storage_uuid={main.storage_uuid}">3 with fewer</a>' in page
     assert f'href="/photos/?only_on={main.storage_uuid}">3 only here</a>' in page
     assert re.search(r'<meter class="bar copies low" min="0" max="100" value="0.0"', page)
     form = page[page.index('action="/storages/' + str(main.storage_uuid) + '/copy/"') :]
@@ -122,7 +123,7 @@ def test_the_session_page_shows_its_copies_bar_and_copies_that_one_session(staff
     replicate_storage(source=main, target=backup, session_ids=[other.pk])
     page = html(staff.get(f"/sessions/{session.pk}/"))
     assert "0 of 3 photos kept in 2+ storages" in text(page)
-    assert f'href="/photos/?only_on={main.storage_uuid}&amp;session={session.pk}">3 only here</a>' in page
+    assert f'href="/photos/?only_on={main.storage_uuid}&amp;session_id={session.pk}">3 only here</a>' in page
     assert f'<input type="hidden" name="session" value="{session.pk}">' in page and "Copy this session" in page
     assert "1 of 1 photo kept in 2+ storages (100.0%)" in text(html(staff.get(f"/sessions/{other.pk}/")))
 
@@ -447,6 +448,24 @@ def test_the_photos_list_is_in_the_menu_and_lists_every_photo_with_its_copies(st
     assert set(re.findall(r'href="/photos/([^/"]+)/"', page)) == set(Photo.objects.values_list("hothash", flat=True))
 
 
+def test_the_health_checks_few_copies_issue_links_to_the_photos_page(staff, three, allowed_root, corpus):
+    main, backup, archive, session = three
+    replicate_storage(source=main, target=backup)
+    extra = import_card(main, make_card(allowed_root, corpus, names=["jpeg/camera/canon_hdr_NO.jpg"], folder="c3"))
+    report = run_health_check()
+    (issue,) = [i for i in report.issues if i.get("link")]
+    page_link = f"/photos/?copies_lt=2&amp;storage_uuid={main.storage_uuid}"
+    assert issue["link"] == f"/api/v1/photos/?copies_lt=2&storage_uuid={main.storage_uuid}"
+    assert f'<a href="{page_link}">See them</a>' in html(staff.get("/health/"))
+    assert f'<a href="{page_link}">See them</a>' in html(staff.get("/"))
+
+    listed = html(staff.get(page_link.replace("&amp;", "&")))
+    assert set(re.findall(r'href="/photos/([^/"]+)/"', listed)) == {
+        Photo.objects.get(files__import_session=extra).hothash
+    }
+    assert "1 photo kept in fewer than 2 storages, with a file on Main SSD." in text(listed)
+
+
 def test_the_overview_has_no_protection_summary_before_any_photo(staff, allowed_root):
     new_storage(allowed_root, "Main SSD")
     assert 'id="protection"' not in html(staff.get("/"))
@@ -458,8 +477,8 @@ def test_the_overview_has_no_protection_summary_before_any_photo(staff, allowed_
         ("copies_lt=0", "copies_lt must be a whole number of storages from 1 to 1000"),
         ("copies_lt=two", "copies_lt must be a whole number"),
         ("only_on=nope", "There is no storage 'nope'"),
-        ("storage=0b5f8a4e-8c5e-4b59-9d3f-2a1f0e6b7c11", "There is no storage"),
-        ("session=999999", "There is no import session '999999'"),
+        ("storage_uuid=0b5f8a4e-8c5e-4b59-9d3f-2a1f0e6b7c11", "There is no storage"),
+        ("session_id=999999", "There is no import session '999999'"),
     ],
 )
 def test_the_photos_list_answers_a_bad_filter_clearly(staff, three, query, said):
