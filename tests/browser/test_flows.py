@@ -18,7 +18,7 @@ from jobs.models import Job
 from storages.models import FileStorage
 from tests.conftest import stop_process
 
-PAGES = ["/", "/storages/new/", "/imports/new/", "/recovery/", "/health/", "/jobs/"]
+PAGES = ["/", "/storages/new/", "/imports/new/", "/photos/", "/recovery/", "/health/", "/jobs/"]
 
 
 def wait_for(predicate, timeout=180, what="condition"):
