@@ -95,6 +95,12 @@ def only_verified_here(storage):
     ).filter(copies_count__gt=1)
 
 
+def under_protected_on(storage, n: int) -> int:
+    """How many photos with a file on record on this storage are kept in fewer than n storages: each under-protected
+    photo (the count's index) probed in the unique (storage, photo) index, so one storage costs what it holds."""
+    return with_fewer_copies(Photo.objects.all(), n, storage_uuid=storage.storage_uuid).count()
+
+
 def under_protected_by_storage(n: int) -> dict[int, int]:
     """{storage id: how many photos with a file row on it are kept in fewer than n storages} (the health check)."""
     few = with_fewer_copies(Photo.objects.all(), n).values("id")

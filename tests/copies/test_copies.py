@@ -300,6 +300,7 @@ def test_the_health_check_reports_photos_below_the_policy_per_storage_with_a_lin
     assert rows[str(main.storage_uuid)]["photos_below_min_copies"] == 1
     assert rows[str(main.storage_uuid)]["photos_only_here"] == 1
     assert rows[str(backup.storage_uuid)]["photos_below_min_copies"] == 0
+    assert (counting.under_protected_on(main, 2), counting.under_protected_on(backup, 2)) == (1, 0)  # one storage's
     # The link lists exactly the photo the issue counts.
     only_on_main = Photo.objects.exclude(files__file_storage=backup).get()
     assert listed(api, few["link"].split("?", 1)[1]) == {only_on_main.hothash}
