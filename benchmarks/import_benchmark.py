@@ -395,8 +395,8 @@ TARGET_FILES_PER_S_END_TO_END = 25  # photos, through the API and a worker
 
 
 def median_round(found: list[dict]) -> dict:
-    """The round of median time (the lower of the middle two), with every round's files/s beside it."""
-    chosen = sorted(found, key=lambda r: r["seconds"])[(len(found) - 1) // 2]
+    """The round of median time (of an even number, the slower of the middle two), with every round's files/s."""
+    chosen = sorted(found, key=lambda r: r["seconds"])[len(found) // 2]
     if len(found) == 1:
         return chosen
     return {**chosen, "rounds_files_per_s": [r["files"] / r["seconds"] for r in found]}
