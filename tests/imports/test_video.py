@@ -8,7 +8,6 @@ import io
 import os
 import random
 import struct
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -386,10 +385,9 @@ def test_each_container_is_sniffed_and_read(tmp_path, container, codec, name, op
 
 
 def rejection(path: Path) -> MediaRejected:
-    started = time.monotonic()
+    # a hang would fail at pytest-timeout's limit (pyproject.toml); speed is the import benchmark's
     with pytest.raises(MediaRejected) as caught:
         inspect(path)
-    assert time.monotonic() - started < 1
     return caught.value
 
 
