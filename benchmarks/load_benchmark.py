@@ -1,6 +1,7 @@
 """Load benchmark: 50 clients read from gunicorn, started as README's Production section shows (4 workers x 8
-threads), over 100,000 photos whose indexes are written, while a Celery worker imports --import-files JPEGs (1,500)
-and scans the storage. Loopback only; the clients run in their own process (asyncio + aiohttp), not in gunicorn's.
+threads), over 100,000 photos whose indexes are written (half of them with a second copy on a backup storage, issue
+17), while a Celery worker imports --import-files JPEGs (1,500) and scans the storage. Loopback only; the clients
+run in their own process (asyncio + aiohttp), not in gunicorn's.
 
 Two runs, each --seconds long, each with its own import and scan started one second in:
   users       each client requests, then thinks for a random 0.5-1.5 s (like Locust's wait_time), and again;
@@ -32,6 +33,7 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
+import pages_benchmark  # noqa: E402  (its add_backup_copies gives half the photos a second copy)
 import scan_benchmark  # noqa: E402  (its builder makes the storage, files and rows)
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -128,7 +130,7 @@ async def clients_run(plan: dict) -> dict:
     import aiohttp
 
     base, clients, seconds, think = plan["base"], plan["clients"], plan["seconds"], plan["think"]
-    storage_uuid, hothashes = plan["storage_uuid"], plan["hothashes"]
+    storage_uuid, hothashes, backup_uuid = plan["storage_uuid"], plan["hothashes"], plan["backup_uuid"]
     kinds = {
         "storage list": lambda rng: "/api/v1/file-storage/",
         "statistics": lambda rng: f"/api/v1/file-storage/{storage_uuid}/statistics",
@@ -136,6 +138,9 @@ async def clients_run(plan: dict) -> dict:
         "hotpreview": lambda rng: f"/api/v1/photos/{rng.choice(hothashes)}/hotpreview",
         "photo detail (API)": lambda rng: f"/api/v1/photos/{rng.choice(hothashes)}",
         "photo page (HTML)": lambda rng: f"/photos/{rng.choice(hothashes)}/",
+        # Copies across storages (issue 17); the photo detail above shows each photo's copies too.
+        "under-protected list": lambda rng: f"/api/v1/photos/?copies_lt=2&page={rng.randint(1, 500)}",
+        "retire-check": lambda rng: f"/api/v1/file-storage/{rng.choice([storage_uuid, backup_uuid])}/retire-check",
     }
     samples: dict[str, list[tuple[float, bool]]] = {name: [] for name in kinds}
     stamped: dict[str, list[tuple[float, float, bool]]] = {name: [] for name in kinds}  # (wall-clock start, ms, ok)
@@ -244,6 +249,8 @@ def main():
         scan_benchmark.setup_django(work, database_url)
         print(f"Building {args.files:,} photos with their files and rows ...", flush=True)
         storage_uuid = scan_benchmark.build(work, args.files)
+        print("Copying every other photo to a backup storage (rows) ...", flush=True)
+        backup_uuid = pages_benchmark.add_backup_copies(work, storage_uuid)
 
         from django.conf import settings
         from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
@@ -322,6 +329,7 @@ def main():
             "cookie_name": settings.SESSION_COOKIE_NAME,
             "storage_uuid": storage_uuid,
             "hothashes": hothashes,
+            "backup_uuid": backup_uuid,
         }
         runs = {}
         try:
