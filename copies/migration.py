@@ -47,7 +47,6 @@ MARKER = str(layout.MARKER)
 NOT_COPIED = (layout.TMP_DIR + "/", layout.LOCK_FILE, JOURNAL)
 TMP_PREFIX = "migrate-"
 MAX_LISTED = 500
-COPY_THREADS = 16  # the drives' work (fsync, read back), not the CPU's: as copies.replication.COPY_THREADS
 
 
 class MigrationCopyRefused(ImalinkError):
@@ -371,9 +370,10 @@ def _copy_tree(storage, dest_root: Path, report, progress, should_stop) -> dict[
         with drive.Storage(dest_root) as dest:
             copier = _Copier(source, dest, stamp)
             try:
-                with ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="migrate") as pool:
+                threads = settings.IMALINK_COPY_THREADS
+                with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="migrate") as pool:
                     stop = None
-                    for relative, (outcome, checksum, size) in _in_order(pool, copier, files, COPY_THREADS * 2):
+                    for relative, (outcome, checksum, size) in _in_order(pool, copier, files, threads * 2):
                         held[relative] = (checksum, size)
                         report.files_verified += 1
                         if outcome == "there":

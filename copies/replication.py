@@ -33,10 +33,6 @@ logger = logging.getLogger("imalink.copies")
 
 JOB_KIND = "replicate"
 MAX_FAILURES_LISTED = 1000
-# Copying threads. The work is the drives' (write, fsync, read back with the cache dropped), not the CPU's: on this
-# project's machine 2, 4, 8 and 16 threads gave 120-140, 160-190, 205-250 and 270-320 MB/s for camera JPEGs
-# (benchmarks/replication_benchmark.py). A spinning drive may want fewer; none is slower than one thread.
-COPY_THREADS = 16
 RECORD_BATCH = 64  # rows written in one transaction: one per file cost the calling thread 5 ms a file
 
 
@@ -323,7 +319,7 @@ def _replicate_locked(sessions, *, source, target, report, touched, progress, sh
         total=report.total_bytes, files_total=report.total_files, files_done=0, done=0, copied=0, already_present=0,
         failed=0, force=True,
     )  # fmt: skip
-    threads = COPY_THREADS
+    threads = settings.IMALINK_COPY_THREADS
     with drive.Storage(source.full_path) as source_drive, ThreadPoolExecutor(threads, "replicate") as pool:
         pending, in_flight, aborted = iter(files), {}, None
 

@@ -312,6 +312,11 @@ IMALINK_MAX_PIXELS = env_number("IMALINK_MAX_PIXELS", 250_000_000, minimum=1, in
 # a bigger one answers 413 (imalink/limits.py).
 IMALINK_MAX_REQUEST_BYTES = env_number("IMALINK_MAX_REQUEST_BYTES", 2_621_440, minimum=1, integer=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = IMALINK_MAX_REQUEST_BYTES
+# Replication and migration copy this many files at once (issue 17). The work is the drives' (write, fsync, read
+# back with the cache dropped), not the CPU's: on the project's 2-core machine 2, 4, 8 and 16 threads gave 120-140,
+# 160-190, 205-250 and 270-320 MB/s for camera JPEGs (benchmarks/replication_benchmark.py). A spinning drive may
+# want fewer; none is slower than one thread.
+IMALINK_COPY_THREADS = env_number("IMALINK_COPY_THREADS", 16, minimum=1, integer=True)
 IMALINK_IMPORT_THREADS = env_number("IMALINK_IMPORT_THREADS", max(2, os.cpu_count() or 2), minimum=1, integer=True)
 # Health check: a storage with less free space than this is "low on space" (the seed's threshold is 1 GB);
 # photos kept in fewer storages than IMALINK_MIN_COPIES are reported (1: never). Unset, it is 2 once a second

@@ -305,7 +305,7 @@ def test_a_migration_killed_with_sigkill_at_random_points_finishes_on_a_rerun_ev
     before = tree(old_root)
     files = len(before)
     # Progress calls of one run: 1 as the copy starts, 1 per file, then the check, then the switch: a kill at any
-    # of them comes before the switch, while up to COPY_THREADS other files are being copied, fsynced or renamed.
+    # of them comes before the switch, while up to IMALINK_COPY_THREADS other files are copied, fsynced or renamed.
     points = random.Random(17).sample(range(1, files + 4), 12)
     for kill_at in points:
         run = _run_migration(tmp_path, storage, str(new_drive), kill_at)

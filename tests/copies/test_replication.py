@@ -10,7 +10,6 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
-from copies import replication
 from copies.replication import replicate_storage
 from copies.tasks import SCHEDULE_NAME, start_scheduled_replications
 from imports.checksums import file_checksum
@@ -145,11 +144,11 @@ def test_all_sessions_by_default_and_bytes_the_target_holds_are_counted_not_copi
 
 @pytest.mark.django_db
 def test_a_target_unplugged_mid_run_stops_the_job_marks_nothing_missing_and_a_rerun_completes(
-    allowed_root, corpus, monkeypatch
+    allowed_root, corpus, monkeypatch, settings
 ):
     main, backup, _archive, pair, other = three_storages(allowed_root, corpus)
     # One copying thread, so that the drive goes after exactly one file (with 16, all five may be done by then).
-    monkeypatch.setattr(replication, "COPY_THREADS", 1)
+    settings.IMALINK_COPY_THREADS = 1
     base = backup.full_path.parent
     unplugged = base.with_name("backup-unplugged")
 
