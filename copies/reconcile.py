@@ -27,7 +27,7 @@ from imports.checksums import drive_checksum
 from imports.models import ImageFile, ImportSession
 from imports.pipeline import ADOPTED_SESSION_TITLE
 from imports.sources import is_junk
-from indexing.scanner import DiskFile, register_cross_move_finder, walk_photos
+from indexing.scanner import DiskFile, walk_photos
 from indexing.writer import write_master_index, write_session_index
 from storages import drive
 from storages.layout import hotpreview_relative_path
@@ -224,12 +224,9 @@ def _record_move(row: ImageFile, disk, target, session) -> None:
             logger.warning("hotpreview of %s not written to %s: %s", photo.hothash, target.storage_uuid, exc)
 
 
-def _scan_finder(storage, new_files, *, should_stop=None):
+def scan_finder(storage, new_files, *, should_stop=None):
     """The scan's hook (indexing/scanner.py, adopt_new): pair before adopting what is left."""
     return pair_moves(storage, new_files, should_stop=should_stop)
-
-
-register_cross_move_finder(_scan_finder)
 
 
 # --- POST /api/v1/storage-index/reconcile -------------------------------------------------------------------

@@ -6,7 +6,7 @@ import uuid as uuid_lib
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, ProtectedError
+from django.db.models import Count, Exists, F, OuterRef, ProtectedError
 from django.utils import timezone
 
 from imalink.errors import Conflict, ImalinkError, NotFound, StorageUnavailable
@@ -15,7 +15,7 @@ from storages.models import FileStorage
 from storages.services import storage_require_available
 
 from . import media
-from .models import Author, ImageFile, ImportSession, Photo, SourceEntry
+from .models import Author, ImageFile, ImportSession, Photo, SourceEntry, StoragePhoto
 from .totals import with_images_count
 from .writeback import write_sidecars
 
@@ -156,13 +156,15 @@ def photos_list(*, storage_uuid=None, session_id: int | None = None, q: str | No
     if media_type is not None:
         photos = photos.filter(media_type=media_type)
     if storage_uuid is not None:
-        photos = photos.filter(files__file_storage__storage_uuid=storage_uuid)
+        # Its kept (storage, photo) rows, one unique-index probe per photo: a join and DISTINCT over 100,000 photos
+        # cost 116-162 ms at 20,000 (issue 17's pages benchmark).
+        photos = photos.filter(
+            Exists(StoragePhoto.objects.filter(file_storage__storage_uuid=storage_uuid, photo=OuterRef("pk")))
+        )
     if session_id is not None:
-        photos = photos.filter(files__import_session_id=session_id)
+        photos = photos.filter(Exists(ImageFile.objects.filter(import_session_id=session_id, photo=OuterRef("pk"))))
     if q:
         photos = photos.filter(title__icontains=q.strip())
-    if storage_uuid is not None or session_id is not None:
-        photos = photos.distinct()
     return photos.order_by(F("taken_at").desc(nulls_last=True), "-id")
 
 

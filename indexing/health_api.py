@@ -21,6 +21,7 @@ class IssueOut(Schema):
     severity: str
     message: str
     storage_uuid: str | None = None
+    link: str | None = None  # where the issue's photos are listed (few_copies: the under-protected photos)
 
 
 class HealthReportOut(Schema):

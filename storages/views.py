@@ -134,7 +134,7 @@ def protection_bar(*, photos: int, below: int, only_here: int, wanted: int) -> d
 def storage_protection(storage: FileStorage, *, photos: int, only_here: int) -> dict:
     """The storage page's copies bar: its photos kept in min_copies() storages or more, against those only here."""
     wanted = services.min_copies()
-    below = counting.under_protected_by_storage(wanted).get(storage.pk, 0)
+    below = counting.under_protected_on(storage, wanted)
     bar = protection_bar(photos=photos, below=below, only_here=only_here, wanted=wanted)
     bar["below_url"] = f"/photos/?copies_lt={wanted}&storage_uuid={storage.storage_uuid}"
     bar["only_here_url"] = f"/photos/?only_on={storage.storage_uuid}"

@@ -304,6 +304,9 @@ def test_the_health_check_reports_photos_below_the_policy_per_storage_with_a_lin
     # The link lists exactly the photo the issue counts.
     only_on_main = Photo.objects.exclude(files__file_storage=backup).get()
     assert listed(api, few["link"].split("?", 1)[1]) == {only_on_main.hothash}
+    # The health API hands the link on with the issue.
+    answered = {i["key"]: i for i in api.get("/api/v1/health/reports/latest").json()["data"]["issues"]}
+    assert answered[f"few_copies:{main.storage_uuid}"]["link"] == few["link"]
 
     settings.IMALINK_MIN_COPIES = 1
     assert not [i for i in run_health_check().issues if i["key"].startswith("few_copies")]

@@ -53,6 +53,7 @@ def test_latest_is_the_newest_report(api, make_storage, allowed_root, settings):
             "severity": "error",
             "message": newest.issues[0]["message"],
             "storage_uuid": str(storage.storage_uuid),
+            "link": None,
         }
     ]
     assert data["alerts"]["opened"] == [f"not_accessible:{storage.storage_uuid}"]

@@ -57,6 +57,7 @@ def test_it_counts_nothing_for_an_empty_storage(api, make_storage):
         "photos": 0,
         "videos": 0,
         "missing_files": 0,
+        "photos_only_here": 0,
     }
     assert data["import_sessions"] == []
 
@@ -82,6 +83,7 @@ def test_it_counts_files_sizes_photos_and_sessions(api, make_storage):
         "photos": 3 + 2 + 1 + 1,
         "videos": 0,
         "missing_files": 2,
+        "photos_only_here": 4,  # the three present photos and the pair; a missing or modified file is no copy
     }
     sessions = {s["id"]: s for s in data["import_sessions"]}
     assert set(sessions) == {italy.pk, norway.pk}
