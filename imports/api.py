@@ -150,7 +150,7 @@ def list_photos(
         found = services.photos_list(storage_uuid=storage_uuid, session_id=session_id, q=q, media_type=media_type)
     else:  # the storage is matched by its kept (storage, photo) rows: at 100,000 photos a join and DISTINCT is slow
         found = services.photos_list(session_id=session_id, q=q, media_type=media_type)
-        found = counting.with_fewer_copies(found, copies_lt, storage_uuid=storage_uuid)
+        found = counting.fewest_copies_first(counting.with_fewer_copies(found, copies_lt, storage_uuid=storage_uuid))
     paginator = Paginator(found, page_size)
     current = paginator.get_page(page)
     items = [PhotoOut.from_photo(p) for p in current.object_list]

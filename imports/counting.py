@@ -72,6 +72,13 @@ def with_fewer_copies(photos, n: int, *, storage_uuid=None):
     return photos
 
 
+def fewest_copies_first(photos):
+    """The under-protected list's order: fewest copies first (a photo with none, every copy missing or modified,
+    heads it), then oldest on record. The (copies_count, id) index serves it with no sort: ordered newest first
+    instead, 50,000 under-protected photos of 100,000 were sorted on every page asked for (the load benchmark)."""
+    return photos.order_by(RawSQL(COUNT_COLUMN, (), output_field=IntegerField()).asc(), "id")
+
+
 def with_copies_count(photos):
     """The photos annotated with `copies_count`."""
     return photos.annotate(copies_count=RawSQL(COUNT_COLUMN, (), output_field=IntegerField()))

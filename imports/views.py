@@ -396,7 +396,8 @@ def _photo_filters(request) -> tuple[dict, list[str]]:
 @staff_required
 @require_GET
 def photo_list(request):
-    """Photos, newest first, filtered as the overview's and storage pages' copies links ask (the API's list)."""
+    """Photos, newest first (fewest copies first when filtered by copies_lt), filtered as the overview's and storage
+    pages' copies links ask (the API's list)."""
     try:
         filters, said = _photo_filters(request)
     except PhotoFilterError as exc:
@@ -406,7 +407,7 @@ def photo_list(request):
         storage_uuid=storage.storage_uuid if storage else None, session_id=filters.get("session_id")
     )
     if "copies_lt" in filters:
-        photos = counting.with_fewer_copies(photos, filters["copies_lt"])
+        photos = counting.fewest_copies_first(counting.with_fewer_copies(photos, filters["copies_lt"]))
     if "only_on" in filters:
         photos = photos.filter(pk__in=counting.only_here(filters["only_on"]).values("id"))
     page = Paginator(counting.with_copies_count(photos), THUMBS_PER_PAGE).get_page(request.GET.get("page"))

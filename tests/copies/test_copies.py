@@ -332,3 +332,33 @@ def test_a_full_validation_sets_verified_at_and_a_quick_one_does_not(allowed_roo
     assert len(report.corrupted_files) == 1
     verified = set(ImageFile.objects.filter(verified_at__isnull=False).values_list("id", flat=True))
     assert verified == set(ImageFile.objects.exclude(pk=corrupted.pk).values_list("id", flat=True)) != set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_under_protected_list_puts_the_fewest_copies_first_and_needs_no_sort(api, allowed_root, corpus):
+    main, backup = new_storage(allowed_root, "Main"), new_storage(allowed_root, "Backup")
+    card = make_card(allowed_root, corpus)
+    import_card(main, card)
+    import_card(backup, card)
+    first, second = Photo.objects.order_by("id")
+    ImageFile.objects.filter(photo=second).update(status=ImageFile.Status.MISSING)  # no copy left anywhere
+    ImageFile.objects.filter(photo=first, file_storage=backup).update(status=ImageFile.Status.MISSING)  # one copy
+    response = api.get("/api/v1/photos/?copies_lt=2")
+    assert [p["hothash"] for p in response.json()["data"]["photos"]] == [second.hothash, first.hothash]
+
+    query = counting.fewest_copies_first(counting.with_fewer_copies(Photo.objects.all(), 2))[:100]  # a page
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+            assert "photo_copies_count_id" in plan and "TEMP B-TREE" not in plan, plan
+        else:
+            # Two rows: make the planner show what it can use on a big table, an ordered index scan.
+            cursor.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
+            try:
+                cursor.execute(f"EXPLAIN {sql}", params)
+                plan = " ".join(row[0] for row in cursor.fetchall())
+            finally:
+                cursor.execute("RESET enable_seqscan; RESET enable_bitmapscan")
+            assert "photo_copies_count_id" in plan and "Sort" not in plan, plan
