@@ -25,7 +25,7 @@ from django.utils import timezone
 from imalink.errors import ImalinkError
 from imports.checksums import drive_checksum
 from imports.models import ImageFile, ImportSession
-from imports.pipeline import ADOPTED_SESSION_TITLE
+from imports.pipeline import adopted_session
 from imports.sources import is_junk
 from indexing.scanner import DiskFile, walk_photos
 from indexing.writer import write_master_index, write_session_index
@@ -48,18 +48,6 @@ class CrossMoves:
     held_back: list = field(default_factory=list)  # paired with a file of a storage that is unavailable or busy
     claimed: set = field(default_factory=set)
     sessions: set = field(default_factory=set)
-
-
-def _adopted_session(storage) -> ImportSession:
-    """B's "Adopted files" session, as imports.pipeline.adopt_in_place finds or makes it."""
-    session = ImportSession.objects.filter(file_storage=storage, title=ADOPTED_SESSION_TITLE).order_by("id").first()
-    if session is None:
-        session = ImportSession.objects.create(
-            file_storage=storage,
-            title=ADOPTED_SESSION_TITLE,
-            description="Files found in photos/ by a scan and adopted where they lie.",
-        )
-    return session
 
 
 class _Availability:
@@ -165,7 +153,7 @@ def _move_from(source, target, pairs, found: CrossMoves) -> None:
     try:
         with storage_lock(source, wait=settings.IMALINK_LOCK_WAIT):
             storage_require_available(source)  # again under its lock: it may have gone meanwhile
-            session = _adopted_session(target)
+            session = adopted_session(target)
             old_sessions: set[int] = set()
             for row, disk in pairs:
                 row.refresh_from_db()

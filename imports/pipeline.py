@@ -637,12 +637,9 @@ def _call_finished(on_finished, session: ImportSession) -> None:
 ADOPTED_SESSION_TITLE = "Adopted files"
 
 
-def adopt_in_place(*, storage, files, should_stop=None) -> ImportReport:
-    """Record files a scan found in photos/ where they lie, in the storage's "Adopted files" session.
-
-    The caller holds the storage lock. A file with bytes the storage already has becomes another file of
-    that photo (it is really there, so it is tracked); a file that is not an image is reported, not adopted.
-    """
+def adopted_session(storage) -> ImportSession:
+    """The storage's "Adopted files" session, found or made: where a scan records files found in photos/ (and a
+    move from another storage lands, copies/reconcile.py)."""
     session = ImportSession.objects.filter(file_storage=storage, title=ADOPTED_SESSION_TITLE).order_by("id").first()
     if session is None:
         session = ImportSession.objects.create(
@@ -650,6 +647,16 @@ def adopt_in_place(*, storage, files, should_stop=None) -> ImportReport:
             title=ADOPTED_SESSION_TITLE,
             description="Files found in photos/ by a scan and adopted where they lie.",
         )
+    return session
+
+
+def adopt_in_place(*, storage, files, should_stop=None) -> ImportReport:
+    """Record files a scan found in photos/ where they lie, in the storage's "Adopted files" session.
+
+    The caller holds the storage lock. A file with bytes the storage already has becomes another file of
+    that photo (it is really there, so it is tracked); a file that is not an image is reported, not adopted.
+    """
+    session = adopted_session(storage)
     session = ImportSession.objects.select_related("file_storage", "default_author").get(pk=session.pk)
     report = ImportReport(
         session_id=session.pk,
