@@ -46,7 +46,9 @@ def storage_migrate(storage, *, new_base_path: str) -> MigrationReport:
     return report
 
 
-def storage_update_and_migrate(storage, *, display_name=None, description=None, xmp_writeback=None, base_path=None):
+def storage_update_and_migrate(
+    storage, *, display_name=None, description=None, xmp_writeback=None, role=None, base_path=None
+):
     """storages.services.storage_update_and_migrate, with the master index rewritten at the new place and the
     report saying how the indexes stand."""
     storage, report = storage_services.storage_update_and_migrate(
@@ -54,6 +56,7 @@ def storage_update_and_migrate(storage, *, display_name=None, description=None, 
         display_name=display_name,
         description=description,
         xmp_writeback=xmp_writeback,
+        role=role,
         base_path=base_path,
         rewrite=write_master_index,
     )

@@ -52,12 +52,9 @@ def get_storage(request, uuid: UUID):
 def update_storage(request, uuid: UUID, payload: StorageUpdateIn):
     """A base_path moves the storage to a copy on another drive (seed Workflow 5): it is accepted only when
     `{base_path}/{directory_name}/.imalink/storage.json` holds this storage's uuid; otherwise 400 migration_refused."""
-    changes = payload.dict(exclude_unset=True)
-    role = changes.pop("role", None)
-    # The role last, so a refused migration changes nothing (indexing's rewrite does not take it yet).
-    storage, migration = rewrite.storage_update_and_migrate(services.storage_get(uuid), **changes)
-    if role is not None:
-        storage = services.storage_update(storage, role=role)
+    storage, migration = rewrite.storage_update_and_migrate(
+        services.storage_get(uuid), **payload.dict(exclude_unset=True)
+    )
     return ok({**StorageOut.from_storage(storage), "migration": migration.as_dict() if migration else None})
 
 
