@@ -327,11 +327,8 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic_at(dirfd: int, name: str, data: bytes, *, mode: int = 0o644, shown="") -> None:
-    """The atomic write of `name` in the folder dirfd: temp file, fsync, rename, fsync the folder."""
-    current = _lmode(dirfd, name)
-    if current is not None and not stat.S_ISREG(current):
-        raise unsafe_entry(shown or name, current, "a file")
+def _write_temp(dirfd: int, name: str, data: bytes, mode: int) -> str:
+    """A new temporary file beside `name` holding data, fsynced (removed again if that fails). Its name."""
     tmp = f".{name[:200]}.{secrets.token_hex(6)}.tmp"
     fd = os.open(tmp, WRITE_NEW_FLAGS, 0o600, dir_fd=dirfd)
     try:
@@ -340,6 +337,22 @@ def write_atomic_at(dirfd: int, name: str, data: bytes, *, mode: int = 0o644, sh
             handle.flush()
             os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dirfd)
+        except FileNotFoundError:
+            pass
+        raise
+    return tmp
+
+
+def write_atomic_at(dirfd: int, name: str, data: bytes, *, mode: int = 0o644, shown="") -> None:
+    """The atomic write of `name` in the folder dirfd: temp file, fsync, rename, fsync the folder."""
+    current = _lmode(dirfd, name)
+    if current is not None and not stat.S_ISREG(current):
+        raise unsafe_entry(shown or name, current, "a file")
+    tmp = _write_temp(dirfd, name, data, mode)
+    try:
         os.replace(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
     except BaseException:
         try:
@@ -352,14 +365,8 @@ def write_atomic_at(dirfd: int, name: str, data: bytes, *, mode: int = 0o644, sh
 
 def write_new_at(dirfd: int, name: str, data: bytes, *, mode: int = 0o644) -> None:
     """Create `name` in the folder dirfd with these bytes, never over anything: FileExistsError if it is taken."""
-    tmp = f".{name[:200]}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, WRITE_NEW_FLAGS, 0o600, dir_fd=dirfd)
+    tmp = _write_temp(dirfd, name, data, mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
         try:
             os.link(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd, follow_symlinks=False)
         except OSError as exc:
